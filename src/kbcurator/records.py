@@ -8,7 +8,7 @@ are sha256 hex digests that drive incremental work.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -81,3 +81,21 @@ class Rejected:
     stage: str
     reason: str
     source_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRelease:
+    """One published (or rolled-back-to) state of the index: a row of the ``releases`` table.
+
+    ``articles_version`` and ``chunks_version`` are LanceDB table versions, both tagged ``tag``. The last
+    release by ``seq`` is the current one; a rollback appends a release that points at older versions.
+    """
+
+    seq: int
+    tag: str
+    kind: Literal["publish", "rollback"]
+    created_at: datetime
+    articles_version: int
+    chunks_version: int
+    previous_tag: str
+    manifest_json: str = field(repr=False)

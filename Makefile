@@ -1,0 +1,50 @@
+# The two commands the README names: `make demo` and `make test`. Everything they need installs here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+# Offline and quiet at run time: no model hub, no telemetry, a Prefect server start that survives a busy CI box.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export DO_NOT_TRACK := 1
+export UNSTRUCTURED_DISABLE_NOTICE := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
+export GX_ANALYTICS_ENABLED := false
+export TOKENIZERS_PARALLELISM := false
+export LANCE_LOG := error
+
+.PHONY: install demo test lint typecheck bench clean
+
+install: $(VENV)/.installed
+
+# torch first and alone: 2.13.0 is the CPU wheel on this machine's disk; resolving `torch` from the
+# registry would pull a multi-GB CUDA build. uv then installs the rest and keeps that torch.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]"
+	$(BIN)/python -c "import torch; assert '+cpu' in torch.__version__ or not torch.cuda.is_available(), torch.__version__"
+	touch $@
+
+demo: install
+	$(BIN)/kbcurator reindex --config kb_sources/sample.yaml
+	$(BIN)/kbcurator search "How long does the virus survive on surfaces?" -k 3 --config kb_sources/sample.yaml
+
+lint: install
+	$(BIN)/ruff check src tests flows checks bench
+	$(BIN)/ruff format --check src tests flows checks bench
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install
+	$(MAKE) --no-print-directory lint typecheck
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/build_bench.py
+
+clean:
+	rm -rf .kbcurator

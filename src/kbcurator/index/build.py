@@ -1,0 +1,209 @@
+"""Turn parsed articles into the rows of a release, reusing what the current release already holds.
+
+An article whose content hash and chunking policy match the current release (embedded with the same
+model) keeps its chunks and vectors without being partitioned or embedded again; other articles are
+chunked, and their chunks are embedded only when the embedding cache lacks their content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kbcurator.chunking import ChunkPolicy, chunk_articles, embedding_input
+from kbcurator.embedding.base import Embedder
+from kbcurator.index import schema
+from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
+from kbcurator.index.store import IndexStore, manifest_of
+from kbcurator.records import Article, Chunk, IndexRelease, Rejected
+
+_ARTICLE_FIELDS_ON_CHUNKS = ("url", "title", "locale", "updated_at")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildStats:
+    articles: int
+    chunks: int
+    articles_reused: int
+    articles_chunked: int
+    chunks_embedded: int
+    chunks_from_cache: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseCandidate:
+    """Everything a publish needs, before the checks have run."""
+
+    articles: pa.Table
+    chunks: pa.Table
+    model: str
+    dimension: int
+    chunk_policy: str
+    stats: BuildStats
+    rejected: tuple[Rejected, ...] = field(default=())
+
+
+def articles_to_table(articles: Sequence[Article], chunk_policy: str) -> pa.Table:
+    rows = [
+        {
+            "article_id": a.article_id,
+            "source_id": a.source_id,
+            "url": a.url,
+            "title": a.title,
+            "section": a.section,
+            "locale": a.locale,
+            "body_html": a.body_html,
+            "text": a.text,
+            "updated_at": a.updated_at,
+            "content_hash": a.content_hash,
+            "links": list(a.links),
+            "chunk_policy": chunk_policy,
+        }
+        for a in articles
+    ]
+    return pa.Table.from_pylist(rows, schema=schema.articles_schema())
+
+
+def _row_hash(row: dict[str, Any]) -> str:
+    payload = {k: v for k, v in row.items() if k not in ("vector", "row_hash")}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _chunk_row(article: Article, chunk: Chunk) -> dict[str, Any]:
+    return {
+        "chunk_id": chunk.chunk_id,
+        "article_id": chunk.article_id,
+        "position": chunk.position,
+        "text": chunk.text,
+        "heading_path": list(chunk.heading_path),
+        "heading": " > ".join(chunk.heading_path),
+        "char_start": chunk.char_start,
+        "char_end": chunk.char_end,
+        "content_hash": chunk.content_hash,
+        "url": article.url,
+        "title": article.title,
+        "locale": article.locale,
+        "updated_at": article.updated_at,
+    }
+
+
+def _reusable_article_ids(
+    store: IndexStore, current: IndexRelease | None, articles: Sequence[Article], model: str, policy: str
+) -> tuple[set[str], pa.Table | None]:
+    if current is None:
+        return set(), None
+    manifest = manifest_of(current)
+    if manifest.get("model") != model or manifest.get("chunk_policy") != policy:
+        return set(), None
+    previous = store.read_table(
+        schema.ARTICLES, current.articles_version, ["article_id", "content_hash", "chunk_policy"]
+    )
+    previous_hash = dict(
+        zip(previous["article_id"].to_pylist(), previous["content_hash"].to_pylist(), strict=True)
+    )
+    reuse = {a.article_id for a in articles if previous_hash.get(a.article_id) == a.content_hash}
+    if not reuse:
+        return set(), None
+    chunks = store.read_table(schema.CHUNKS, current.chunks_version)
+    mask = pc.is_in(chunks["article_id"], value_set=pa.array(sorted(reuse), type=pa.string()))
+    return reuse, chunks.filter(mask)
+
+
+def build_candidate(
+    articles: Iterable[Article],
+    *,
+    store: IndexStore,
+    embedder: Embedder,
+    policy: ChunkPolicy,
+    on_progress: Callable[[str], None] | None = None,
+) -> ReleaseCandidate:
+    """Chunk and embed ``articles`` into a release candidate (nothing is published here).
+
+    Duplicate article ids (the same canonical URL reached twice) keep the first occurrence.
+    """
+    say = on_progress or (lambda _message: None)
+    unique: dict[str, Article] = {}
+    rejected: list[Rejected] = []
+    for article in articles:
+        if article.article_id in unique:
+            rejected.append(Rejected(article.url, "build", "duplicate of an article already read", article.source_id))
+            continue
+        unique[article.article_id] = article
+    ordered = list(unique.values())
+
+    current = store.current()
+    reuse_ids, reused_chunks = _reusable_article_ids(
+        store, current, ordered, embedder.name, policy.policy_hash
+    )
+    by_id = {a.article_id: a for a in ordered}
+    rows: list[dict[str, Any]] = []
+    if reused_chunks is not None:
+        for row in reused_chunks.to_pylist():
+            article = by_id[row["article_id"]]
+            # Metadata copied from the article may change without the text changing (updated_at, url).
+            for name in _ARTICLE_FIELDS_ON_CHUNKS:
+                row[name] = getattr(article, name)
+            rows.append(row)
+    say(f"reusing {len(reuse_ids)} unchanged articles ({len(rows)} chunks) from {current.tag if current else '-'}")
+
+    to_chunk = [a for a in ordered if a.article_id not in reuse_ids]
+    new_rows: list[dict[str, Any]] = []
+    texts_by_hash: dict[str, str] = {}
+    kept_articles = [a for a in ordered if a.article_id in reuse_ids]
+    for outcome in chunk_articles(to_chunk, policy):
+        if isinstance(outcome, Rejected):
+            rejected.append(outcome)
+            continue
+        article, chunks = outcome
+        kept_articles.append(article)
+        for chunk in chunks:
+            new_rows.append(_chunk_row(article, chunk))
+            texts_by_hash[chunk.content_hash] = embedding_input(article.title, chunk.text)
+    say(f"chunked {len(to_chunk)} new or changed articles into {len(new_rows)} chunks")
+
+    cache = EmbeddingCache(store)
+    vectors, embedded = embed_with_cache(
+        texts_by_hash,
+        embedder,
+        cache,
+        on_batch=lambda done, total: say(f"embedded {done}/{total} chunks"),
+    )
+    for row in new_rows:
+        row["vector"] = vectors[row["content_hash"]].tolist()
+    rows.extend(new_rows)
+    for row in rows:
+        row["row_hash"] = _row_hash(row)
+
+    kept_ids = {a.article_id for a in kept_articles}
+    kept_in_order = [a for a in ordered if a.article_id in kept_ids]
+    chunks_table = pa.Table.from_pylist(rows, schema=schema.chunks_schema(embedder.dimension))
+    stats = BuildStats(
+        articles=len(kept_in_order),
+        chunks=len(rows),
+        articles_reused=len(reuse_ids),
+        articles_chunked=len(to_chunk),
+        chunks_embedded=embedded,
+        chunks_from_cache=len(texts_by_hash) - embedded,
+    )
+    return ReleaseCandidate(
+        articles=articles_to_table(kept_in_order, policy.policy_hash),
+        chunks=chunks_table,
+        model=embedder.name,
+        dimension=embedder.dimension,
+        chunk_policy=policy.policy_hash,
+        stats=stats,
+        rejected=tuple(rejected),
+    )
+
+
+def vectors_of(table: pa.Table) -> np.ndarray:
+    if table.num_rows == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.asarray(table["vector"].to_pylist(), dtype=np.float32)

@@ -1,0 +1,119 @@
+"""Publish a checked release candidate: write the tables, tag both versions, then commit the release row.
+
+Order matters for crash safety. The tables are merged (upsert by id, delete what is gone) so that a
+rerun after a kill converges on the same rows with no duplicates; the ``releases`` row is written last
+and is the only thing readers of "current" follow, so a run that dies before it leaves the current
+release untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import lancedb
+import pyarrow as pa
+
+from kbcurator.errors import ValidationFailed
+from kbcurator.index import schema
+from kbcurator.index.build import ReleaseCandidate
+from kbcurator.index.store import IndexStore, lance_errors
+from kbcurator.records import IndexRelease
+
+TAG_PREFIX = "release-"
+
+
+def tag_for(seq: int) -> str:
+    return f"{TAG_PREFIX}{seq:04d}"
+
+
+def _merge(table: Any, data: pa.Table, key: str, *, only_changed: bool) -> None:
+    merge = table.merge_insert(key)
+    merge = merge.when_matched_update_all(where="target.row_hash != source.row_hash") if only_changed else (
+        merge.when_matched_update_all()
+    )
+    merge.when_not_matched_insert_all().when_not_matched_by_source_delete().execute(data)
+
+
+def _chunks_table(store: IndexStore, dimension: int) -> Any:
+    wanted = schema.chunks_schema(dimension)
+    table = store.open_or_create(schema.CHUNKS, wanted)
+    existing = table.schema.field("vector").type
+    if existing != wanted.field("vector").type:
+        # A new model with another dimension: the next version of the table starts over. Older
+        # versions (and their tags) stay readable, so releases on the old model can still be rolled to.
+        with lance_errors("cannot replace the chunks table for a new embedding dimension"):
+            table = store.db.create_table(schema.CHUNKS, schema=wanted, mode="overwrite")
+    return table
+
+
+def _tag(table: Any, tag: str, version: int) -> None:
+    tags = table.tags
+    with lance_errors(f"cannot tag version {version} as {tag}"):
+        if tag in tags.list():
+            # Left behind by a run killed between tagging and committing its release row.
+            tags.update(tag, version)
+        else:
+            tags.create(tag, version)
+
+
+def publish(
+    store: IndexStore,
+    candidate: ReleaseCandidate,
+    *,
+    checks_passed: bool,
+    manifest: dict[str, Any],
+    fts: bool = True,
+) -> IndexRelease:
+    """Write ``candidate`` as the next release. Refuses unless its checks passed.
+
+    ``manifest`` is stored with the release; model, dimension, counts, tag and versions are added here.
+    """
+    if not checks_passed:
+        raise ValidationFailed("checks failed: not publishing; the current release stays current")
+    current = store.current()
+    seq = (current.seq + 1) if current else 1
+    tag = tag_for(seq)
+
+    articles = store.open_or_create(schema.ARTICLES, schema.articles_schema())
+    chunks = _chunks_table(store, candidate.dimension)
+    with lance_errors("cannot write the articles table"):
+        _merge(articles, candidate.articles, "article_id", only_changed=False)
+    with lance_errors("cannot write the chunks table"):
+        _merge(chunks, candidate.chunks, "chunk_id", only_changed=True)
+    if fts and candidate.chunks.num_rows:
+        try:
+            chunks.create_index("text", config=lancedb.index.FTS(), replace=True)
+        except (RuntimeError, ValueError, OSError) as exc:  # search falls back to vector-only
+            manifest = {**manifest, "fts_error": str(exc)}
+
+    articles_version, chunks_version = int(articles.version), int(chunks.version)
+    _tag(articles, tag, articles_version)
+    _tag(chunks, tag, chunks_version)
+    created_at = datetime.now(UTC)
+    full_manifest = {
+        **manifest,
+        "tag": tag,
+        "seq": seq,
+        "created_at": created_at.isoformat(),
+        "previous": current.tag if current else None,
+        "model": candidate.model,
+        "dimension": candidate.dimension,
+        "chunk_policy": candidate.chunk_policy,
+        "counts": {"articles": candidate.articles.num_rows, "chunks": candidate.chunks.num_rows},
+        "table_versions": {"articles": articles_version, "chunks": chunks_version},
+        "fts": fts and "fts_error" not in manifest,
+    }
+    release = IndexRelease(
+        seq=seq,
+        tag=tag,
+        kind="publish",
+        created_at=created_at,
+        articles_version=articles_version,
+        chunks_version=chunks_version,
+        previous_tag=current.tag if current else "",
+        manifest_json=json.dumps(full_manifest, default=str),
+    )
+    store.append_release(release)
+    return release

@@ -1,0 +1,130 @@
+"""The read side for RAG services: open a release (current, a tag, or a number) and search it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kbcurator.embedding.base import Embedder
+from kbcurator.errors import PublishError
+from kbcurator.index import schema
+from kbcurator.index.store import CURRENT, IndexStore, lance_errors, manifest_of
+from kbcurator.records import IndexRelease
+
+SearchMode = Literal["vector", "hybrid", "fts"]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    chunk_id: str
+    article_id: str
+    url: str
+    title: str
+    heading: str
+    text: str
+    score: float  # cosine similarity for vector hits, fused relevance for hybrid, BM25 for fts
+
+
+class KBIndex:
+    """A pinned view of one release. ``refresh()`` moves a view opened on "current" to the newest one."""
+
+    def __init__(self, store: IndexStore, ref: str | int | None, embedder: Embedder | None) -> None:
+        self.store = store
+        self._ref = CURRENT if ref is None else ref
+        self._embedder = embedder
+        self.release: IndexRelease = store.resolve(self._ref)
+        self._chunks: Any = None
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return manifest_of(self.release)
+
+    def refresh(self) -> bool:
+        """Follow "current" to a newer release; a view pinned to a tag or number never moves."""
+        if self._ref != CURRENT:
+            return False
+        newest = self.store.resolve(CURRENT)
+        moved = newest.seq != self.release.seq
+        if moved:
+            self.release, self._chunks = newest, None
+        return moved
+
+    def _table(self) -> Any:
+        if self._chunks is None:
+            self._chunks = self.store.open_at(schema.CHUNKS, self.release.chunks_version)
+        return self._chunks
+
+    def _embedder_for_release(self) -> Embedder:
+        manifest = self.manifest
+        if self._embedder is None:
+            from kbcurator.embedding.sentence import SentenceTransformerEmbedder
+
+            self._embedder = SentenceTransformerEmbedder(manifest["model"])
+        if self._embedder.name != manifest["model"] or self._embedder.dimension != manifest["dimension"]:
+            raise PublishError(
+                f"{self.release.tag} was built with {manifest['model']} ({manifest['dimension']} dims); "
+                f"the query embedder is {self._embedder.name} ({self._embedder.dimension} dims)"
+            )
+        return self._embedder
+
+    def search(self, text: str, k: int = 5, mode: SearchMode = "hybrid") -> list[SearchHit]:
+        """Top ``k`` chunks for ``text``. Hybrid falls back to vector search when the release has no
+        full-text index."""
+        table = self._table()
+        columns = ["chunk_id", "article_id", "url", "title", "heading", "text"]
+        with lance_errors(f"search failed on {self.release.tag}"):
+            if mode == "fts":
+                frame = table.search(text, query_type="fts").select(columns).limit(k).to_pandas()
+                return _hits(frame, "_score")
+            vector = self._embedder_for_release().embed([text])[0]
+            if mode == "hybrid" and self.manifest.get("fts"):
+                try:
+                    from lancedb.rerankers import RRFReranker
+
+                    frame = (
+                        table.search(query_type="hybrid")
+                        .vector(vector)
+                        .text(text)
+                        .select(columns)
+                        .rerank(RRFReranker(return_score="relevance"))
+                        .limit(k)
+                        .to_pandas()
+                    )
+                    return _hits(frame, "_relevance_score")
+                except (RuntimeError, ValueError) as exc:  # an index missing at this version
+                    if "index" not in str(exc).lower():
+                        raise
+            frame = (
+                table.search(vector).distance_type("cosine").select(columns).limit(k).to_pandas()
+            )
+            frame["similarity"] = 1.0 - frame["_distance"]
+            return _hits(frame, "similarity")
+
+
+def _hits(frame: Any, score_column: str) -> list[SearchHit]:
+    return [
+        SearchHit(
+            chunk_id=row["chunk_id"],
+            article_id=row["article_id"],
+            url=row["url"],
+            title=row["title"],
+            heading=row["heading"],
+            text=row["text"],
+            score=float(row[score_column]),
+        )
+        for row in frame.to_dict("records")
+    ]
+
+
+def open_index(
+    uri: str,
+    version: str | int | None = None,
+    *,
+    embedder: Embedder | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> KBIndex:
+    """Open a release for reading: ``version`` is None or "current", a tag ("release-0003"), or a number.
+
+    The query embedder defaults to the model recorded in the release's manifest.
+    """
+    return KBIndex(IndexStore(uri, storage_options=storage_options), version, embedder)

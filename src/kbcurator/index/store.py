@@ -1,0 +1,149 @@
+"""The LanceDB database behind an index: tables, releases, and which release is current.
+
+Any URI LanceDB accepts works (a local directory, ``s3://...`` with ``storage_options``); nothing here
+assumes a local path except creating the directory for a plain local one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import pyarrow as pa
+
+from kbcurator.errors import PublishError
+from kbcurator.index import schema
+from kbcurator.records import IndexRelease
+
+CURRENT = "current"
+
+
+@contextmanager
+def lance_errors(action: str) -> Iterator[None]:
+    """Map LanceDB/Arrow/IO exceptions to ``PublishError`` at this boundary."""
+    try:
+        yield
+    except PublishError:
+        raise
+    except (OSError, ValueError, RuntimeError, pa.ArrowException) as exc:
+        raise PublishError(f"{action}: {exc}") from exc
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+class IndexStore:
+    """A handle on one kbcurator database. Cheap to create; opens tables lazily."""
+
+    def __init__(self, uri: str, *, storage_options: dict[str, str] | None = None) -> None:
+        self.uri = uri
+        if _is_local(uri):
+            Path(uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        with lance_errors(f"cannot open index at {uri}"):
+            # interval 0: every read sees the latest committed release, even from a long-lived handle.
+            self.db = lancedb.connect(
+                uri, storage_options=storage_options, read_consistency_interval=timedelta(0)
+            )
+
+    # -- tables -------------------------------------------------------------------------------
+    def table_names(self) -> list[str]:
+        with lance_errors("cannot list tables"):
+            result = self.db.list_tables()
+        names = getattr(result, "tables", result)
+        return list(names)
+
+    def has_table(self, name: str) -> bool:
+        return name in self.table_names()
+
+    def open_or_create(self, name: str, table_schema: pa.Schema) -> Any:
+        with lance_errors(f"cannot open table {name!r} in {self.uri}"):
+            if self.has_table(name):
+                return self.db.open_table(name)
+            return self.db.create_table(name, schema=table_schema, exist_ok=True)
+
+    def open_at(self, name: str, version: int) -> Any:
+        """A table handle pinned to one version (what a release points at)."""
+        with lance_errors(f"cannot open {name!r} at version {version}"):
+            table = self.db.open_table(name)
+            table.checkout(version)
+            return table
+
+    # -- releases -----------------------------------------------------------------------------
+    def releases(self) -> list[IndexRelease]:
+        if not self.has_table(schema.RELEASES):
+            return []
+        with lance_errors("cannot read releases"):
+            rows = self.db.open_table(schema.RELEASES).to_arrow().to_pylist()
+        return sorted((_release_from_row(row) for row in rows), key=lambda r: r.seq)
+
+    def current(self) -> IndexRelease | None:
+        releases = self.releases()
+        return releases[-1] if releases else None
+
+    def resolve(self, ref: str | int | None = None) -> IndexRelease:
+        """A release by ``None``/"current", sequence number, or tag (the latest release with that tag)."""
+        releases = self.releases()
+        if not releases:
+            raise PublishError(f"no release has been published in {self.uri} yet")
+        if ref is None or ref == CURRENT:
+            return releases[-1]
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            seq = int(ref)
+            for release in releases:
+                if release.seq == seq:
+                    return release
+            raise PublishError(f"no release number {seq} in {self.uri}")
+        for release in reversed(releases):
+            if release.tag == ref:
+                return release
+        known = ", ".join(sorted({r.tag for r in releases}))
+        raise PublishError(f"no release tagged {ref!r} in {self.uri} (known: {known})")
+
+    def append_release(self, release: IndexRelease) -> None:
+        """The commit point of a publish or rollback: readers of "current" switch when this row lands."""
+        table = self.open_or_create(schema.RELEASES, schema.releases_schema())
+        row = {
+            "seq": release.seq,
+            "tag": release.tag,
+            "kind": release.kind,
+            "created_at": release.created_at,
+            "articles_version": release.articles_version,
+            "chunks_version": release.chunks_version,
+            "previous_tag": release.previous_tag,
+            "manifest_json": release.manifest_json,
+        }
+        with lance_errors("cannot record the release"):
+            table.add(pa.Table.from_pylist([row], schema=schema.releases_schema()))
+
+    def read_table(self, name: str, version: int, columns: list[str] | None = None) -> pa.Table:
+        table = self.open_at(name, version)
+        with lance_errors(f"cannot read {name!r} at version {version}"):
+            data = table.to_arrow()
+        return data.select(columns) if columns else data
+
+
+def _release_from_row(row: dict[str, Any]) -> IndexRelease:
+    created = row["created_at"]
+    if isinstance(created, datetime) and created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return IndexRelease(
+        seq=int(row["seq"]),
+        tag=str(row["tag"]),
+        kind=row["kind"],
+        created_at=created,
+        articles_version=int(row["articles_version"]),
+        chunks_version=int(row["chunks_version"]),
+        previous_tag=str(row["previous_tag"] or ""),
+        manifest_json=str(row["manifest_json"]),
+    )
+
+
+def manifest_of(release: IndexRelease) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(release.manifest_json)
+    return loaded
