@@ -7,6 +7,7 @@ This flow only orchestrates: every step is a package function. A failed check ra
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,8 @@ def reindex_flow(
     run = reindex.start_run(settings.runs_dir)
     logger.info("run %s: %d sources -> %s", run.run_id, len(sources), settings.index_uri)
 
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
     articles: list[Article] = []
     rejected: list[Rejected] = []
     for source in sources:
@@ -108,13 +111,18 @@ def reindex_flow(
         articles += found
         rejected += skipped
 
+    timings["read_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     candidate = build_task(articles, settings, store)
+    timings["build_s"] = time.perf_counter() - clock
     rejected += candidate.rejected
     reindex.write_rejections(run.run_dir, rejected)
     changes = reindex.changes_since_current(store, candidate)
     current = store.current()
 
+    clock = time.perf_counter()
     report = check_task(candidate, settings, store, run.run_dir)
+    timings["check_s"] = time.perf_counter() - clock
     result: dict[str, Any] = {
         "run_id": run.run_id,
         "run_dir": str(run.run_dir),
@@ -147,12 +155,20 @@ def reindex_flow(
                 "validation_result": report.results_json,
             },
         }
+        clock = time.perf_counter()
         release = publish_task(candidate, store, report, manifest)
+        timings["publish_s"] = time.perf_counter() - clock
         release_tag = release.tag
         outcome = f"published {release.tag}"
         (run.run_dir / "manifest.json").write_text(release.manifest_json)
     current_tag = store.current().tag if store.current() else None
-    result.update(outcome=outcome, release=release_tag, current=current_tag)
+    result.update(
+        outcome=outcome,
+        release=release_tag,
+        current=current_tag,
+        build=asdict(candidate.stats),
+        timings={k: round(v, 3) for k, v in timings.items()},
+    )
     summary = reindex.run_summary_markdown(
         run=run, outcome=outcome, release_tag=release_tag, current_tag=current_tag, candidate=candidate,
         changes=changes, rejected=rejected, checks_markdown=report.summary_markdown(), index_uri=settings.index_uri,

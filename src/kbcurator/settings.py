@@ -122,11 +122,11 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
             if isinstance(source, dict) and source.get("kind") in ("folder", "zendesk"):
                 location = str(source.get("location", ""))
                 if location and "://" not in location and not Path(location).is_absolute():
-                    source["location"] = str(base / location)
+                    source["location"] = str((base / location).resolve())
         for key in ("index_uri", "runs_dir"):
             value = data.get(key)
             if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
-                data[key] = str(base / value)
+                data[key] = str((base / value).resolve())
     explicit = {k: v for k, v in overrides.items() if v is not None}
     env_only = _env_overrides()
     merged = _deep_merge(_deep_merge(data, env_only), explicit)

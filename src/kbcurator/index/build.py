@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,8 @@ class BuildStats:
     articles_chunked: int
     chunks_embedded: int
     chunks_from_cache: int
+    chunk_seconds: float
+    embed_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,7 @@ def build_candidate(
     say(f"reusing {len(reuse_ids)} unchanged articles ({len(rows)} chunks) from {current.tag if current else '-'}")
 
     to_chunk = [a for a in ordered if a.article_id not in reuse_ids]
+    started = time.perf_counter()
     new_rows: list[dict[str, Any]] = []
     texts_by_hash: dict[str, str] = {}
     kept_articles = [a for a in ordered if a.article_id in reuse_ids]
@@ -166,7 +170,9 @@ def build_candidate(
         for chunk in chunks:
             new_rows.append(_chunk_row(article, chunk))
             texts_by_hash[chunk.content_hash] = embedding_input(article.title, chunk.text)
-    say(f"chunked {len(to_chunk)} new or changed articles into {len(new_rows)} chunks")
+    chunk_seconds = time.perf_counter() - started
+    say(f"chunked {len(to_chunk)} new or changed articles into {len(new_rows)} chunks in {chunk_seconds:.1f} s")
+    started = time.perf_counter()
 
     cache = EmbeddingCache(store)
     vectors, embedded = embed_with_cache(
@@ -175,6 +181,7 @@ def build_candidate(
         cache,
         on_batch=lambda done, total: say(f"embedded {done}/{total} chunks"),
     )
+    embed_seconds = time.perf_counter() - started
     for row in new_rows:
         row["vector"] = vectors[row["content_hash"]].tolist()
     rows.extend(new_rows)
@@ -191,6 +198,8 @@ def build_candidate(
         articles_chunked=len(to_chunk),
         chunks_embedded=embedded,
         chunks_from_cache=len(texts_by_hash) - embedded,
+        chunk_seconds=round(chunk_seconds, 3),
+        embed_seconds=round(embed_seconds, 3),
     )
     return ReleaseCandidate(
         articles=articles_to_table(kept_in_order, policy.policy_hash),
