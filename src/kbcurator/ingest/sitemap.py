@@ -1,0 +1,613 @@
+"""The ``sitemap`` source kind: crawl a help-center website from its sitemap.xml.
+
+``crawl_sitemap`` reads the sitemap (following sitemap index files), then fetches every listed page
+that passes the source's filters. When no sitemap answers, or it lists nothing, it falls back to
+following same-site links breadth-first from ``crawl.start_url`` (or the site root).
+
+The crawler is polite and bounded: it obeys robots.txt, waits between requests to the same host,
+retries transient failures with exponential backoff, and caps pages, bytes and redirects. It never
+leaves the allowed hosts. Every page it cannot deliver becomes a ``Rejected`` record and the crawl
+goes on; pages are delivered as raw HTML, since extracting the article is the parser's job.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import re
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from fnmatch import fnmatchcase
+from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.robotparser import RobotFileParser
+
+import httpx
+from bs4 import BeautifulSoup, Tag
+
+from kbcurator.errors import SourceError
+from kbcurator.records import RawPage, Rejected
+from kbcurator.settings import CrawlSettings, SourceConfig
+
+logger = logging.getLogger(__name__)
+
+STAGE = "crawl"
+MAX_REDIRECTS = 5
+MAX_RETRY_AFTER_S = 30.0  # a server asking for a longer pause gets this one; the crawl must finish
+MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # the sitemap protocol's own limit, uncompressed
+MAX_SITEMAP_DEPTH = 3  # index -> index -> urlset is already unusual; deeper is likely a loop
+MAX_ROBOTS_BYTES = 512 * 1024  # RFC 9309 asks crawlers to parse at least 500 KiB
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    """A 2xx response whose body was read in full (within the size cap)."""
+
+    url: str  # final URL, after redirects
+    headers: httpx.Headers
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    url: str
+    reason: str
+    status: int | None = None  # the HTTP status, when the server answered at all
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A non-2xx answer that is not worth retrying: a redirect or a client error."""
+
+    status: int
+    location: str | None
+
+
+# --- URLs ---------------------------------------------------------------------------------------
+
+
+def normalize_url(url: str) -> str | None:
+    """The crawler's dedup key for ``url``, or None when it is not an absolute http(s) URL.
+
+    Lowercases scheme and host, drops the default port and the fragment, keeps the query, and
+    writes an empty path as ``/``.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if port is not None and port != {"http": 80, "https": 443}[scheme]:
+        host = f"{host}:{port}"
+    return urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
+
+
+def _netloc(url: str) -> str:
+    return urlsplit(url).netloc
+
+
+def allowed_hosts(settings: CrawlSettings, sitemap_url: str) -> frozenset[str]:
+    """The hosts the crawl may visit: the configured list, or the sitemap's and start URL's hosts."""
+    if settings.allowed_hosts:
+        return frozenset(host.strip().lower() for host in settings.allowed_hosts)
+    urls = [sitemap_url, settings.start_url or ""]
+    return frozenset(_netloc(url) for url in filter(None, map(normalize_url, urls)))
+
+
+def host_allowed(url: str, hosts: frozenset[str]) -> bool:
+    """Whether ``url`` (normalised) is on an allowed host.
+
+    An entry with a port (``127.0.0.1:8000``) matches that host and port only; an entry without one
+    matches the host on any port, which is how people write ``help.example.com``.
+    """
+    parts = urlsplit(url)
+    return parts.netloc in hosts or (parts.hostname or "") in hosts
+
+
+def path_included(url: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
+    """Whether the URL's path matches an include glob and no exclude glob (``fnmatch`` syntax).
+
+    Globs may be written with or without the leading slash, and a leading ``**/`` also matches
+    nothing, so the default ``**/*`` matches every path, ``/`` included.
+    """
+    path = urlsplit(url).path or "/"
+    return any(_glob_matches(path, p) for p in include) and not any(_glob_matches(path, p) for p in exclude)
+
+
+def _glob_matches(path: str, pattern: str) -> bool:
+    bare = path.lstrip("/")
+    return (
+        fnmatchcase(path, pattern)
+        or fnmatchcase(bare, pattern)
+        or (pattern.startswith("**/") and fnmatchcase(bare, pattern[3:]))
+    )
+
+
+# --- dates --------------------------------------------------------------------------------------
+
+
+def parse_lastmod(value: str) -> datetime | None:
+    """A sitemap ``<lastmod>`` (W3C datetime: ``2024-05-01``, ``2024-05-01T10:00:00+02:00``, ...)
+    as an aware UTC datetime, or None when it cannot be read. A value without an offset is UTC."""
+    text = value.strip()
+    parsed: datetime | None = None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        for fmt in ("%Y-%m", "%Y"):  # W3C allows year-month and year alone; fromisoformat does not
+            try:
+                parsed = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        return None
+    return _as_utc(parsed)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _last_modified(headers: httpx.Headers) -> datetime | None:
+    value = headers.get("last-modified")
+    if not value:
+        return None
+    try:
+        return _as_utc(parsedate_to_datetime(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from a numeric Retry-After header, capped; None for absent or HTTP-date values."""
+    try:
+        seconds = float(headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    if seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER_S)
+
+
+# --- fetching -----------------------------------------------------------------------------------
+
+
+class _Fetcher:
+    """HTTP GETs with the crawl's politeness rules: per-host pacing, robots.txt, retries, caps.
+
+    One instance lives for one crawl, so its robots.txt cache and pacing clock are per crawl.
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        settings: CrawlSettings,
+        hosts: frozenset[str],
+        sleep: Sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.hosts = hosts
+        self.sleep = sleep
+        self.clock = clock
+        self.interval = 1.0 / settings.requests_per_second if settings.requests_per_second > 0 else 0.0
+        self.requests = 0
+        self._last_request: dict[str, float] = {}
+        self._robots: dict[str, RobotFileParser] = {}
+
+    def get(self, url: str, *, max_bytes: int, check_robots: bool = True) -> _Fetched | _Failed:
+        """GET ``url``, following redirects only onto allowed hosts; any non-2xx end is a ``_Failed``."""
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            if check_robots and not self.robots_allow(current):
+                return _Failed(url, "robots.txt disallows")
+            result = self._get_with_retries(current, max_bytes)
+            if isinstance(result, _Fetched):
+                return result
+            if isinstance(result, _Failed):
+                return _Failed(url, result.reason, result.status)
+            target = normalize_url(urljoin(current, result.location)) if result.location else None
+            if result.status not in REDIRECT_STATUSES or target is None:
+                return _Failed(url, f"HTTP {result.status}", result.status)
+            if not host_allowed(target, self.hosts):
+                return _Failed(url, f"redirects to another host: {target}", result.status)
+            current = target
+        return _Failed(url, f"more than {MAX_REDIRECTS} redirects")
+
+    def robots_allow(self, url: str) -> bool:
+        if not self.settings.respect_robots:
+            return True
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._robots:
+            self._robots[origin] = self._read_robots(origin)
+        return self._robots[origin].can_fetch(self.settings.user_agent, url)
+
+    def _read_robots(self, origin: str) -> RobotFileParser:
+        parser = RobotFileParser(f"{origin}/robots.txt")
+        result = self.get(f"{origin}/robots.txt", max_bytes=MAX_ROBOTS_BYTES, check_robots=False)
+        if isinstance(result, _Fetched):
+            parser.parse(result.body.decode("utf-8", errors="replace").splitlines())
+        elif result.status is not None and result.status < 500:
+            parser.parse([])  # RFC 9309: a missing (4xx) robots.txt allows everything
+        else:
+            # RFC 9309: an unreachable robots.txt (5xx, network) means the site may not be crawled.
+            logger.warning("robots.txt of %s unreachable (%s): not crawling that host", origin, result.reason)
+            parser.parse(["User-agent: *", "Disallow: /"])
+        return parser
+
+    def _get_with_retries(self, url: str, max_bytes: int) -> _Fetched | _Failed | _Answer:
+        """One URL, retried with exponential backoff on network errors, timeouts, 429 and 5xx."""
+        attempts = max(self.settings.retries, 0) + 1
+        problem = ""
+        for attempt in range(attempts):
+            self._wait_turn(url)
+            retry_after: float | None = None
+            try:
+                result = self._request(url, max_bytes)
+            except httpx.TimeoutException:
+                problem = f"timed out after {self.settings.timeout_s:g} s"
+            except httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            else:
+                if not isinstance(result, tuple):
+                    return result
+                status, headers = result
+                if status != 429 and status < 500:
+                    return _Answer(status, headers.get("location"))
+                problem = f"HTTP {status}"
+                retry_after = _retry_after(headers)
+            if attempt + 1 < attempts:
+                delay = retry_after if retry_after is not None else self.settings.backoff_s * 2**attempt
+                logger.debug("retrying %s in %.2f s (%s)", url, delay, problem)
+                self.sleep(delay)
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        return _Failed(url, f"gave up after {tries}: {problem}")
+
+    def _request(self, url: str, max_bytes: int) -> _Fetched | _Failed | tuple[int, httpx.Headers]:
+        """One GET. The body is streamed and read only for a 2xx answer, and only up to the cap."""
+        self.requests += 1
+        try:
+            with self.client.stream(
+                "GET",
+                url,
+                headers={"User-Agent": self.settings.user_agent},
+                timeout=self.settings.timeout_s,
+                follow_redirects=False,  # redirects are followed by hand, to keep to allowed hosts
+            ) as response:
+                if not response.is_success:
+                    return response.status_code, response.headers
+                too_big = _Failed(url, f"larger than {max_bytes} bytes", response.status_code)
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    return too_big
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        # Leaving the block closes the connection: the rest is never downloaded.
+                        return too_big
+                return _Fetched(str(response.url), response.headers, bytes(body))
+        except httpx.DecodingError as exc:
+            return _Failed(url, f"cannot decode response body: {exc}")
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            return _Failed(url, f"invalid URL: {exc}")
+
+    def _wait_turn(self, url: str) -> None:
+        """Keep at least ``1 / requests_per_second`` between two requests to the same host."""
+        host = _netloc(url)
+        last = self._last_request.get(host)
+        if last is not None and self.interval > 0:
+            wait = last + self.interval - self.clock()
+            if wait > 0:
+                self.sleep(wait)
+        self._last_request[host] = self.clock()
+
+
+# --- sitemaps -----------------------------------------------------------------------------------
+
+
+def _read_sitemaps(
+    fetcher: _Fetcher, sitemap_url: str, hosts: frozenset[str], source_id: str
+) -> tuple[dict[str, datetime | None], list[Rejected], str]:
+    """Every page URL the sitemap (and its nested sitemaps) lists, with its lastmod.
+
+    Returns the URLs in sitemap order, rejections for nested sitemaps that failed, and why the
+    top-level sitemap gave nothing (empty when it answered).
+    """
+    entries: dict[str, datetime | None] = {}
+    rejected: list[Rejected] = []
+    visited: set[str] = set()
+    problem = ""
+    todo: deque[tuple[str, int]] = deque([(sitemap_url, 0)])
+    while todo:
+        url, depth = todo.popleft()
+        if url in visited:
+            continue
+        visited.add(url)
+        # Sitemaps are read whatever robots.txt says: they exist for crawlers, and robots.txt
+        # is where sites announce them.
+        result = fetcher.get(url, max_bytes=MAX_SITEMAP_BYTES, check_robots=False)
+        if isinstance(result, _Failed):
+            if depth == 0:
+                problem = result.reason
+            else:
+                rejected.append(Rejected(url, STAGE, f"{result.reason} (nested sitemap)", source_id))
+            logger.warning("sitemap %s unavailable: %s", url, result.reason)
+            continue
+        children, pages = _parse_sitemap(_gunzip(result.body, MAX_SITEMAP_BYTES))
+        for child in children:
+            if depth + 1 > MAX_SITEMAP_DEPTH:
+                logger.warning("sitemap %s nested deeper than %d levels: ignored", child, MAX_SITEMAP_DEPTH)
+            elif not host_allowed(child, hosts):
+                rejected.append(Rejected(child, STAGE, "nested sitemap on a host not allowed", source_id))
+            else:
+                todo.append((child, depth + 1))
+        for page_url, lastmod in pages:
+            entries.setdefault(page_url, lastmod)
+    if not entries and not problem:
+        problem = "sitemap lists no pages"
+    return entries, rejected, problem
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """Unpack a ``.xml.gz`` sitemap served as a file (not as Content-Encoding), within ``limit``."""
+    if not body.startswith(b"\x1f\x8b"):
+        return body
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as unpacked:
+            return unpacked.read(limit)
+    except (OSError, EOFError):
+        return b""
+
+
+def _parse_sitemap(xml: bytes) -> tuple[list[str], list[tuple[str, datetime | None]]]:
+    """Nested sitemap URLs and (page URL, lastmod) pairs from one sitemap or sitemap index."""
+    if not xml.strip():
+        return [], []
+    soup = BeautifulSoup(xml, "xml")
+    children = [url for node in soup.find_all("sitemap") if (url := _loc(node))]
+    pages: list[tuple[str, datetime | None]] = []
+    for node in soup.find_all("url"):
+        url = _loc(node)
+        if url:
+            lastmod = node.find("lastmod", recursive=False)
+            pages.append((url, parse_lastmod(lastmod.get_text()) if lastmod else None))
+    return children, pages
+
+
+def _loc(node: Tag) -> str | None:
+    # recursive=False: <image:loc> and friends sit deeper inside <url>.
+    loc = node.find("loc", recursive=False)
+    return normalize_url(loc.get_text()) if loc else None
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+
+def _to_record(
+    result: _Fetched | _Failed, requested: str, source_id: str, lastmod: datetime | None
+) -> RawPage | Rejected:
+    if isinstance(result, _Failed):
+        return Rejected(requested, STAGE, result.reason, source_id)
+    content_type = result.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type and content_type not in HTML_TYPES:
+        return Rejected(requested, STAGE, f"not HTML ({content_type})", source_id)
+    if not content_type and not _looks_like_html(result.body):
+        return Rejected(requested, STAGE, "not HTML (no content type)", source_id)
+    encoding = _charset(result.headers, result.body)
+    try:
+        text = result.body.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        return Rejected(requested, STAGE, f"cannot decode as {encoding}", source_id)
+    location = normalize_url(result.url) or requested
+    updated_at = lastmod or _last_modified(result.headers)
+    return RawPage(source_id, location, text, "html", updated_at)
+
+
+def _looks_like_html(body: bytes) -> bool:
+    head = body[:1024].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+def _charset(headers: httpx.Headers, body: bytes) -> str:
+    """The body's encoding: the Content-Type charset, else a <meta charset> near the top, else UTF-8."""
+    content_type = headers.get("content-type", "")
+    match = re.search(r"charset=[\"']?([\w.:-]+)", content_type, re.IGNORECASE)
+    if match:
+        return match.group(1)
+    meta = _META_CHARSET.search(body[:2048])
+    return meta.group(1).decode("ascii") if meta else "utf-8"
+
+
+def extract_links(html: str, page_url: str) -> list[str]:
+    """Absolute, normalised http(s) URLs of the page's ``<a href>`` links, in page order, deduped."""
+    soup = BeautifulSoup(html, "lxml")
+    base = page_url
+    base_tag = soup.find("base", href=True)
+    if base_tag is not None:
+        base = urljoin(page_url, str(base_tag["href"]))
+    links: dict[str, None] = {}
+    for anchor in soup.find_all("a", href=True):
+        url = normalize_url(urljoin(base, str(anchor["href"])))
+        if url is not None:
+            links.setdefault(url, None)
+    return list(links)
+
+
+# --- the crawl ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Crawl:
+    """What the page loops share: the source, the fetcher, and the running tallies."""
+
+    source: SourceConfig
+    fetcher: _Fetcher
+    hosts: frozenset[str]
+    stats: Counter[str]
+    delivered: set[str]
+
+    @property
+    def budget_left(self) -> bool:
+        return self.stats["fetched"] < self.source.crawl.max_pages
+
+    def fetch(self, url: str, lastmod: datetime | None) -> RawPage | Rejected | None:
+        """Fetch one page; None when it redirected onto a page already delivered."""
+        self.stats["fetched"] += 1
+        result = self.fetcher.get(url, max_bytes=self.source.crawl.max_bytes)
+        record = _to_record(result, url, self.source.id, lastmod)
+        if isinstance(record, RawPage):
+            if record.location in self.delivered:
+                logger.debug("skipped %s: same page as %s", url, record.location)
+                return None
+            self.delivered.add(record.location)
+            self.stats["pages"] += 1
+            logger.debug("fetched %s (%d chars)", record.location, len(record.content))
+        else:
+            self.stats["rejected"] += 1
+            if record.reason.startswith(("HTTP 404", "HTTP 410")):
+                self.stats["broken"] += 1
+            logger.debug("rejected %s: %s", url, record.reason)
+        return record
+
+
+def crawl_sitemap(
+    source: SourceConfig, *, client: httpx.Client | None = None, sleep: Sleep = time.sleep
+) -> Iterator[RawPage | Rejected]:
+    """Crawl the help center whose sitemap is ``source.location``; yield its pages as raw HTML.
+
+    Pages are the sitemap's URLs that pass ``source.include``/``source.exclude`` (globs on the URL
+    path), up to ``crawl.max_pages`` fetches. With no usable sitemap, links are followed
+    breadth-first from ``crawl.start_url`` (default: the site root); the start page is always read
+    for its links, yielded only if it passes the filters, and other filtered-out pages are neither
+    fetched nor followed.
+
+    A page that cannot be delivered yields ``Rejected(url, "crawl", reason)``; URLs that answered
+    404 or 410 have a reason starting ``"HTTP 404"``/``"HTTP 410"`` (broken links).
+
+    Args:
+        source: a ``sitemap`` source; its ``crawl`` settings bound the crawl.
+        client: an httpx client to reuse (tests, connection pooling); one is made and closed if None.
+            Redirects, timeout and User-Agent are set per request, so its own settings do not matter.
+        sleep: called for every pause (pacing, backoff), so tests can run without waiting.
+
+    Raises:
+        SourceError: the location is not an http(s) URL, or neither the sitemap nor the start URL
+            could be read.
+    """
+    settings = source.crawl
+    sitemap_url = normalize_url(source.location)
+    if sitemap_url is None:
+        raise SourceError(f"source {source.id!r}: sitemap location is not an http(s) URL: {source.location}")
+    own_client = client is None
+    http = client if client is not None else httpx.Client()
+    hosts = allowed_hosts(settings, sitemap_url)
+    crawl = _Crawl(source, _Fetcher(http, settings, hosts, sleep), hosts, Counter(), set())
+    mode = "sitemap"
+    try:
+        entries, rejected, problem = _read_sitemaps(crawl.fetcher, sitemap_url, crawl.hosts, source.id)
+        crawl.stats["rejected"] += len(rejected)
+        yield from rejected
+        if entries:
+            yield from _crawl_listed(crawl, entries)
+        else:
+            mode = "links"
+            yield from _crawl_links(crawl, sitemap_url, problem)
+    finally:
+        if own_client:
+            http.close()
+        stats = crawl.stats
+        logger.info(
+            "source %s (%s mode): %d pages, %d rejected (%d broken links), %d requests",
+            source.id,
+            mode,
+            stats["pages"],
+            stats["rejected"],
+            stats["broken"],
+            crawl.fetcher.requests,
+        )
+
+
+def _crawl_listed(crawl: _Crawl, entries: dict[str, datetime | None]) -> Iterator[RawPage | Rejected]:
+    source = crawl.source
+    urls = list(entries)
+    for index, url in enumerate(urls):
+        if not crawl.budget_left:
+            logger.info("page cap %d reached: %d listed URLs left", source.crawl.max_pages, len(urls) - index)
+            return
+        if not host_allowed(url, crawl.hosts):
+            crawl.stats["rejected"] += 1
+            yield Rejected(url, STAGE, "sitemap lists a host not allowed", source.id)
+            continue
+        if not path_included(url, source.include, source.exclude):
+            logger.debug("filtered out %s", url)
+            continue
+        record = crawl.fetch(url, entries[url])
+        if record is not None:
+            yield record
+
+
+def _crawl_links(crawl: _Crawl, sitemap_url: str, sitemap_problem: str) -> Iterator[RawPage | Rejected]:
+    """Breadth-first over same-site links from the start URL; the fallback when no sitemap helps."""
+    source = crawl.source
+    start = normalize_url(source.crawl.start_url or urljoin(sitemap_url, "/"))
+    if start is None or not host_allowed(start, crawl.hosts):
+        raise SourceError(
+            f"source {source.id!r}: start URL must be an http(s) URL on an allowed host, "
+            f"not {source.crawl.start_url!r}"
+        )
+    logger.warning(
+        "source %s: no pages from sitemap %s (%s); following links from %s",
+        source.id,
+        sitemap_url,
+        sitemap_problem,
+        start,
+    )
+    first = crawl.fetch(start, None)
+    if not isinstance(first, RawPage):
+        why = first.reason if first is not None else "no page"
+        raise SourceError(
+            f"source {source.id!r}: nothing could be fetched: sitemap {sitemap_url} ({sitemap_problem}), "
+            f"start URL {start} ({why})"
+        )
+    if path_included(start, source.include, source.exclude):
+        yield first
+    seen = {start, first.location}
+    queue: deque[RawPage] = deque([first])
+    while queue:
+        page = queue.popleft()
+        for url in extract_links(page.content, page.location):
+            if url in seen or not host_allowed(url, crawl.hosts):
+                continue
+            seen.add(url)
+            if not path_included(url, source.include, source.exclude):
+                continue
+            if not crawl.budget_left:
+                logger.info("page cap %d reached: link crawl stopped", source.crawl.max_pages)
+                return
+            record = crawl.fetch(url, None)
+            if record is None:
+                continue
+            yield record
+            if isinstance(record, RawPage):
+                queue.append(record)
