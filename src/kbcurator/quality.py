@@ -1,0 +1,391 @@
+"""Run data-quality suites on the frames about to be published, and fail closed.
+
+The suites themselves live in ``checks/`` (one per data contract); this module only prepares the frames,
+runs whatever suites it is handed with Great Expectations 1.x, and turns the result into a small,
+GX-free report. Anything that stops a suite from giving a verdict (a missing frame, an empty suite,
+GX raising) is a failed check, never a pass: a publish is allowed only on positive evidence.
+
+Typical use at a flow's publish step::
+
+    frames = prepare_for_checks(articles, chunks)
+    report = run_suites(frames, build_release_suites(params), docs_dir=run_dir / "data_docs")
+    raise_if_failed(report)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import great_expectations as gx
+import numpy as np
+import pandas as pd
+from great_expectations.data_context.types.base import (
+    DataContextConfig,
+    InMemoryStoreBackendDefaults,
+    ProgressBarsConfig,
+)
+
+from kbcurator.errors import ValidationFailed
+
+ARTICLES_FRAME = "articles"
+CHUNKS_FRAME = "chunks"
+
+# Columns that hold lists/arrays. No expectation reads them (their scalar summaries are derived
+# instead), and unhashable cells make GX fingerprint the batch by pickling the whole frame.
+_LIST_COLUMNS = ("vector", "links", "heading_path")
+
+# Pseudo-expectation names for checks that could not run; they show up in ``report.failed``.
+NO_SUITES = "suites_present"
+FRAME_MISSING = "frame_present"
+EMPTY_SUITE = "suite_has_expectations"
+SUITE_ERROR = "suite_ran"
+INCONSISTENT_RESULT = "suite_result_consistent"
+
+# Columns that identify a row in failure samples, most specific first.
+_ID_COLUMNS = ("chunk_id", "article_id")
+_DOCS_SITE = "kbcurator"
+_OBSERVED_MAX_CHARS = 160
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """One expectation's verdict, in plain values (no GX objects)."""
+
+    suite: str
+    expectation: str  # GX expectation type, e.g. "expect_column_values_to_be_unique", or a pseudo name
+    column: str | None
+    success: bool
+    observed: str
+
+    @property
+    def label(self) -> str:
+        """``suite.expectation(column)``: how a failure is named in errors and logs."""
+        where = f"({self.column})" if self.column else ""
+        return f"{self.suite}.{self.expectation}{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """The verdict of a release's suites.
+
+    ``results_json`` holds GX's own validation results (JSON-safe) per suite, to be stored with the
+    index version; ``data_docs_path`` is the built Data Docs ``index.html`` when docs were asked for.
+    """
+
+    success: bool
+    outcomes: tuple[CheckOutcome, ...]
+    results_json: dict[str, Any]
+    data_docs_path: str | None = None
+
+    @property
+    def failed(self) -> tuple[CheckOutcome, ...]:
+        return tuple(outcome for outcome in self.outcomes if not outcome.success)
+
+    def summary_markdown(self) -> str:
+        """A short Markdown verdict and a table of every check (for a Prefect artifact or a PR)."""
+        passed = sum(outcome.success for outcome in self.outcomes)
+        verdict = "passed" if self.success else "FAILED"
+        lines = [
+            f"**Validation {verdict}**: {passed} of {len(self.outcomes)} checks passed.",
+            "",
+            "| suite | expectation | column | result | observed |",
+            "|---|---|---|---|---|",
+        ]
+        # Failures first: they are what a reader of a blocked publish is looking for.
+        for outcome in sorted(self.outcomes, key=lambda o: o.success):
+            cells = (
+                outcome.suite,
+                outcome.expectation,
+                outcome.column or "",
+                "pass" if outcome.success else "**fail**",
+                outcome.observed,
+            )
+            lines.append("| " + " | ".join(_md_cell(cell) for cell in cells) + " |")
+        if self.data_docs_path:
+            lines += ["", f"Data Docs: `{self.data_docs_path}`"]
+        return "\n".join(lines) + "\n"
+
+
+def prepare_for_checks(articles: pd.DataFrame, chunks: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Return the frames to check, with scalar columns derived from what GX cannot check directly.
+
+    Both frames get ``text_length``; chunks also get ``vector_dim`` (0 when the vector is missing),
+    ``vector_finite`` (False when missing, empty, non-numeric or holding NaN/inf) and
+    ``article_present`` (the chunk's ``article_id`` is one of the articles'). List columns, the heavy
+    ``vector`` included, are dropped. A derived column whose source column is absent is left out, so
+    the expectation that reads it fails instead of passing on a made-up value. Inputs are not modified.
+    """
+    checked_articles = articles.drop(columns=[c for c in _LIST_COLUMNS if c in articles.columns])
+    if "text" in articles.columns:
+        checked_articles["text_length"] = _text_lengths(articles["text"])
+
+    checked_chunks = chunks.drop(columns=[c for c in _LIST_COLUMNS if c in chunks.columns])
+    if "text" in chunks.columns:
+        checked_chunks["text_length"] = _text_lengths(chunks["text"])
+    if "vector" in chunks.columns:
+        stats = [_vector_stats(value) for value in chunks["vector"]]
+        checked_chunks["vector_dim"] = np.array([dim for dim, _ in stats], dtype=np.int64)
+        checked_chunks["vector_finite"] = np.array([finite for _, finite in stats], dtype=bool)
+    if "article_id" in chunks.columns:
+        known = set(articles["article_id"].dropna()) if "article_id" in articles.columns else set()
+        checked_chunks["article_present"] = chunks["article_id"].isin(known).to_numpy(dtype=bool)
+    return {ARTICLES_FRAME: checked_articles, CHUNKS_FRAME: checked_chunks}
+
+
+def run_suites(
+    frames: Mapping[str, pd.DataFrame],
+    suites: Mapping[str, gx.ExpectationSuite],
+    *,
+    docs_dir: Path | None = None,
+) -> ValidationReport:
+    """Validate ``frames[name]`` against ``suites[name]`` for every suite, and report.
+
+    Suites are keyed by the frame they check; the key names the suite in the report. The caller's
+    suite objects are copied, never bound to the private GX context used here, so one set of suites
+    can be run many times. Frames without a suite are ignored.
+
+    The report fails when any expectation fails, when a suite has no frame or no expectations, when
+    GX raises, or when no suite is given at all. GX exceptions do not escape.
+
+    Args:
+        frames: Frames by name, typically from :func:`prepare_for_checks`.
+        suites: Suites by frame name, typically from ``checks.build_release_suites``.
+        docs_dir: When given, a Data Docs site is written there and ``data_docs_path`` points to its
+            ``index.html``. Use a fresh directory per run: the index links this run only, while pages
+            of earlier runs would stay on disk. A docs failure is recorded in
+            ``results_json["data_docs_error"]`` but does not change the verdict, which depends on the
+            data alone.
+    """
+    outcomes: list[CheckOutcome] = []
+    suite_results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    if not suites:
+        outcomes.append(CheckOutcome("*", NO_SUITES, None, False, "no suite was given: nothing was checked"))
+
+    context: Any = None
+    if suites:
+        try:
+            context = _new_context(docs_dir)
+        except Exception as exc:  # fail closed: no context means no verdict
+            errors["*"] = _describe(exc)
+            outcomes.append(CheckOutcome("*", SUITE_ERROR, None, False, _clip(errors["*"])))
+
+    for name, suite in suites.items() if context is not None else ():
+        frame = frames.get(name)
+        if not isinstance(frame, pd.DataFrame):
+            found = "no frame" if frame is None else f"a {type(frame).__name__}, not a pandas DataFrame,"
+            outcomes.append(CheckOutcome(name, FRAME_MISSING, None, False, f"{found} named {name!r}"))
+            continue
+        if not getattr(suite, "expectations", None):
+            outcomes.append(CheckOutcome(name, EMPTY_SUITE, None, False, "the suite has no expectations"))
+            continue
+        try:
+            result = _validate(context, name, suite, frame)
+            result_json = _json_safe(result.to_json_dict())
+        except Exception as exc:  # GX (or pandas under it) raised: map it to a failed check
+            errors[name] = _describe(exc)
+            outcomes.append(CheckOutcome(name, SUITE_ERROR, None, False, _clip(errors[name])))
+            continue
+        suite_results[name] = result_json
+        suite_outcomes = [_outcome(name, entry) for entry in result_json.get("results", [])]
+        outcomes.extend(suite_outcomes)
+        if not result_json.get("success") and all(o.success for o in suite_outcomes):
+            # GX said no without naming an expectation; trust the "no".
+            observed = "GX reported a failure that no expectation did"
+            outcomes.append(CheckOutcome(name, INCONSISTENT_RESULT, None, False, observed))
+
+    results_json: dict[str, Any] = {
+        "success": bool(outcomes) and all(o.success for o in outcomes),
+        "great_expectations_version": gx.__version__,
+        "suites": suite_results,
+        "errors": errors,
+    }
+    data_docs_path: str | None = None
+    if docs_dir is not None and context is not None and suite_results:
+        try:
+            data_docs_path = _build_docs(context, docs_dir)
+        except Exception as exc:  # docs are a view of the verdict, not part of it
+            results_json["data_docs_error"] = _describe(exc)
+    return ValidationReport(
+        success=results_json["success"],
+        outcomes=tuple(outcomes),
+        results_json=results_json,
+        data_docs_path=data_docs_path,
+    )
+
+
+def raise_if_failed(report: ValidationReport) -> None:
+    """Raise ``ValidationFailed`` naming every failed check; return quietly when the report passed."""
+    if report.success:
+        return
+    failed = report.failed
+    labels = [outcome.label for outcome in failed] or ["validation did not pass"]
+    details = "; ".join(f"{outcome.label}: {outcome.observed}" for outcome in failed[:10])
+    more = f" (and {len(failed) - 10} more)" if len(failed) > 10 else ""
+    raise ValidationFailed(f"data-quality checks failed, publish blocked: {details or labels[0]}{more}", failed=labels)
+
+
+def _new_context(docs_dir: Path | None) -> Any:
+    """A private in-memory GX context: nothing persisted but the optional docs site, no progress bars."""
+    docs_sites: dict[str, Any] = {}
+    if docs_dir is not None:
+        docs_sites[_DOCS_SITE] = {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                # Absolute: an ephemeral context has no root directory to resolve a relative path against.
+                "base_directory": str(Path(docs_dir).resolve()),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+    config = DataContextConfig(
+        # init_temp_docs_sites=False: without it each context reserves a temp-dir docs site we never use.
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        data_docs_sites=docs_sites,
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
+    context = gx.get_context(project_config=config, mode="ephemeral")
+    context.data_sources.add_pandas(name="kbcurator")
+    return context
+
+
+def _validate(context: Any, name: str, suite: gx.ExpectationSuite, frame: pd.DataFrame) -> Any:
+    """Run one suite on one frame through a whole-dataframe batch; returns GX's suite result."""
+    datasource = context.data_sources.get("kbcurator")
+    batch_definition = datasource.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("whole")
+    # A copy under the frame's name: adding the caller's suite would bind it (and its expectations'
+    # ids) to this throwaway context, and a second run would then refuse it.
+    own_suite = context.suites.add(
+        gx.ExpectationSuite(
+            name=name,
+            expectations=[copy.copy(expectation) for expectation in suite.expectations],
+            meta=copy.deepcopy(suite.meta),
+            notes=suite.notes,
+        )
+    )
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{name}_release", data=batch_definition, suite=own_suite)
+    )
+    # SUMMARY keeps a few unexpected values per failure: small enough to store with the release. The
+    # row's id rides along because a bad derived value ("vector_dim 0") says little without it.
+    result_format: dict[str, Any] = {"result_format": "SUMMARY"}
+    id_column = next((column for column in _ID_COLUMNS if column in frame.columns), None)
+    if id_column is not None:
+        result_format["unexpected_index_column_names"] = [id_column]
+    return validation.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+
+
+def _build_docs(context: Any, docs_dir: Path) -> str:
+    """Render the validation results held by ``context`` and return the path of ``index.html``."""
+    context.build_data_docs(site_names=[_DOCS_SITE])
+    index = Path(docs_dir).resolve() / "index.html"
+    if not index.is_file():
+        raise FileNotFoundError(f"Data Docs were built but {index} was not written")
+    return str(index)
+
+
+def _outcome(suite: str, entry: Mapping[str, Any]) -> CheckOutcome:
+    config = entry.get("expectation_config") or {}
+    kwargs = config.get("kwargs") or {}
+    column = kwargs.get("column")
+    error = _exception_message(entry.get("exception_info"))
+    return CheckOutcome(
+        suite=suite,
+        expectation=str(config.get("type", "unknown_expectation")),
+        column=str(column) if column is not None else None,
+        # An expectation that raised did not pass, whatever its success flag says.
+        success=bool(entry.get("success")) and error is None,
+        observed=_clip(f"error: {error}" if error is not None else _observed(entry)),
+    )
+
+
+def _exception_message(info: Any) -> str | None:
+    """The message of an expectation that raised, else None.
+
+    GX reports either one ``{"raised_exception": ..., "exception_message": ...}`` dict or, when a metric
+    failed (a missing column, say), such a dict per metric id.
+    """
+    if not isinstance(info, Mapping):
+        return None
+    if "raised_exception" in info:
+        candidates = [info]
+    else:
+        candidates = [value for value in info.values() if isinstance(value, Mapping)]
+    for candidate in candidates:
+        if candidate.get("raised_exception"):
+            return str(candidate.get("exception_message") or "the expectation raised")
+    return None
+
+
+def _observed(entry: Mapping[str, Any]) -> str:
+    result = entry.get("result") or {}
+    if "observed_value" in result:
+        return f"observed {result['observed_value']!r}"
+    if "unexpected_count" in result:
+        text = f"{result.get('unexpected_count')} of {result.get('element_count')} unexpected"
+        samples = result.get("partial_unexpected_list") or []
+        if samples:
+            text += f", e.g. {samples[:3]!r}"
+        id_columns = result.get("unexpected_index_column_names") or []
+        rows = [row for row in result.get("partial_unexpected_index_list") or [] if isinstance(row, dict)]
+        if id_columns and rows:
+            text += f" at {id_columns[0]} {[row.get(id_columns[0]) for row in rows[:3]]!r}"
+        return text
+    return "no details"
+
+
+def _text_lengths(texts: pd.Series) -> np.ndarray:
+    # Missing text counts as empty, so the length bound catches it.
+    return np.array([len(text) if isinstance(text, str) else 0 for text in texts], dtype=np.int64)
+
+
+def _vector_stats(value: Any) -> tuple[int, bool]:
+    """``(dimension, all finite)``; a missing or non-numeric vector is ``(0, False)``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return 0, False
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return (len(value) if hasattr(value, "__len__") else 0), False
+    if array.ndim != 1:  # a scalar or a matrix is not an embedding
+        return (0 if array.ndim == 0 else len(array)), False
+    return len(array), bool(array.size) and bool(np.isfinite(array).all())
+
+
+def _json_safe(value: Any) -> Any:
+    """GX's dict with NaN/inf replaced by None, so strict JSON readers accept what is stored."""
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    # Anything GX left unconverted is stored as its string form rather than failing the dump later.
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _OBSERVED_MAX_CHARS else text[: _OBSERVED_MAX_CHARS - 1] + "…"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
