@@ -573,8 +573,7 @@ def _crawl_links(crawl: _Crawl, sitemap_url: str, sitemap_problem: str) -> Itera
     start = normalize_url(source.crawl.start_url or urljoin(sitemap_url, "/"))
     if start is None or not host_allowed(start, crawl.hosts):
         raise SourceError(
-            f"source {source.id!r}: start URL must be an http(s) URL on an allowed host, "
-            f"not {source.crawl.start_url!r}"
+            f"source {source.id!r}: start URL must be an http(s) URL on an allowed host, not {source.crawl.start_url!r}"
         )
     logger.warning(
         "source %s: no pages from sitemap %s (%s); following links from %s",

@@ -1,0 +1,525 @@
+"""Turn one ``RawPage`` (HTML, Jekyll Markdown or .docx) into an ``Article``, or a ``Rejected`` saying why.
+
+Every kind goes through the same HTML path: Markdown is rendered to HTML and .docx is partitioned by
+unstructured and rendered to simple HTML, so text extraction, links and hashing behave the same for all.
+
+What a structured source already knows wins over what is guessed from the markup. In order:
+
+- title: ``page.fields["title"]``, front matter ``title``, the main content's first ``<h1>``, ``<title>``.
+- section: ``fields["section"]``, front matter ``category``/``section``, ``<meta name="kb:section">``,
+  ``<meta property="article:section">``, then the breadcrumb trail.
+- locale: ``fields["locale"]``, front matter ``locale``/``lang``, ``<html lang>``, then ``default_locale``;
+  always lowercase with a hyphen (``en_US`` -> ``en-us``).
+- updated_at: ``page.updated_at`` (a source's own timestamp: API, HTTP, sitemap), front matter
+  ``last_modified_at``/``updated``/``date``, ``<meta property="article:modified_time">``, then
+  ``fields["file_mtime"]`` (a folder source's file time, the last resort). Always an aware UTC datetime.
+
+The title's own ``<h1>`` is removed from ``body_html`` and ``text`` so that every kind carries the title
+only in ``Article.title`` (API bodies and Markdown never repeat it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import frontmatter
+import markdown
+from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+from dateutil import parser as date_parser
+
+from kbcurator.errors import ParseError
+from kbcurator.records import Article, RawPage, Rejected, make_article_id, sha256_hex
+
+__all__ = ["normalise_locale", "normalise_url", "parse_page", "strip_liquid"]
+
+# Never content: removed before anything is measured.
+_INVISIBLE = ("script", "style", "noscript", "template", "svg", "iframe", "object", "embed")
+# Page chrome around the article: removed before the main content is chosen and read.
+_CHROME = ("nav", "header", "footer", "aside", "form", "button", "dialog")
+# Tried in order; the first that still has text after the chrome is removed is the main content.
+_MAIN_SELECTORS = ("main", "article", "[role=main]", ".article-body", "#content", "body")
+_BLOCK_TAGS = frozenset(
+    {
+        *("address", "article", "aside", "blockquote", "caption", "dd", "details", "dialog", "div", "dl"),
+        *("dt", "fieldset", "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header"),
+        *("hgroup", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table", "tbody"),
+        *("tfoot", "thead", "ul"),
+    }
+)
+_KEPT_ATTRIBUTES = frozenset({"href", "src", "alt", "title", "colspan", "rowspan", "start"})
+_LINK_SCHEMES = ("", "http", "https")
+_DEFAULT_PORTS = {None, 80, 443}
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+
+# Jekyll / Liquid / kramdown syntax that Python-Markdown would otherwise print as text.
+_LIQUID_RAW = re.compile(r"{%-?\s*raw\s*-?%}(.*?){%-?\s*endraw\s*-?%}", re.S)
+_LIQUID_COMMENT = re.compile(r"{%-?\s*comment\s*-?%}.*?{%-?\s*endcomment\s*-?%}", re.S)
+_LIQUID_SITE_URL = re.compile(r"{{-?\s*site\.(?:baseurl|url)\s*-?}}")
+_LIQUID_URL_FILTER = re.compile(r"""{{-?\s*['"]([^'"]*)['"]\s*\|\s*(?:relative_url|absolute_url)\s*-?}}""")
+_LIQUID_LINK = re.compile(r"{%-?\s*(?:link|post_url)\s+(\S+?)\s*-?%}")
+_LIQUID_TAG = re.compile(r"{%.*?%}", re.S)
+_LIQUID_OUTPUT = re.compile(r"{{.*?}}", re.S)
+_KRAMDOWN_ATTRS = re.compile(r"\{:[^}\n]*\}")
+_RAW_PLACEHOLDER = "\x00raw{}\x00"
+
+
+@dataclass(slots=True)
+class _Hints:
+    """What the page's own metadata (front matter, API fields) says, before the markup is consulted."""
+
+    title: str | None = None
+    section: str | None = None
+    locale: str | None = None
+    updated_at: datetime | None = None
+    canonical: str | None = None  # already resolved against the page URL
+
+
+def parse_page(page: RawPage, *, default_locale: str = "en-us", base_url: str | None = None) -> Article | Rejected:
+    """Parse one page. Never raises for a bad page: it becomes ``Rejected(stage="parse")``.
+
+    Args:
+        page: the fetched page. For ``content_kind="docx"``, ``content`` is the path of the .docx file
+            (a folder source reads it lazily, here).
+        default_locale: used when neither the source nor the page says.
+        base_url: resolves a relative ``page.location`` to the URL it is published at (joined as a browser
+            would, so end it with ``/``). Without it, relative locations stay relative and links found in
+            the page are resolved against them as file paths.
+    """
+    page_url = _page_url(page.location, base_url)
+    try:
+        if page.content_kind == "html":
+            return _from_html(page, page.content, _Hints(), page_url, page_url, default_locale)
+        if page.content_kind == "markdown":
+            return _from_markdown(page, page_url, default_locale)
+        if page.content_kind == "docx":
+            return _from_docx(page, page_url, default_locale)
+        raise ParseError(f"unsupported content kind {page.content_kind!r}")
+    except ParseError as exc:
+        return Rejected(record_id=page.location, stage="parse", reason=str(exc), source_id=page.source_id)
+    except Exception as exc:
+        # lxml, YAML, Markdown and unstructured raise many types; one bad page must not stop a run.
+        return Rejected(
+            record_id=page.location,
+            stage="parse",
+            reason=f"unparseable {page.content_kind}: {type(exc).__name__}: {exc}",
+            source_id=page.source_id,
+        )
+
+
+# --- kinds -------------------------------------------------------------------------------------------
+
+
+def _from_markdown(page: RawPage, page_url: str, default_locale: str) -> Article | Rejected:
+    try:
+        post = frontmatter.loads(page.content)
+    except Exception as exc:  # python-frontmatter surfaces the YAML parser's own errors
+        raise ParseError(f"invalid front matter: {type(exc).__name__}: {exc}") from exc
+    meta: dict[str, Any] = dict(post.metadata)
+    hints = _Hints(
+        title=_first_text(meta, "title"),
+        section=_first_text(meta, "category", "section"),
+        locale=_first_text(meta, "locale", "lang", "language"),
+        updated_at=_first_datetime(meta, "last_modified_at", "updated_at", "updated", "modified", "date"),
+    )
+    permalink = _first_text(meta, "permalink", "url")
+    if permalink:
+        hints.canonical = urljoin(page_url, permalink)
+    html = markdown.markdown(strip_liquid(post.content), extensions=["tables", "fenced_code"])
+    # A Jekyll page is served at its permalink, so its relative links resolve from there.
+    link_base = hints.canonical or page_url
+    return _from_html(page, html, hints, page_url, link_base, default_locale)
+
+
+def _from_docx(page: RawPage, page_url: str, default_locale: str) -> Article | Rejected:
+    path = Path(page.content)
+    if not path.is_file():
+        raise ParseError(f"docx file not found: {path}")
+    from kbcurator.unstructured_compat import use_bundled_spacy_model
+
+    use_bundled_spacy_model()
+    # Imported here: unstructured takes seconds to import and most runs never see a .docx.
+    from unstructured.partition.docx import partition_docx
+
+    html = _elements_to_html(partition_docx(filename=str(path)))
+    return _from_html(page, html, _Hints(), page_url, page_url, default_locale)
+
+
+def _elements_to_html(elements: Iterable[Any]) -> str:
+    """Render unstructured elements as plain h1/h2/p/ul/table HTML (the first Title is the h1)."""
+    parts: list[str] = []
+    in_list = False
+    seen_title = False
+    for element in elements:
+        category = getattr(element, "category", "")
+        text = (getattr(element, "text", "") or "").strip()
+        if category in {"Header", "Footer", "PageBreak", "PageNumber"} or not text:
+            continue
+        if category == "ListItem":
+            if not in_list:
+                parts.append("<ul>")
+                in_list = True
+            parts.append(f"<li>{_docx_inline(element, text)}</li>")
+            continue
+        if in_list:
+            parts.append("</ul>")
+            in_list = False
+        if category == "Title":
+            tag = "h2" if seen_title else "h1"
+            seen_title = True
+            parts.append(f"<{tag}>{escape(text)}</{tag}>")
+        elif category == "Table" and getattr(element.metadata, "text_as_html", None):
+            parts.append(str(element.metadata.text_as_html))
+        else:
+            parts.append(f"<p>{_docx_inline(element, text)}</p>")
+    if in_list:
+        parts.append("</ul>")
+    return "\n".join(parts)
+
+
+def _docx_inline(element: Any, text: str) -> str:
+    """Escape the text and turn the element's hyperlinks (text + URL pairs) back into anchors."""
+    html = escape(text)
+    urls = getattr(element.metadata, "link_urls", None) or []
+    texts = getattr(element.metadata, "link_texts", None) or []
+    for link_text, url in zip(texts, urls, strict=False):
+        label = escape(link_text or "")
+        if label and label in html:
+            html = html.replace(label, f'<a href="{escape(url, quote=True)}">{label}</a>', 1)
+    return html
+
+
+# --- the shared HTML path ----------------------------------------------------------------------------
+
+
+def _from_html(
+    page: RawPage, html: str, hints: _Hints, page_url: str, link_base: str, default_locale: str
+) -> Article | Rejected:
+    if not html.strip():
+        raise ParseError("empty page")
+    soup = BeautifulSoup(html, "lxml")
+    for node in soup.find_all(string=lambda s: isinstance(s, Comment)):
+        node.extract()
+    for tag in soup.find_all(_INVISIBLE):
+        tag.decompose()
+
+    head_title = _text_of(soup.title) if soup.title else ""
+    base_tag = soup.find("base", href=True)
+    if isinstance(base_tag, Tag) and not hints.canonical:
+        link_base = urljoin(page_url, str(base_tag["href"]))
+    canonical = _canonical(soup, page_url, hints.canonical)
+    locale = (
+        normalise_locale(page.field("locale"))
+        or normalise_locale(hints.locale)
+        or normalise_locale(_html_lang(soup))
+        or normalise_locale(default_locale)
+        or "en-us"
+    )
+    updated_at = (
+        _as_utc(page.updated_at)
+        or hints.updated_at
+        or _to_utc(_meta(soup, prop="article:modified_time"))
+        or _to_utc(page.field("file_mtime"))
+    )
+
+    # The h1 is looked for before the chrome goes: themes often put it in the article's <header>.
+    first_main = _select_first(soup)
+    h1 = first_main.find("h1") if first_main is not None else None
+    if h1 is None:
+        h1 = soup.find("h1")
+    title = _clean(page.field("title") or hints.title or (_text_of(h1) if isinstance(h1, Tag) else "") or head_title)
+
+    section = (
+        page.field("section")
+        or hints.section
+        or _meta(soup, name="kb:section")
+        or _meta(soup, prop="article:section")
+        or _breadcrumb_section(soup, title)
+        or ""
+    )
+
+    for tag in soup.find_all(_CHROME):
+        tag.decompose()
+    for tag in soup.select('[role=navigation], [hidden], [aria-hidden="true"]'):
+        tag.decompose()
+
+    main = _select_main(soup)
+    if main is None:
+        raise ParseError("no main content: no text outside navigation and page chrome")
+    if not title:
+        raise ParseError("no title: no title field, front matter title, <h1> or <title>")
+    first_h1 = main.find("h1")
+    if isinstance(first_h1, Tag) and _clean(_text_of(first_h1)).casefold() == title.casefold():
+        first_h1.decompose()
+
+    links = _clean_and_collect_links(main, link_base, canonical)
+    text = _extract_text(main)
+    if not text:
+        raise ParseError("no main content: the article has a title but no body text")
+    body_html = main.decode_contents().strip()
+    return Article(
+        article_id=make_article_id(page.source_id, canonical),
+        source_id=page.source_id,
+        url=canonical,
+        title=title,
+        section=_clean(section),
+        locale=locale,
+        body_html=body_html,
+        text=text,
+        updated_at=updated_at,
+        content_hash=sha256_hex(title + "\n" + text),
+        links=links,
+    )
+
+
+def _select_first(soup: BeautifulSoup) -> Tag | None:
+    for selector in _MAIN_SELECTORS:
+        found = soup.select_one(selector)
+        if found is not None:
+            return found
+    return None
+
+
+def _select_main(soup: BeautifulSoup) -> Tag | None:
+    """The first candidate container that still holds text; a fragment without <body> counts as body."""
+    for selector in _MAIN_SELECTORS:
+        for found in soup.select(selector):
+            if found.get_text(strip=True):
+                return found
+    return None
+
+
+def _clean_and_collect_links(main: Tag, link_base: str, self_url: str) -> tuple[str, ...]:
+    """Drop presentational attributes, resolve hrefs/srcs in place, and return the outbound links."""
+    links: list[str] = []
+    seen = {self_url}
+    for tag in main.find_all(True):
+        tag.attrs = {k: v for k, v in tag.attrs.items() if k in _KEPT_ATTRIBUTES}
+        if tag.name == "img" and isinstance(tag.get("src"), str):
+            tag["src"] = urljoin(link_base, str(tag["src"]).strip())
+        href = tag.get("href")
+        if tag.name != "a" or not isinstance(href, str):
+            continue
+        href = href.strip()
+        if not href or href.startswith("#") or urlsplit(href).scheme.lower() not in _LINK_SCHEMES:
+            continue  # same-page anchors, mailto:, javascript:, tel: are not links to other pages
+        resolved = urljoin(link_base, href)
+        tag["href"] = resolved
+        target = normalise_url(resolved)
+        if target not in seen:
+            seen.add(target)
+            links.append(target)
+    return tuple(links)
+
+
+def _extract_text(main: Tag) -> str:
+    """Block elements become paragraphs separated by a blank line; whitespace inside them is collapsed."""
+    blocks: list[str] = []
+    buffer: list[str] = []
+
+    def flush() -> None:
+        lines = (_SPACES.sub(" ", line).strip() for line in "".join(buffer).split("\n"))
+        block = "\n".join(line for line in lines if line)
+        if block:
+            blocks.append(block)
+        buffer.clear()
+
+    def walk(node: Tag) -> None:
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                buffer.append(str(child).replace("\n", " "))
+            elif isinstance(child, Tag):
+                if child.name == "br":
+                    buffer.append("\n")
+                elif child.name == "pre":
+                    flush()
+                    code = child.get_text().strip("\n")
+                    if code.strip():
+                        blocks.append(code)
+                elif child.name == "tr":
+                    flush()
+                    cells = [_clean(cell.get_text(" ")) for cell in child.find_all(["td", "th"])]
+                    row = " | ".join(cell for cell in cells if cell)
+                    if row:
+                        blocks.append(row)
+                elif child.name in _BLOCK_TAGS:
+                    flush()
+                    walk(child)
+                    flush()
+                else:
+                    walk(child)
+
+    walk(main)
+    flush()
+    return "\n\n".join(blocks)
+
+
+# --- metadata ----------------------------------------------------------------------------------------
+
+
+def _canonical(soup: BeautifulSoup, page_url: str, hinted: str | None) -> str:
+    """The declared canonical URL when it is on the page's own host, else the page URL; normalised."""
+    if hinted:
+        return normalise_url(hinted)
+    for link in soup.find_all("link", href=True):
+        rel = link.get("rel")
+        rels: list[str] = rel.split() if isinstance(rel, str) else list(rel or [])
+        if "canonical" in [r.lower() for r in rels]:
+            declared = urljoin(page_url, str(link["href"]).strip())
+            if _same_host(declared, page_url):
+                return normalise_url(declared)
+            break  # a canonical on another host is not trusted: it could make two sources collide
+    return normalise_url(page_url)
+
+
+def _same_host(a: str, b: str) -> bool:
+    pa, pb = urlsplit(a), urlsplit(b)
+    if (pa.hostname or "") != (pb.hostname or ""):
+        return False
+    # http -> https upgrades keep the host; an explicit other port is another server.
+    return pa.port == pb.port or (pa.port in _DEFAULT_PORTS and pb.port in _DEFAULT_PORTS)
+
+
+def _meta(soup: BeautifulSoup, *, name: str | None = None, prop: str | None = None) -> str | None:
+    attribute, value = ("name", name) if name else ("property", prop)
+    tag = soup.find("meta", attrs={attribute: value or ""})
+    if isinstance(tag, Tag):
+        content = tag.get("content")
+        if isinstance(content, str) and content.strip():
+            return content.strip()
+    return None
+
+
+def _html_lang(soup: BeautifulSoup) -> str | None:
+    html = soup.find("html")
+    lang = html.get("lang") if isinstance(html, Tag) else None
+    return lang if isinstance(lang, str) else None
+
+
+def _breadcrumb_section(soup: BeautifulSoup, title: str) -> str | None:
+    """The last crumb above the page itself (Home > Section > [Article])."""
+    trail = soup.select_one(
+        "[aria-label~=breadcrumb i], [aria-label~=breadcrumbs i], .breadcrumbs, .breadcrumb, [itemtype$=BreadcrumbList]"
+    )
+    if trail is None:
+        return None
+    items = trail.find_all("li") or trail.find_all("a")
+    crumbs = [_clean(_text_of(item)) for item in items]
+    crumbs = [c for c in crumbs if c]
+    if crumbs and crumbs[-1].casefold() == title.casefold():
+        crumbs.pop()
+    return crumbs[-1] if len(crumbs) >= 2 else None
+
+
+def _first_text(meta: dict[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        value = meta.get(key)
+        if isinstance(value, list | tuple) and value:
+            value = value[0]  # Jekyll allows `categories: [a, b]`-style lists
+        if value is not None and not isinstance(value, dict) and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def _first_datetime(meta: dict[str, Any], *keys: str) -> datetime | None:
+    for key in keys:
+        parsed = _to_utc(meta.get(key))
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _to_utc(value: object) -> datetime | None:
+    """A tolerant date reader: datetime, date, epoch seconds or free-form text; None when it cannot tell.
+
+    Naive values are taken as UTC: help-center front matter rarely names a zone and a day matters more
+    than the hour for staleness.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, datetime):
+        return _as_utc(value)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tzinfo=UTC)
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        return _as_utc(date_parser.parse(text))
+    except (ValueError, OverflowError):
+        return None
+
+
+def normalise_locale(value: str | None) -> str | None:
+    """``en_US``/``en-US`` -> ``en-us``; None for empty values."""
+    if not value or not value.strip():
+        return None
+    return value.strip().replace("_", "-").lower()
+
+
+def normalise_url(url: str) -> str:
+    """Lowercase scheme and host, drop default ports and the fragment; relative paths stay relative."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    netloc = parts.netloc.lower()
+    if (scheme == "http" and netloc.endswith(":80")) or (scheme == "https" and netloc.endswith(":443")):
+        netloc = netloc.rsplit(":", 1)[0]
+    path = parts.path or ("/" if netloc else "")
+    return urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+def _page_url(location: str, base_url: str | None) -> str:
+    if base_url and not urlsplit(location).scheme:
+        return urljoin(base_url, location)
+    return location
+
+
+def strip_liquid(text: str) -> str:
+    """Remove Jekyll Liquid and kramdown syntax so that only the Markdown a reader sees is left.
+
+    ``{{ site.baseurl }}`` and ``{{ site.url }}`` become "" (links stay site-relative), ``{{ '/x' |
+    relative_url }}`` becomes ``/x``, ``{% link p %}`` becomes ``/p``, ``{% raw %}`` keeps its content,
+    ``{% comment %}`` blocks vanish, any other tag or output is dropped (block tags keep their content).
+    """
+    raws: list[str] = []
+
+    def keep_raw(match: re.Match[str]) -> str:
+        raws.append(match.group(1))
+        return _RAW_PLACEHOLDER.format(len(raws) - 1)
+
+    text = _LIQUID_RAW.sub(keep_raw, text)
+    text = _LIQUID_COMMENT.sub("", text)
+    text = _LIQUID_SITE_URL.sub("", text)
+    text = _LIQUID_URL_FILTER.sub(r"\1", text)
+    text = _LIQUID_LINK.sub(lambda m: "/" + m.group(1).lstrip("/"), text)
+    text = _LIQUID_TAG.sub("", text)
+    text = _LIQUID_OUTPUT.sub("", text)
+    text = _KRAMDOWN_ATTRS.sub("", text)
+    for index, raw in enumerate(raws):
+        text = text.replace(_RAW_PLACEHOLDER.format(index), raw)
+    return text
+
+
+def _text_of(tag: Tag | None) -> str:
+    return tag.get_text(" ", strip=True) if tag is not None else ""
+
+
+def _clean(text: str | None) -> str:
+    return _SPACES.sub(" ", (text or "").replace("\n", " ")).strip()

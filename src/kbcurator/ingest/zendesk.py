@@ -1,0 +1,330 @@
+"""Read Zendesk Help Center articles, from an export on disk or from the live API, as ``RawPage`` records.
+
+``source.location`` is one of:
+
+- an export file in the shape of ``GET /api/v2/help_center/articles.json`` (``{"articles": [...],
+  "next_page": ...}``). ``next_page`` is followed when it names a file beside the current one (a bare
+  file name, or a URL whose last path segment is such a file); ``null`` ends the export.
+- a folder of such page files, read in sorted order (``next_page`` is then ignored).
+- an ``http(s)`` base URL of a Help Center: ``{base}/api/v2/help_center/articles.json?per_page=100`` is
+  fetched and ``next_page`` followed, on the same host only. Pass an ``httpx.Client`` with ``auth`` set for
+  a help center that is not public.
+
+Section names come from ``sections.json`` beside the export (or ``/api/v2/help_center/sections.json``);
+without them the section is the numeric ``section_id``. Drafts are skipped.
+
+Each article becomes ``RawPage(content=body, content_kind="html", location=html_url, updated_at=updated_at,
+fields=(title, section, locale, zendesk_id))``. Other help-center APIs with per-article JSON records
+(e.g. Intercom's ``/articles``: ``id``, ``title``, ``body``, ``url``, ``updated_at`` in epoch seconds,
+``parent_id``) fit the same shape: a reader for them would rename keys and reuse ``article_to_page``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from kbcurator.errors import SourceError
+from kbcurator.records import RawPage, Rejected
+from kbcurator.settings import SourceConfig
+
+__all__ = ["article_to_page", "read_zendesk"]
+
+log = logging.getLogger(__name__)
+
+ARTICLES_PATH = "/api/v2/help_center/articles.json"
+SECTIONS_PATH = "/api/v2/help_center/sections.json"
+SECTIONS_FILE = "sections.json"
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_MAX_RETRY_AFTER_S = 60.0
+_MAX_PAGES = 10_000  # a guard against a server whose next_page never ends
+
+
+def read_zendesk(source: SourceConfig, *, client: httpx.Client | None = None) -> Iterator[RawPage | Rejected]:
+    """Yield one ``RawPage`` per published article, or a ``Rejected(stage="read")`` per malformed record.
+
+    Raises (while iterating):
+        SourceError: the export cannot be read or is not an articles export, a ``next_page`` file is
+            missing, or the API cannot be reached / answers with an error after retries.
+    """
+    if urlsplit(source.location).scheme in ("http", "https"):
+        yield from _read_api(source, client)
+    else:
+        yield from _read_export(source)
+
+
+def article_to_page(
+    source_id: str, record: object, *, where: str, sections: Mapping[int | str, str] | None = None
+) -> RawPage | Rejected | None:
+    """Map one API article record to a ``RawPage``; None for a draft; ``Rejected`` when it is malformed.
+
+    ``where`` names the record for a rejection when it has no URL (``export.json#articles[3]``).
+    """
+    if not isinstance(record, dict):
+        return Rejected(where, "read", f"article record is {type(record).__name__}, not an object", source_id)
+    article_id = record.get("id")
+    location = record.get("html_url") or record.get("url")
+    record_id = location if isinstance(location, str) and location else where
+    missing = [key for key in ("id", "body") if record.get(key) is None]
+    if missing:
+        label = f"article {article_id}" if article_id is not None else "article"
+        return Rejected(record_id, "read", f"malformed {label}: missing {', '.join(missing)}", source_id)
+    if record.get("draft") is True:
+        return None
+    body = record["body"]
+    if not isinstance(body, str):
+        return Rejected(record_id, "read", f"malformed article {article_id}: body is not a string", source_id)
+    if not isinstance(location, str) or not location:
+        return Rejected(where, "read", f"malformed article {article_id}: missing html_url and url", source_id)
+    fields: list[tuple[str, str]] = []
+    title = record.get("title") or record.get("name")
+    if isinstance(title, str) and title.strip():
+        fields.append(("title", title.strip()))
+    section_id = record.get("section_id")
+    if section_id is not None:
+        name = (sections or {}).get(section_id) or (sections or {}).get(str(section_id))
+        fields.append(("section", name or str(section_id)))
+    locale = record.get("locale")
+    if isinstance(locale, str) and locale.strip():
+        fields.append(("locale", locale.strip().replace("_", "-").lower()))
+    fields.append(("zendesk_id", str(article_id)))
+    return RawPage(
+        source_id=source_id,
+        location=location,
+        content=body,
+        content_kind="html",
+        updated_at=_parse_time(record.get("updated_at")),
+        fields=tuple(fields),
+    )
+
+
+def _emit(
+    source: SourceConfig, articles: list[Any], page_ref: str, sections: Mapping[int | str, str]
+) -> Iterator[RawPage | Rejected]:
+    for index, record in enumerate(articles):
+        page = article_to_page(source.id, record, where=f"{page_ref}#articles[{index}]", sections=sections)
+        if page is not None:
+            yield page
+
+
+# --- export on disk ----------------------------------------------------------------------------------
+
+
+def _read_export(source: SourceConfig) -> Iterator[RawPage | Rejected]:
+    root = Path(source.location).expanduser()
+    if root.is_dir():
+        files = sorted(p for p in root.glob("*.json") if p.name != SECTIONS_FILE)
+        if not files:
+            raise SourceError(f"source {source.id!r}: no .json export pages in {root}")
+        sections = _sections_from_file(source, root / SECTIONS_FILE)
+        pages = 0
+        for page_file in files:
+            try:
+                data = _load_page(source, page_file)
+            except SourceError as exc:
+                if exc.__cause__ is None:
+                    # Other JSON beside the pages (categories.json, a manifest) is not an error here.
+                    log.warning("%s", exc)
+                    continue
+                raise
+            pages += 1
+            yield from _emit(source, data["articles"], str(page_file), sections)
+        if not pages:
+            raise SourceError(f"source {source.id!r}: no Zendesk articles page among the .json in {root}")
+        return
+
+    if not root.is_file():
+        raise SourceError(f"source {source.id!r}: export file not found: {root}")
+    sections = _sections_from_file(source, root.parent / SECTIONS_FILE)
+    seen: set[Path] = set()
+    path: Path | None = root
+    while path is not None:
+        seen.add(path.resolve())
+        data = _load_page(source, path)
+        yield from _emit(source, data["articles"], str(path), sections)
+        path = _next_file(source, path, data.get("next_page"), seen)
+
+
+def _next_file(source: SourceConfig, current: Path, next_page: object, seen: set[Path]) -> Path | None:
+    if not next_page:
+        return None
+    if not isinstance(next_page, str):
+        raise SourceError(f"source {source.id!r}: next_page in {current} is not a string: {next_page!r}")
+    name = urlsplit(next_page).path.rsplit("/", 1)[-1] if "://" in next_page else next_page
+    if "/" in name or "\\" in name or name in ("", ".", ".."):
+        raise SourceError(f"source {source.id!r}: next_page {next_page!r} in {current} is not a file name")
+    candidate = current.parent / name
+    if candidate.resolve() in seen:
+        # A live-API URL saved verbatim names the endpoint ("articles.json"), not the next saved page.
+        log.warning(
+            "source %r: next_page %r in %s points back at a page already read; stopping",
+            source.id,
+            next_page,
+            current,
+        )
+        return None
+    if not candidate.is_file():
+        raise SourceError(f"source {source.id!r}: next_page file not found: {candidate} (named in {current})")
+    return candidate
+
+
+def _load_page(source: SourceConfig, path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SourceError(f"source {source.id!r}: cannot read Zendesk export {path}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("articles"), list):
+        raise SourceError(f"source {source.id!r}: {path} is not a Zendesk articles page (no 'articles' list)")
+    return data
+
+
+def _sections_from_file(source: SourceConfig, path: Path) -> dict[int | str, str]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SourceError(f"source {source.id!r}: cannot read {path}: {exc}") from exc
+    return _section_names(data)
+
+
+def _section_names(data: object) -> dict[int | str, str]:
+    names: dict[int | str, str] = {}
+    records = data.get("sections") if isinstance(data, dict) else None
+    for record in records if isinstance(records, list) else []:
+        if isinstance(record, dict) and record.get("id") is not None and isinstance(record.get("name"), str):
+            names[record["id"]] = record["name"]
+    return names
+
+
+# --- live API ----------------------------------------------------------------------------------------
+
+
+def _read_api(source: SourceConfig, client: httpx.Client | None) -> Iterator[RawPage | Rejected]:
+    settings = source.crawl
+    owned = client is None
+    http = client or httpx.Client(
+        timeout=settings.timeout_s,
+        headers={"User-Agent": settings.user_agent, "Accept": "application/json"},
+        follow_redirects=True,
+    )
+    try:
+        base = source.location.rstrip("/")
+        # A location that already names the endpoint (a locale-specific one, say) is used as given.
+        start = base if "/api/v2/help_center/" in base else f"{base}{ARTICLES_PATH}?per_page=100"
+        origin = _origin(start)
+        fetch = _fetcher(source, http)
+        sections = _api_sections(source, fetch, start, origin)
+        url: str | None = start
+        seen: set[str] = set()
+        while url is not None:
+            if url in seen or len(seen) >= _MAX_PAGES:
+                log.warning("source %r: stopping at repeated or excessive next_page %s", source.id, url)
+                break
+            seen.add(url)
+            data = fetch(url)
+            articles = data.get("articles") if isinstance(data, dict) else None
+            if not isinstance(articles, list):
+                raise SourceError(f"source {source.id!r}: {url} did not return an 'articles' list")
+            yield from _emit(source, articles, url, sections)
+            url = _next_url(source, data.get("next_page"), url, origin)
+    finally:
+        if owned:
+            http.close()
+
+
+def _api_sections(source: SourceConfig, fetch: Callable[[str], Any], start: str, origin: str) -> dict[int | str, str]:
+    """Section names, best effort: a help center may hide the sections endpoint, and ids still work."""
+    if "/articles.json" not in start:
+        return {}
+    url: str | None = start.split("/articles.json", 1)[0] + "/sections.json?per_page=100"
+    names: dict[int | str, str] = {}
+    pages = 0
+    while url is not None and pages < _MAX_PAGES:
+        pages += 1
+        try:
+            data = fetch(url)
+        except SourceError as exc:
+            log.warning("source %r: section names unavailable, using section ids: %s", source.id, exc)
+            return names
+        names.update(_section_names(data))
+        url = _next_url(source, data.get("next_page") if isinstance(data, dict) else None, url, origin)
+    return names
+
+
+def _fetcher(source: SourceConfig, http: httpx.Client) -> Callable[[str], Any]:
+    """GET JSON, retrying 429/5xx and transport errors with exponential backoff; failures -> SourceError."""
+    settings = source.crawl
+
+    def fetch(url: str) -> Any:
+        attempts = max(1, settings.retries + 1)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = http.get(url)
+            except httpx.TransportError as exc:  # timeouts, refused connections, DNS
+                if last:
+                    raise SourceError(f"source {source.id!r}: cannot reach {url}: {exc!r}") from exc
+                time.sleep(settings.backoff_s * 2**attempt)
+                continue
+            if response.status_code in _RETRY_STATUS and not last:
+                time.sleep(_retry_delay(response, settings.backoff_s * 2**attempt))
+                continue
+            if response.status_code >= 400:
+                hint = (
+                    " (authentication required: pass a client with auth)" if response.status_code in (401, 403) else ""
+                )
+                raise SourceError(f"source {source.id!r}: GET {url} answered HTTP {response.status_code}{hint}")
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise SourceError(f"source {source.id!r}: {url} did not return JSON: {exc}") from exc
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    return fetch
+
+
+def _retry_delay(response: httpx.Response, default: float) -> float:
+    header = response.headers.get("Retry-After", "")
+    try:
+        return min(max(float(header), 0.0), _MAX_RETRY_AFTER_S)
+    except ValueError:
+        return default
+
+
+def _next_url(source: SourceConfig, next_page: object, current: str, origin: str) -> str | None:
+    if not next_page:
+        return None
+    if not isinstance(next_page, str):
+        raise SourceError(f"source {source.id!r}: next_page is not a string: {next_page!r}")
+    next_page = urljoin(current, next_page)
+    if _origin(next_page) != origin:
+        # Credentials on the client must not travel to another host that a response names.
+        raise SourceError(f"source {source.id!r}: next_page {next_page!r} leaves {origin}")
+    return next_page
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def _parse_time(value: object) -> datetime | None:
+    """Zendesk timestamps are ISO 8601 in UTC ("2020-03-17T00:00:00Z"); anything else is left to parse."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=UTC)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

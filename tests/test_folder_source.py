@@ -1,0 +1,156 @@
+"""read_folder on the bundled sample and on small folders built in tmp_path."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kbcurator.errors import SourceError
+from kbcurator.ingest.folder import read_folder
+from kbcurator.ingest.parse import parse_page
+from kbcurator.records import Article, RawPage, Rejected
+from kbcurator.settings import SourceConfig
+
+SAMPLE = Path(__file__).resolve().parents[1] / "kb_sources" / "sample_help_center"
+ARTICLES = len(list((SAMPLE / "site" / "articles").glob("*.html")))
+
+
+def _folder(location: Path, **kwargs: Any) -> SourceConfig:
+    return SourceConfig(id="docs", kind="folder", location=str(location), **kwargs)
+
+
+def _pages(results: list[RawPage | Rejected]) -> list[RawPage]:
+    return [r for r in results if isinstance(r, RawPage)]
+
+
+def test_bundled_site_folder_reads_every_page_in_sorted_order() -> None:
+    results = list(read_folder(_folder(SAMPLE / "site", exclude=["private/**"])))
+
+    assert not [r for r in results if isinstance(r, Rejected)]
+    pages = _pages(results)
+    # Every article plus the home page; CSS, sitemap.xml and robots.txt are skipped silently.
+    assert ARTICLES > 100
+    assert len(pages) == ARTICLES + 1
+    assert [p.location for p in pages] == sorted(p.location for p in pages)
+    assert pages[-1].location == "index.html"
+    assert {p.content_kind for p in pages} == {"html"}
+    assert all(p.location.startswith("articles/") for p in pages[:-1])
+    assert all(p.updated_at is None and p.field("file_mtime") for p in pages)
+
+    articles = [parse_page(p) for p in pages[:-1]]
+    assert all(isinstance(a, Article) for a in articles)
+    # The date written in each page beats the checkout's file times.
+    assert {a.updated_at for a in articles if isinstance(a, Article)} == {datetime(2020, 3, 17, tzinfo=UTC)}
+    assert len({a.section for a in articles if isinstance(a, Article)}) > 20
+
+
+def test_base_url_makes_locations_urls_that_match_the_canonical_links() -> None:
+    source = _folder(SAMPLE / "site", include=["articles/*.html"], base_url="http://127.0.0.1:8765")
+    page = next(
+        p for p in _pages(list(read_folder(source))) if p.location.endswith("/what-is-a-novel-coronavirus.html")
+    )
+
+    assert page.location == "http://127.0.0.1:8765/articles/what-is-a-novel-coronavirus.html"
+    article = parse_page(page)
+    assert isinstance(article, Article)
+    assert article.url == page.location
+
+
+def test_bundled_markdown_folder_leaves_dates_to_the_front_matter() -> None:
+    pages = _pages(list(read_folder(_folder(SAMPLE / "markdown"))))
+
+    assert len(pages) == 6
+    assert {p.content_kind for p in pages} == {"markdown"}
+    assert all(p.updated_at is None for p in pages)
+    articles = [parse_page(p) for p in pages]
+    assert all(isinstance(a, Article) and a.updated_at == datetime(2020, 3, 17, tzinfo=UTC) for a in articles)
+
+
+def test_include_and_exclude_globs_are_relative_to_the_folder(tmp_path: Path) -> None:
+    for relative in ("index.html", "guide.md", "a/one.html", "a/b/two.md", "drafts/wip.md", "a/notes.txt"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("<h1>T</h1><p>x</p>", encoding="utf-8")
+
+    def locations(**kwargs: Any) -> list[str]:
+        return [p.location for p in _pages(list(read_folder(_folder(tmp_path, **kwargs))))]
+
+    assert locations() == ["a/b/two.md", "a/one.html", "drafts/wip.md", "guide.md", "index.html"]
+    assert locations(include=["*.html"]) == ["index.html"]  # * stays within one folder
+    assert locations(include=["**/*.md"]) == ["a/b/two.md", "drafts/wip.md", "guide.md"]
+    assert locations(exclude=["drafts/**", "a/b/"]) == ["a/one.html", "guide.md", "index.html"]
+
+
+def test_an_explicitly_included_unsupported_file_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "guide.md").write_text("# Guide\n\nText.\n", encoding="utf-8")
+    (tmp_path / "manual.pdf").write_bytes(b"%PDF-1.7")
+
+    assert [p.location for p in _pages(list(read_folder(_folder(tmp_path))))] == ["guide.md"]  # **/* names no type
+    results = list(read_folder(_folder(tmp_path, include=["**/*.md", "**/*.pdf"])))
+    rejected = [r for r in results if isinstance(r, Rejected)]
+    assert [(r.record_id, r.stage) for r in rejected] == [("manual.pdf", "read")]
+    assert "unsupported file type" in rejected[0].reason
+
+
+def test_a_file_that_is_not_utf8_is_rejected_and_the_walk_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "a.html").write_text("<h1>A</h1><p>Fine.</p>", encoding="utf-8")
+    (tmp_path / "b.html").write_bytes("<h1>B</h1><p>Caf\u00e9 ".encode("cp1252") + b"</p>")
+    (tmp_path / "c.md").write_text("# C\n\nAlso fine, with a BOM and \u00e9.\n", encoding="utf-8-sig")
+
+    results = list(read_folder(_folder(tmp_path)))
+
+    assert [type(r).__name__ for r in results] == ["RawPage", "Rejected", "RawPage"]
+    bad = results[1]
+    assert isinstance(bad, Rejected)
+    assert (bad.record_id, bad.stage, bad.source_id) == ("b.html", "read", "docs")
+    assert "not valid UTF-8" in bad.reason
+    good = results[2]
+    assert isinstance(good, RawPage) and good.content.startswith("# C")  # the BOM is not content
+
+
+def test_docx_pages_carry_the_file_path(tmp_path: Path) -> None:
+    (tmp_path / "guide.docx").write_bytes(b"PK\x03\x04")
+
+    (page,) = _pages(list(read_folder(_folder(tmp_path))))
+
+    assert (page.content_kind, page.location) == ("docx", "guide.docx")
+    assert page.content == str((tmp_path / "guide.docx").resolve())
+
+
+def test_file_time_is_the_last_resort_for_updated_at(tmp_path: Path) -> None:
+    (tmp_path / "a.html").write_text("<h1>A</h1><p>No date in the page.</p>", encoding="utf-8")
+    stamp = datetime(2022, 2, 2, 12, 0, tzinfo=UTC).timestamp()
+    os.utime(tmp_path / "a.html", (stamp, stamp))
+
+    (page,) = _pages(list(read_folder(_folder(tmp_path))))
+    article = parse_page(page)
+
+    assert isinstance(article, Article)
+    assert article.updated_at == datetime(2022, 2, 2, 12, 0, tzinfo=UTC)
+
+
+def test_hidden_files_and_folders_are_never_read(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "notes.md").write_text("# Git\n\nx\n", encoding="utf-8")
+    (tmp_path / ".draft.md").write_text("# Draft\n\nx\n", encoding="utf-8")
+    (tmp_path / "page.md").write_text("# Page\n\nx\n", encoding="utf-8")
+
+    assert [p.location for p in _pages(list(read_folder(_folder(tmp_path))))] == ["page.md"]
+
+
+def test_missing_or_empty_folder_raises_a_source_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(SourceError, match=r"'docs'.*folder not found.*nope"):
+        read_folder(_folder(missing))
+
+    with pytest.raises(SourceError, match=r"'docs'.*no .* file in"):
+        read_folder(_folder(tmp_path))
+
+    (tmp_path / "notes.txt").write_text("not an article", encoding="utf-8")
+    (tmp_path / "page.md").write_text("# Page\n", encoding="utf-8")
+    with pytest.raises(SourceError, match=re.escape("exclude=['**/*.md']")):
+        read_folder(_folder(tmp_path, exclude=["**/*.md"]))

@@ -1,0 +1,311 @@
+"""parse_page on the bundled sample and on small pages written to show one behaviour each."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kbcurator.ingest.parse import normalise_url, parse_page, strip_liquid
+from kbcurator.records import Article, RawPage, Rejected, make_article_id, sha256_hex
+
+SAMPLE = Path(__file__).resolve().parents[1] / "kb_sources" / "sample_help_center"
+NOVEL = "articles/what-is-a-novel-coronavirus.html"
+
+
+def _article(result: Article | Rejected) -> Article:
+    assert isinstance(result, Article), result
+    return result
+
+
+def _html_page(
+    html: str,
+    location: str = "https://help.example.com/hc/a.html",
+    *,
+    updated_at: datetime | None = None,
+    fields: tuple[tuple[str, str], ...] = (),
+) -> RawPage:
+    return RawPage("kb", location, html, "html", updated_at=updated_at, fields=fields)
+
+
+def _sample_page(relative: str = NOVEL, location: str | None = None) -> RawPage:
+    html = (SAMPLE / "site" / relative).read_text(encoding="utf-8")
+    return _html_page(html, location=location or relative)
+
+
+def test_sample_article_keeps_the_answer_and_drops_page_chrome() -> None:
+    article = _article(parse_page(_sample_page()))
+
+    assert article.title == "What is a novel coronavirus?"
+    assert article.section == "Coronavirus Disease 2019 Basics"
+    assert article.locale == "en-us"
+    assert article.updated_at == datetime(2020, 3, 17, tzinfo=UTC)
+    assert article.text.startswith("A novel coronavirus is a new coronavirus that has not been previously")
+    # Header nav, breadcrumbs, the search form, the sidebar, the footer and the script are all chrome.
+    for chrome in (
+        "Skip to main content",
+        "Air or Cruise Travel",
+        "In this section",
+        "Sample data for",
+        "kbAnalytics",
+    ):
+        assert chrome not in article.text
+    for tag in ("<nav", "<header", "<footer", "<aside", "<script", "<form", "<h1"):
+        assert tag not in article.body_html
+    # The title lives in Article.title only, not repeated as the first line of the text.
+    assert "What is a novel coronavirus?" not in article.text
+    # Paragraphs are separated by a blank line, whitespace inside them collapsed.
+    paragraphs = article.text.split("\n\n")
+    assert paragraphs[1].startswith("A diagnosis with coronavirus 229E")
+    assert "  " not in article.text
+
+
+def test_sample_article_links_resolve_against_the_file_path_or_the_base_url() -> None:
+    relative = _article(parse_page(_sample_page()))
+    assert relative.url == NOVEL  # no base: the file path, as the folder source gives it
+    assert relative.links == (
+        "https://www.cdc.gov/coronavirus/types.html",
+        "articles/why-is-the-disease-being-called-coronavirus-disease-2019-covid-19.html",
+        "articles/why-might-someone-blame-or-avoid-individuals-and-groups-create-stigma.html",
+    )
+
+    served = _article(parse_page(_sample_page(), base_url="http://127.0.0.1:8765/"))
+    # The page's canonical link is on the same host, so it is taken.
+    assert served.url == "http://127.0.0.1:8765/articles/what-is-a-novel-coronavirus.html"
+    assert served.links[1] == (
+        "http://127.0.0.1:8765/articles/why-is-the-disease-being-called-coronavirus-disease-2019-covid-19.html"
+    )
+    assert served.article_id != relative.article_id
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="de_DE">
+<head>
+  <title>Reset your password - Acme Help</title>
+  <link rel="canonical" href="HTTPS://Help.Example.COM/hc/reset#top">
+  <style>p { color: red }</style>
+</head>
+<body>
+  <header><h1 class="logo">Acme Help</h1><nav><a href="/hc">Home</a></nav></header>
+  <div role="navigation"><a href="/elsewhere">Skip me</a></div>
+  <ol class="breadcrumbs"><li><a href="/hc">Help Center</a></li><li><a href="/hc/accounts">Accounts</a></li>
+      <li>Reset your password</li></ol>
+  <main>
+    <article>
+      <h1>Reset   your password</h1>
+      <nav class="toc"><a href="/hc/toc">On this page</a></nav>
+      <p>Open <a href="settings.html#security">Settings</a> and choose
+         <b>Security</b>.<br>Then click Reset.</p>
+      <p class="hidden-note" hidden>Internal note</p>
+      <ul><li>Works on <a href="https://other.example.org/apps">mobile</a></li>
+          <li><a href="settings.html">Settings again</a> <a href="#top">top</a></li></ul>
+      <p>Mail <a href="mailto:help@example.com">us</a> or <a href="javascript:void(0)">chat</a>.</p>
+      <table><tr><th>Plan</th><th>Limit</th></tr><tr><td>Free</td><td>3</td></tr></table>
+    </article>
+    <aside><a href="/hc/related">Related</a></aside>
+  </main>
+  <footer><a href="/terms">Terms</a></footer>
+</body>
+</html>"""
+
+
+def test_metadata_comes_from_the_markup_when_the_source_gives_none() -> None:
+    article = _article(parse_page(_html_page(PAGE, location="https://help.example.com/hc/articles/12")))
+
+    assert article.title == "Reset your password"  # the article's h1, not the logo's or <title>
+    assert article.section == "Accounts"  # the breadcrumb above the page itself
+    assert article.locale == "de-de"
+    assert article.url == "https://help.example.com/hc/reset"  # same-host canonical, normalised
+    assert article.links == (
+        "https://help.example.com/hc/articles/settings.html",
+        "https://other.example.org/apps",
+    )
+    assert article.text == (
+        "Open Settings and choose Security.\nThen click Reset.\n\nWorks on mobile\n\nSettings again top\n\n"
+        "Mail us or chat.\n\nPlan | Limit\n\nFree | 3"
+    )
+    assert "Internal note" not in article.text
+    assert "On this page" not in article.text  # a nav inside the article is chrome too
+
+
+def test_fields_from_the_source_win_over_the_markup() -> None:
+    page = _html_page(
+        PAGE,
+        location="https://help.example.com/hc/articles/12",
+        fields=(("title", "Password reset"), ("section", "Security"), ("locale", "fr_CA")),
+    )
+    article = _article(parse_page(page))
+
+    assert (article.title, article.section, article.locale) == ("Password reset", "Security", "fr-ca")
+    # The h1 no longer matches the title, so it is part of the content.
+    assert article.text.startswith("Reset your password\n\nOpen Settings")
+
+
+def test_canonical_on_another_host_is_ignored() -> None:
+    html = PAGE.replace("HTTPS://Help.Example.COM/hc/reset#top", "https://mirror.example.net/reset")
+    article = _article(parse_page(_html_page(html, location="https://Help.Example.com:443/hc/articles/12#x")))
+
+    assert article.url == "https://help.example.com/hc/articles/12"
+
+
+def test_title_falls_back_to_the_title_tag_and_locale_to_the_default() -> None:
+    html = (
+        "<html><head><title>Billing FAQ</title></head><body><div id='content'><p>Pay monthly.</p></div></body></html>"
+    )
+    article = _article(parse_page(_html_page(html), default_locale="en_GB"))
+
+    assert (article.title, article.locale, article.text) == ("Billing FAQ", "en-gb", "Pay monthly.")
+
+
+MARKDOWN = """---
+title: "Export your data"
+category: Accounts
+lang: en_US
+last_modified_at: 2023-05-02 14:30:00 +0200
+permalink: /docs/export/
+---
+{% comment %}Not for readers.{% endcomment %}
+Go to [settings]({{ site.baseurl }}/settings/){:target="_blank"} and pick **Export**.
+
+{% callout info %}
+Exports take a few minutes.
+{% endcallout %}
+
+See [the guide]({{ '/guides/export.html' | relative_url }}), [a sibling](../import/) and
+{% raw %}`{{ not_liquid }}`{% endraw %}.
+
+| Format | Size |
+|---|---|
+| CSV | small |
+
+```
+curl {{ site.url }}/api
+```
+"""
+
+
+def test_markdown_front_matter_and_liquid() -> None:
+    page = RawPage("kb", "docs/export.md", MARKDOWN, "markdown")
+    article = _article(parse_page(page))
+
+    assert article.title == "Export your data"
+    assert article.section == "Accounts"
+    assert article.locale == "en-us"
+    assert article.updated_at == datetime(2023, 5, 2, 12, 30, tzinfo=UTC)
+    assert article.url == "/docs/export/"  # the permalink, resolved like a site-relative link
+    # Relative links resolve from the permalink, as a browser would on the published page.
+    assert article.links == ("/settings/", "/guides/export.html", "/docs/import/")
+    assert "Not for readers" not in article.text
+    assert "Exports take a few minutes." in article.text
+    assert "{{ not_liquid }}" in article.text  # {% raw %} keeps its content verbatim
+    assert "CSV | small" in article.text
+    assert "curl /api" in article.text
+    for leftover in ("{%", "{:", "site.baseurl", "callout"):
+        assert leftover not in article.text
+        assert leftover not in article.body_html
+    assert "<table>" in article.body_html
+
+
+def test_sample_markdown_article() -> None:
+    path = SAMPLE / "markdown" / "how-does-the-virus-spread.md"
+    article = _article(parse_page(RawPage("md", "how-does-the-virus-spread.md", path.read_text("utf-8"), "markdown")))
+
+    assert article.title == "How does the virus spread?"
+    assert article.section == "How It Spreads"
+    assert article.updated_at == datetime(2020, 3, 17, tzinfo=UTC)  # an unquoted YAML date
+    assert article.url == "/articles/how-does-the-virus-spread.html"
+    assert "/articles/what-is-the-source-of-the-virus.html" in article.links
+    assert article.text.startswith("This virus was first detected in Wuhan City")
+
+
+def test_markdown_without_front_matter_takes_its_title_from_the_first_heading() -> None:
+    article = _article(parse_page(RawPage("kb", "a.md", "# Install\n\nRun the installer.\n", "markdown")))
+
+    assert (article.title, article.text) == ("Install", "Run the installer.")
+
+
+def test_strip_liquid_keeps_link_targets_site_relative() -> None:
+    assert strip_liquid("[a]({{site.baseurl}}/x) [b]({% link _docs/y.md %})") == "[a](/x) [b](/_docs/y.md)"
+
+
+@pytest.mark.parametrize(
+    ("page", "reason"),
+    [
+        (
+            _html_page("<html><body><nav><a href='/'>Home</a></nav><main><h1>Title</h1></main></body></html>"),
+            "no main content",
+        ),
+        (
+            _html_page("<html><body><header><p>Logo</p></header><footer>(c)</footer></body></html>"),
+            "no main content",
+        ),
+        (_html_page("<html><body><main><p>Text without any title.</p></main></body></html>"), "no title"),
+        (_html_page("   "), "empty page"),
+        (RawPage("kb", "bad.md", "---\ntitle: [unclosed\n---\nBody\n", "markdown"), "invalid front matter"),
+        (RawPage("kb", "x.pdf", "%PDF-1.7", "pdf"), "unsupported content kind"),
+        (RawPage("kb", "gone.docx", "/nonexistent/gone.docx", "docx"), "docx file not found"),
+    ],
+)
+def test_pages_without_content_or_title_are_rejected_not_raised(page: RawPage, reason: str) -> None:
+    result = parse_page(page)
+
+    assert isinstance(result, Rejected)
+    assert (result.stage, result.record_id, result.source_id) == ("parse", page.location, "kb")
+    assert reason in result.reason
+
+
+def test_ids_and_hashes_are_deterministic() -> None:
+    page = _sample_page()
+    first, second = _article(parse_page(page)), _article(parse_page(page))
+    assert (first.article_id, first.content_hash) == (second.article_id, second.content_hash)
+    assert first.article_id == make_article_id("kb", NOVEL)
+    assert first.content_hash == sha256_hex(first.title + "\n" + first.text)
+
+    edited = _html_page(page.content.replace("has not been previously identified", "was found"), location=NOVEL)
+    changed = _article(parse_page(edited))
+    assert changed.article_id == first.article_id
+    assert changed.content_hash != first.content_hash
+
+    # Chrome is not content: a new footer must not look like an edit.
+    rechromed = _html_page(page.content.replace("Sample data for kbcurator.", "Updated footer."), location=NOVEL)
+    assert _article(parse_page(rechromed)).content_hash == first.content_hash
+
+
+def test_updated_at_prefers_the_source_then_the_page_then_the_file_time() -> None:
+    html = (SAMPLE / "site" / NOVEL).read_text(encoding="utf-8")
+    mtime = (("file_mtime", "2024-01-01T00:00:00+00:00"),)
+    from_source = datetime(2021, 6, 1, 8, 0)  # naive: taken as UTC
+
+    assert _article(parse_page(_html_page(html, updated_at=from_source, fields=mtime))).updated_at == datetime(
+        2021, 6, 1, 8, 0, tzinfo=UTC
+    )
+    assert _article(parse_page(_html_page(html, fields=mtime))).updated_at == datetime(2020, 3, 17, tzinfo=UTC)
+    undated = html.replace('property="article:modified_time"', 'property="x"')
+    assert _article(parse_page(_html_page(undated, fields=mtime))).updated_at == datetime(2024, 1, 1, tzinfo=UTC)
+    assert _article(parse_page(_html_page(undated))).updated_at is None
+
+
+def test_normalise_url() -> None:
+    assert normalise_url("HTTP://Example.COM:80#frag") == "http://example.com/"
+    assert normalise_url("https://a.example/x?q=1#f") == "https://a.example/x?q=1"
+    assert normalise_url("articles/a.html#top") == "articles/a.html"
+
+
+def test_docx_is_partitioned_into_headings_paragraphs_and_lists(tmp_path: Path) -> None:
+    docx = pytest.importorskip("docx")
+    document = docx.Document()
+    document.add_heading("Reset your password", 0)
+    document.add_paragraph("Open the settings page and choose Security.")
+    document.add_heading("On mobile", 1)
+    document.add_paragraph("Tap the menu.", style="List Bullet")
+    document.add_paragraph("Tap Reset.", style="List Bullet")
+    path = tmp_path / "reset.docx"
+    document.save(str(path))
+
+    article = _article(parse_page(RawPage("kb", "reset.docx", str(path), "docx")))
+
+    assert article.title == "Reset your password"
+    assert article.text == "Open the settings page and choose Security.\n\nOn mobile\n\nTap the menu.\n\nTap Reset."
+    assert "<h2>On mobile</h2>" in article.body_html
+    assert "<li>Tap Reset.</li>" in article.body_html
