@@ -12,7 +12,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export GX_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
-export LANCE_LOG := error
+export LANCEDB_LOG := error
 
 .PHONY: install demo test lint typecheck bench clean
 

@@ -50,7 +50,9 @@ def build_task(articles: list[Article], settings: Settings, store: IndexStore) -
 
 
 @task(name="check", cache_policy=NO_CACHE)
-def check_task(candidate: ReleaseCandidate, settings: Settings, store: IndexStore, run_dir: Path) -> quality.ValidationReport:
+def check_task(
+    candidate: ReleaseCandidate, settings: Settings, store: IndexStore, run_dir: Path
+) -> quality.ValidationReport:
     current_articles, current_chunks = reindex.current_counts(store)
     params = ReleaseCheckParams.from_settings(
         settings.checks,
@@ -62,8 +64,10 @@ def check_task(candidate: ReleaseCandidate, settings: Settings, store: IndexStor
     report = quality.run_suites(frames, build_release_suites(params), docs_dir=run_dir / "data_docs")
     (run_dir / "validation.json").write_text(json.dumps(report.results_json, indent=1, default=str))
     get_run_logger().info(
-        "checks %s: %d of %d passed", "passed" if report.success else "FAILED",
-        sum(o.success for o in report.outcomes), len(report.outcomes),
+        "checks %s: %d of %d passed",
+        "passed" if report.success else "FAILED",
+        sum(o.success for o in report.outcomes),
+        len(report.outcomes),
     )
     return report
 
@@ -73,8 +77,12 @@ def publish_task(
     candidate: ReleaseCandidate, store: IndexStore, report: quality.ValidationReport, manifest: dict[str, Any]
 ) -> IndexRelease:
     release = publish(store, candidate, checks_passed=report.success, manifest=manifest)
-    get_run_logger().info("published %s (articles v%d, chunks v%d)", release.tag,
-                          release.articles_version, release.chunks_version)
+    get_run_logger().info(
+        "published %s (articles v%d, chunks v%d)",
+        release.tag,
+        release.articles_version,
+        release.chunks_version,
+    )
     return release
 
 
@@ -170,8 +178,15 @@ def reindex_flow(
         timings={k: round(v, 3) for k, v in timings.items()},
     )
     summary = reindex.run_summary_markdown(
-        run=run, outcome=outcome, release_tag=release_tag, current_tag=current_tag, candidate=candidate,
-        changes=changes, rejected=rejected, checks_markdown=report.summary_markdown(), index_uri=settings.index_uri,
+        run=run,
+        outcome=outcome,
+        release_tag=release_tag,
+        current_tag=current_tag,
+        candidate=candidate,
+        changes=changes,
+        rejected=rejected,
+        checks_markdown=report.summary_markdown(),
+        index_uri=settings.index_uri,
     )
     (run.run_dir / "summary.md").write_text(summary)
     (run.run_dir / "result.json").write_text(json.dumps(result, indent=1, default=str))

@@ -7,21 +7,33 @@ from datetime import UTC, datetime
 from kbcurator.records import Article, make_article_id, sha256_hex
 
 TOPICS = {
-    "reset-password": ("Reset your password", "Open Settings and choose Reset password. A link arrives by email "
-                       "within 10 minutes and stays valid for 24 hours."),
-    "refunds": ("Request a refund", "Refunds are available within 30 days of purchase. Open Billing, pick the "
-                "order and choose Request refund."),
-    "cancel": ("Cancel your subscription", "You can cancel at any time from Billing. Your plan stays active "
-               "until the end of the paid period."),
-    "two-factor": ("Turn on two-factor authentication", "Two-factor authentication adds a one-time code to "
-                   "every sign in. Use an authenticator app or SMS."),
-    "export": ("Export your data", "Go to Settings, Privacy, Export. We email a download link when the archive "
-               "is ready, usually within an hour."),
+    "reset-password": (
+        "Reset your password",
+        "Open Settings and choose Reset password. A link arrives by email "
+        "within 10 minutes and stays valid for 24 hours.",
+    ),
+    "refunds": (
+        "Request a refund",
+        "Refunds are available within 30 days of purchase. Open Billing, pick the order and choose Request refund.",
+    ),
+    "cancel": (
+        "Cancel your subscription",
+        "You can cancel at any time from Billing. Your plan stays active until the end of the paid period.",
+    ),
+    "two-factor": (
+        "Turn on two-factor authentication",
+        "Two-factor authentication adds a one-time code to every sign in. Use an authenticator app or SMS.",
+    ),
+    "export": (
+        "Export your data",
+        "Go to Settings, Privacy, Export. We email a download link when the archive is ready, usually within an hour.",
+    ),
 }
 
 
-def make_article(slug: str, title: str, body: str, *, source_id: str = "test",
-                 updated: datetime | None = None) -> Article:
+def make_article(
+    slug: str, title: str, body: str, *, source_id: str = "test", updated: datetime | None = None
+) -> Article:
     url = f"https://help.example.com/articles/{slug}"
     html = f"<h1>{title}</h1><p>{body}</p><h2>Still stuck?</h2><p>Contact support from the Help menu about {slug}.</p>"
     text = f"{title}\n\n{body}\n\nStill stuck?\n\nContact support from the Help menu about {slug}."

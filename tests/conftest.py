@@ -15,7 +15,7 @@ for _key, _value in {
     "GX_ANALYTICS_ENABLED": "false",
     "TOKENIZERS_PARALLELISM": "false",
     # lance logs a deprecation warning per scored search with selected columns; keep errors only.
-    "LANCE_LOG": "error",
+    "LANCEDB_LOG": "error",
 }.items():
     os.environ.setdefault(_key, _value)
 

@@ -309,3 +309,14 @@ def test_docx_is_partitioned_into_headings_paragraphs_and_lists(tmp_path: Path) 
     assert article.text == "Open the settings page and choose Security.\n\nOn mobile\n\nTap the menu.\n\nTap Reset."
     assert "<h2>On mobile</h2>" in article.body_html
     assert "<li>Tap Reset.</li>" in article.body_html
+
+
+def test_related_articles_block_counts_as_links_but_not_as_text() -> None:
+    html = (
+        "<html><body><main><article><h1>Reset your password</h1><p>Open Settings and choose Reset.</p>"
+        "<section class='related-articles'><h2>Related articles</h2><ul>"
+        "<li><a href='/articles/sign-in'>Sign in</a></li></ul></section></article></main></body></html>"
+    )
+    article = _article(parse_page(_html_page(html)))
+    assert "Related articles" not in article.text and "related" not in article.body_html
+    assert any(link.endswith("/articles/sign-in") for link in article.links)

@@ -34,8 +34,7 @@ def page(title: str, *links: str) -> str:
 
 def urlset(*entries: tuple[str, str | None]) -> str:
     urls = "".join(
-        f"<url><loc>{loc}</loc>{f'<lastmod>{lastmod}</lastmod>' if lastmod else ''}</url>"
-        for loc, lastmod in entries
+        f"<url><loc>{loc}</loc>{f'<lastmod>{lastmod}</lastmod>' if lastmod else ''}</url>" for loc, lastmod in entries
     )
     return f'{XML_HEAD}<urlset xmlns="{SITEMAP_NS}">{urls}</urlset>'
 
@@ -126,9 +125,7 @@ def test_sitemap_index_crawl_yields_every_listed_page_with_its_date(
     site: SiteServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     root = site_root(site)
-    write(
-        root, "sitemap.xml", sitemap_index(site.url("/sitemaps/articles.xml"), site.url("/sitemaps/more.xml"))
-    )
+    write(root, "sitemap.xml", sitemap_index(site.url("/sitemaps/articles.xml"), site.url("/sitemaps/more.xml")))
     write(
         root,
         "sitemaps/articles.xml",
@@ -163,9 +160,7 @@ def test_sitemap_index_crawl_yields_every_listed_page_with_its_date(
 
 def test_broken_nested_sitemaps_are_rejected_and_gzipped_ones_read(site: SiteServer) -> None:
     root = site_root(site)
-    write(
-        root, "sitemap.xml", sitemap_index(site.url("/sitemaps/gone.xml"), site.url("/sitemaps/pages.xml.gz"))
-    )
+    write(root, "sitemap.xml", sitemap_index(site.url("/sitemaps/gone.xml"), site.url("/sitemaps/pages.xml.gz")))
     (root / "sitemaps").mkdir()
     (root / "sitemaps/pages.xml.gz").write_bytes(
         gzip.compress(urlset((site.url("/articles/billing.html"), "2024-01-02")).encode())
@@ -175,9 +170,7 @@ def test_broken_nested_sitemaps_are_rejected_and_gzipped_ones_read(site: SiteSer
 
     assert paths(pages) == ["/articles/billing.html"]
     assert pages[0].updated_at == datetime(2024, 1, 2, tzinfo=UTC)
-    assert rejected == [
-        Rejected(site.url("/sitemaps/gone.xml"), "crawl", "HTTP 404 (nested sitemap)", "help")
-    ]
+    assert rejected == [Rejected(site.url("/sitemaps/gone.xml"), "crawl", "HTTP 404 (nested sitemap)", "help")]
 
 
 def test_sitemap_duplicates_and_redirects_deliver_each_page_once(site: SiteServer) -> None:

@@ -22,8 +22,9 @@ class ChunkPolicy:
     @property
     def policy_hash(self) -> str:
         """Changes when the chunking would change, so stored chunks are reused only under the same policy."""
-        return sha256_hex(f"chunk_by_title:{self.max_characters}:{self.new_after_n_chars}:"
-                          f"{self.combine_text_under_n_chars}:v1")[:16]
+        return sha256_hex(
+            f"chunk_by_title:{self.max_characters}:{self.new_after_n_chars}:{self.combine_text_under_n_chars}:v1"
+        )[:16]
 
 
 def embedding_input(title: str, chunk_text: str) -> str:

@@ -19,9 +19,7 @@ from kbcurator.errors import KBError, ValidationFailed
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
-ConfigOption = Annotated[
-    str, typer.Option("--config", "-c", help="settings YAML (sources, index URI, model, checks)")
-]
+ConfigOption = Annotated[str, typer.Option("--config", "-c", help="settings YAML (sources, index URI, model, checks)")]
 IndexOption = Annotated[str | None, typer.Option("--index-uri", help="overrides index_uri from the config")]
 DEFAULT_CONFIG = "kb_sources/sample.yaml"
 
@@ -43,8 +41,8 @@ def _runtime_defaults() -> None:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "GX_ANALYTICS_ENABLED": "false",
         "TOKENIZERS_PARALLELISM": "false",
-    # lance logs a deprecation warning per scored search with selected columns; keep errors only.
-    "LANCE_LOG": "error",
+        # lance logs a deprecation warning per scored search with selected columns; keep errors only.
+        "LANCEDB_LOG": "error",
     }.items():
         os.environ.setdefault(key, value)
 
@@ -91,9 +89,7 @@ def reindex(
 
     load_settings(config, index_uri=index_uri)  # a bad config is one clear line, before Prefect starts
     try:
-        result = flow_module.reindex_flow(
-            config=config, index_uri=index_uri, model=model, force_publish=force_publish
-        )
+        result = flow_module.reindex_flow(config=config, index_uri=index_uri, model=model, force_publish=force_publish)
     except KBError:
         raise
     typer.echo(result["outcome"])
@@ -140,11 +136,17 @@ def diff(
 
     result = diff_releases(IndexStore(_settings(config, index_uri).index_uri), old, new)
     if as_json:
-        typer.echo(json.dumps({
-            "old": result.old_tag, "new": result.new_tag,
-            "articles": {k: list(getattr(result.articles, k)) for k in ("added", "changed", "removed")},
-            "chunks": {k: list(getattr(result.chunks, k)) for k in ("added", "changed", "removed")},
-        }, indent=1))
+        typer.echo(
+            json.dumps(
+                {
+                    "old": result.old_tag,
+                    "new": result.new_tag,
+                    "articles": {k: list(getattr(result.articles, k)) for k in ("added", "changed", "removed")},
+                    "chunks": {k: list(getattr(result.chunks, k)) for k in ("added", "changed", "removed")},
+                },
+                indent=1,
+            )
+        )
         return
     typer.echo(f"{result.old_tag} -> {result.new_tag}")
     for label, changes in (("articles", result.articles), ("chunks", result.chunks)):
@@ -205,8 +207,13 @@ def manifest(
     release = IndexStore(_settings(config, index_uri).index_uri).resolve(version)
     data = manifest_of(release)
     data.get("checks", {}).pop("validation_result", None)
-    typer.echo(json.dumps({"release": {"seq": release.seq, "tag": release.tag, "kind": release.kind}, **data},
-                          indent=1, default=str))
+    typer.echo(
+        json.dumps(
+            {"release": {"seq": release.seq, "tag": release.tag, "kind": release.kind}, **data},
+            indent=1,
+            default=str,
+        )
+    )
 
 
 def run() -> None:  # pragma: no cover - console entry point

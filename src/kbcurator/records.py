@@ -72,7 +72,6 @@ class Chunk:
     content_hash: str
 
 
-
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """A page, file or row that was skipped, with where and why. Rejections are data, not exceptions."""

@@ -74,9 +74,7 @@ class Changes:
 
     @property
     def unchanged(self) -> bool:
-        return self.against is not None and not any(
-            (*self.articles.counts().values(), *self.chunks.counts().values())
-        )
+        return self.against is not None and not any((*self.articles.counts().values(), *self.chunks.counts().values()))
 
     def as_dict(self) -> dict[str, Any]:
         return {"against": self.against, "articles": self.articles.counts(), "chunks": self.chunks.counts()}
@@ -89,10 +87,10 @@ def changes_since_current(store: IndexStore, candidate: ReleaseCandidate) -> Cha
     if current is None:
         return Changes(None, compare_hashes({}, new_articles), compare_hashes({}, new_chunks))
     manifest = manifest_of(current)
-    old_articles = hashes_of(store.read_table("articles", current.articles_version,
-                                              ["article_id", "content_hash"]), "article_id")
-    old_chunks = hashes_of(store.read_table("chunks", current.chunks_version,
-                                            ["chunk_id", "content_hash"]), "chunk_id")
+    old_articles = hashes_of(
+        store.read_table("articles", current.articles_version, ["article_id", "content_hash"]), "article_id"
+    )
+    old_chunks = hashes_of(store.read_table("chunks", current.chunks_version, ["chunk_id", "content_hash"]), "chunk_id")
     if manifest.get("model") != candidate.model:
         # Same text under a new model is still a change worth publishing.
         old_chunks = {k: f"{v}:{manifest.get('model')}" for k, v in old_chunks.items()}

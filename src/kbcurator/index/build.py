@@ -108,9 +108,7 @@ def _reusable_article_ids(
     previous = store.read_table(
         schema.ARTICLES, current.articles_version, ["article_id", "content_hash", "chunk_policy"]
     )
-    previous_hash = dict(
-        zip(previous["article_id"].to_pylist(), previous["content_hash"].to_pylist(), strict=True)
-    )
+    previous_hash = dict(zip(previous["article_id"].to_pylist(), previous["content_hash"].to_pylist(), strict=True))
     reuse = {a.article_id for a in articles if previous_hash.get(a.article_id) == a.content_hash}
     if not reuse:
         return set(), None
@@ -142,9 +140,7 @@ def build_candidate(
     ordered = list(unique.values())
 
     current = store.current()
-    reuse_ids, reused_chunks = _reusable_article_ids(
-        store, current, ordered, embedder.name, policy.policy_hash
-    )
+    reuse_ids, reused_chunks = _reusable_article_ids(store, current, ordered, embedder.name, policy.policy_hash)
     by_id = {a.article_id: a for a in ordered}
     rows: list[dict[str, Any]] = []
     if reused_chunks is not None:

@@ -29,9 +29,7 @@ class EmbeddingCache:
         mask = pc.and_(pc.equal(table["model"], model), pc.is_in(table["content_hash"], value_set=wanted))
         hits = table.filter(mask)
         found: dict[str, np.ndarray] = {}
-        for content_hash, vector in zip(
-            hits["content_hash"].to_pylist(), hits["vector"].to_pylist(), strict=True
-        ):
+        for content_hash, vector in zip(hits["content_hash"].to_pylist(), hits["vector"].to_pylist(), strict=True):
             found.setdefault(content_hash, np.asarray(vector, dtype=np.float32))
         return found
 

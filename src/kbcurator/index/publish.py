@@ -30,8 +30,10 @@ def tag_for(seq: int) -> str:
 
 def _merge(table: Any, data: pa.Table, key: str, *, only_changed: bool) -> None:
     merge = table.merge_insert(key)
-    merge = merge.when_matched_update_all(where="target.row_hash != source.row_hash") if only_changed else (
-        merge.when_matched_update_all()
+    merge = (
+        merge.when_matched_update_all(where="target.row_hash != source.row_hash")
+        if only_changed
+        else (merge.when_matched_update_all())
     )
     merge.when_not_matched_insert_all().when_not_matched_by_source_delete().execute(data)
 

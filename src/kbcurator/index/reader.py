@@ -94,9 +94,7 @@ class KBIndex:
                 except (RuntimeError, ValueError) as exc:  # an index missing at this version
                     if "index" not in str(exc).lower():
                         raise
-            frame = (
-                table.search(vector).distance_type("cosine").select(columns).limit(k).to_pandas()
-            )
+            frame = table.search(vector).distance_type("cosine").select(columns).limit(k).to_pandas()
             frame["similarity"] = 1.0 - frame["_distance"]
             return _hits(frame, "similarity")
 

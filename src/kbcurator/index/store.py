@@ -47,9 +47,7 @@ class IndexStore:
             Path(uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
         with lance_errors(f"cannot open index at {uri}"):
             # interval 0: every read sees the latest committed release, even from a long-lived handle.
-            self.db = lancedb.connect(
-                uri, storage_options=storage_options, read_consistency_interval=timedelta(0)
-            )
+            self.db = lancedb.connect(uri, storage_options=storage_options, read_consistency_interval=timedelta(0))
 
     # -- tables -------------------------------------------------------------------------------
     def table_names(self) -> list[str]:

@@ -44,6 +44,9 @@ _INVISIBLE = ("script", "style", "noscript", "template", "svg", "iframe", "objec
 # Page chrome around the article: removed before the main content is chosen and read.
 _CHROME = ("nav", "header", "footer", "aside", "form", "button", "dialog")
 # Tried in order; the first that still has text after the chrome is removed is the main content.
+# "Related articles" blocks that themes put inside the article: their links count as the article's
+# outbound links, but their text is navigation, not content, and would pollute every chunk's search.
+_RELATED_SELECTORS = ".related-articles, .article-relatives, .related-links, [data-kb-related]"
 _MAIN_SELECTORS = ("main", "article", "[role=main]", ".article-body", "#content", "body")
 _BLOCK_TAGS = frozenset(
     {
@@ -258,7 +261,12 @@ def _from_html(
     if isinstance(first_h1, Tag) and _clean(_text_of(first_h1)).casefold() == title.casefold():
         first_h1.decompose()
 
-    links = _clean_and_collect_links(main, link_base, canonical)
+    related_links: list[str] = []
+    for block in main.select(_RELATED_SELECTORS):
+        related_links += _clean_and_collect_links(block, link_base, canonical)
+        block.decompose()
+    body_links = _clean_and_collect_links(main, link_base, canonical)
+    links = tuple(dict.fromkeys((*body_links, *related_links)))
     text = _extract_text(main)
     if not text:
         raise ParseError("no main content: the article has a title but no body text")

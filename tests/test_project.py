@@ -1,0 +1,43 @@
+"""The project's wiring: prefect.yaml's entrypoints import, and the README's commands are what CI runs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import yaml
+from conftest import REPO
+
+
+def test_every_prefect_deployment_entrypoint_imports_a_flow() -> None:
+    from prefect import Flow
+
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    deployments = config["deployments"]
+    assert {d["name"] for d in deployments} >= {"nightly-reindex"}
+    for deployment in deployments:
+        path, _, name = deployment["entrypoint"].partition(":")
+        spec = importlib.util.spec_from_file_location(f"entry_{name}", REPO / path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        flow = getattr(module, name)
+        assert isinstance(flow, Flow)
+        # Every parameter the deployment sets is one the flow accepts.
+        assert set(deployment.get("parameters", {})) <= set(flow.parameters.properties)
+        assert deployment["schedules"][0]["cron"]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    ci_lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
+    commands = [line for line in ci_lines if line and not line.startswith(("#", "set ", "cd "))]
+    assert commands == ["make test"]
+    assert "make test" in readme and "make demo" in readme
+
+
+def test_the_package_imports_neither_flows_nor_checks() -> None:
+    for path in Path(REPO / "src" / "kbcurator").rglob("*.py"):
+        source = path.read_text()
+        assert "from flows" not in source and "import flows" not in source, path
+        assert "from checks" not in source and "import checks" not in source, path

