@@ -45,7 +45,14 @@ def build_task(articles: list[Article], settings: Settings, store: IndexStore) -
     logger = get_run_logger()
     embedder = load_embedder(settings.embedding.model, settings.embedding.device, settings.embedding.batch_size)
     policy = ChunkPolicy(**settings.chunking.model_dump())
-    candidate = build_candidate(articles, store=store, embedder=embedder, policy=policy, on_progress=logger.info)
+    candidate = build_candidate(
+        articles,
+        store=store,
+        embedder=embedder,
+        policy=policy,
+        on_progress=logger.info,
+        checkpoint_every=settings.embedding.checkpoint_every,
+    )
     return candidate
 
 

@@ -4,12 +4,17 @@ real LanceDB directory, on a slice of the bundled sample help center."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SAMPLE
+from conftest import REPO, SAMPLE
 from prefect.testing.utilities import prefect_test_harness
 from site_server import SiteServer
 
@@ -166,3 +171,50 @@ def test_sitemap_source_crawls_the_sample_site_served_on_localhost(tmp_path) -> 
     assert result["rejected"] == len(pages) - SLICE  # the 404s, recorded with their URL
     rejected = (Path(result["run_dir"]) / "rejected.jsonl").read_text()
     assert "HTTP 404" in rejected
+
+
+def test_a_run_killed_mid_embedding_is_rerun_into_a_correct_index(tmp_path) -> None:
+    """SIGKILL the real CLI while it embeds, then run again: one release, no duplicate rows, and the
+    vectors the killed run saved are reused."""
+    site = tmp_path / "site"
+    shutil.copytree(SAMPLE / "site" / "articles", site / "articles")
+    config = _config(tmp_path, [_folder(site)])
+    data = yaml.safe_load(Path(config).read_text())
+    data["embedding"] = {"checkpoint_every": 16}
+    Path(config).write_text(yaml.safe_dump(data))
+
+    log = (tmp_path / "killed.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kbcurator.cli", "reindex", "--config", config],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        # its own ephemeral Prefect, as a scheduler-started CLI would have
+        env={k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")},
+    )
+    store = IndexStore(str(tmp_path / "index"))
+
+    def vectors_saved() -> int:
+        try:
+            return store.db.open_table("embedding_cache").count_rows() if store.has_table("embedding_cache") else 0
+        except Exception:  # the table is being created right now
+            return 0
+
+    deadline = time.monotonic() + 240
+    while not vectors_saved() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    log.close()
+    saved = vectors_saved()
+    assert alive and saved, (tmp_path / "killed.log").read_text()[-2000:]
+    assert store.current() is None  # nothing half-published
+
+    result = _reindex(config)
+    assert result["outcome"] == "published release-0001"
+    assert result["build"]["chunks_from_cache"] >= saved > 0  # the killed run's work was kept
+    chunks = store.read_table("chunks", store.current().chunks_version, ["chunk_id", "article_id"])
+    ids = chunks["chunk_id"].to_pylist()
+    assert len(ids) == len(set(ids)) == result["chunks"]
+    assert len(set(chunks["article_id"].to_pylist())) == result["articles"] == 111

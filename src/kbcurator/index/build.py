@@ -124,8 +124,12 @@ def build_candidate(
     embedder: Embedder,
     policy: ChunkPolicy,
     on_progress: Callable[[str], None] | None = None,
+    checkpoint_every: int = 256,
 ) -> ReleaseCandidate:
     """Chunk and embed ``articles`` into a release candidate (nothing is published here).
+
+    Vectors are written to the embedding cache every ``checkpoint_every`` chunks, which bounds the
+    work an interrupted run loses.
 
     Duplicate article ids (the same canonical URL reached twice) keep the first occurrence.
     """
@@ -175,6 +179,7 @@ def build_candidate(
         texts_by_hash,
         embedder,
         cache,
+        batch_size=checkpoint_every,
         on_batch=lambda done, total: say(f"embedded {done}/{total} chunks"),
     )
     embed_seconds = time.perf_counter() - started

@@ -57,9 +57,9 @@ class KBIndex:
     def _embedder_for_release(self) -> Embedder:
         manifest = self.manifest
         if self._embedder is None:
-            from kbcurator.embedding.sentence import SentenceTransformerEmbedder
+            from kbcurator.embedding.sentence import load_embedder
 
-            self._embedder = SentenceTransformerEmbedder(manifest["model"])
+            self._embedder = load_embedder(manifest["model"])
         if self._embedder.name != manifest["model"] or self._embedder.dimension != manifest["dimension"]:
             raise PublishError(
                 f"{self.release.tag} was built with {manifest['model']} ({manifest['dimension']} dims); "
