@@ -12,6 +12,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export GX_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export LANCEDB_LOG := error
 
 .PHONY: install demo test lint typecheck bench clean

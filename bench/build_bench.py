@@ -40,6 +40,7 @@ for key, value in {
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "GX_ANALYTICS_ENABLED": "false",
     "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "LANCEDB_LOG": "error",
 }.items():
     os.environ.setdefault(key, value)

@@ -14,6 +14,7 @@ for _key, _value in {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "GX_ANALYTICS_ENABLED": "false",
     "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     # lance logs a deprecation warning per scored search with selected columns; keep errors only.
     "LANCEDB_LOG": "error",
 }.items():

@@ -17,7 +17,9 @@ import yaml
 from conftest import REPO, SAMPLE
 from prefect.testing.utilities import prefect_test_harness
 from site_server import SiteServer
+from typer.testing import CliRunner
 
+from kbcurator.cli import EXIT_CHECKS_FAILED, app
 from kbcurator.errors import SourceError, ValidationFailed
 from kbcurator.index import open_index
 from kbcurator.index.store import IndexStore, manifest_of
@@ -117,6 +119,10 @@ def test_a_failing_check_blocks_publish_and_keeps_the_current_release(tmp_path, 
     # A broken export: most of the help center is gone. The row-count floor must stop this.
     for page in sorted((help_center / "articles").glob("*.html"))[4:]:
         page.unlink()
+    # Through the CLI, as the scheduler's shell would run it: one line, exit code 3.
+    outcome = CliRunner().invoke(app, ["reindex", "--config", config])
+    assert outcome.exit_code == EXIT_CHECKS_FAILED, outcome.output
+    assert "publish blocked" in outcome.output and "row_count" in outcome.output
     with pytest.raises(ValidationFailed, match="row_count"):
         _reindex(config)
     assert store.current() == before

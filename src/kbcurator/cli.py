@@ -41,6 +41,7 @@ def _runtime_defaults() -> None:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "GX_ANALYTICS_ENABLED": "false",
         "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         # lance logs a deprecation warning per scored search with selected columns; keep errors only.
         "LANCEDB_LOG": "error",
     }.items():
@@ -88,10 +89,7 @@ def reindex(
     from kbcurator.settings import load_settings
 
     load_settings(config, index_uri=index_uri)  # a bad config is one clear line, before Prefect starts
-    try:
-        result = flow_module.reindex_flow(config=config, index_uri=index_uri, model=model, force_publish=force_publish)
-    except KBError:
-        raise
+    result = flow_module.reindex_flow(config=config, index_uri=index_uri, model=model, force_publish=force_publish)
     typer.echo(result["outcome"])
     typer.echo(f"index:    {result['index_uri']}")
     typer.echo(f"current:  {result['current']}")

@@ -98,3 +98,30 @@ class IndexRelease:
     chunks_version: int
     previous_tag: str
     manifest_json: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One support ticket, already redacted: raw customer text never reaches a record.
+
+    ``text`` is what is embedded and clustered (redacted subject and first customer message).
+    """
+
+    ticket_id: str
+    created_at: datetime | None
+    subject: str
+    body: str
+    channel: str = ""
+    status: str = ""
+    escalated: bool = False
+    resolved_by_bot: bool = False
+    unanswered: bool = False
+    tags: tuple[str, ...] = ()
+    csat: float | None = None
+    source_id: str = ""
+
+    @property
+    def text(self) -> str:
+        if self.subject and self.body and not self.body.startswith(self.subject):
+            return f"{self.subject}. {self.body}"
+        return self.body or self.subject
