@@ -41,7 +41,7 @@ def _runtime_defaults() -> None:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "GX_ANALYTICS_ENABLED": "false",
         "TOKENIZERS_PARALLELISM": "false",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         # lance logs a deprecation warning per scored search with selected columns; keep errors only.
         "LANCEDB_LOG": "error",
     }.items():
@@ -55,6 +55,12 @@ def _clear_errors(command: F) -> F:
             return command(*args, **kwargs)
         except ValidationFailed as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
+            if any("row_count" in failed for failed in exc.failed):
+                typer.secho(
+                    "hint: if the shrink is intended (a retired section, a parser change), rerun with a larger "
+                    "allowed drop, e.g. KB_CHECKS__MAX_ROW_DROP_SHARE=0.5 kbcurator reindex ...",
+                    err=True,
+                )
             raise typer.Exit(EXIT_CHECKS_FAILED) from None
         except KBError as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
@@ -189,7 +195,8 @@ def search(
     typer.echo(f"{index.release.tag}: top {k} for {text!r}")
     for rank, hit in enumerate(index.search(text, k=k, mode=mode), start=1):  # type: ignore[arg-type]
         snippet = " ".join(hit.text.split())[:140]
-        typer.echo(f"{rank}. [{hit.score:.3f}] {hit.title} — {hit.heading}\n   {hit.url}\n   {snippet}")
+        similarity = f"similarity {hit.similarity:.2f}" if hit.similarity is not None else f"score {hit.score:.3f}"
+        typer.echo(f"{rank}. [{similarity}] {hit.title} — {hit.heading}\n   {hit.url}\n   {snippet}")
 
 
 @app.command()

@@ -303,8 +303,20 @@ def _outcome(suite: str, entry: Mapping[str, Any]) -> CheckOutcome:
         column=str(column) if column is not None else None,
         # An expectation that raised did not pass, whatever its success flag says.
         success=bool(entry.get("success")) and error is None,
-        observed=_clip(f"error: {error}" if error is not None else _observed(entry)),
+        observed=_clip(f"error: {error}" if error is not None else _observed(entry) + _bounds(kwargs)),
     )
+
+
+def _bounds(kwargs: Mapping[str, Any]) -> str:
+    """What the check allowed, so that a failure reads "observed 127, expected >= 173"."""
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    if low is not None and high is not None:
+        return f", expected {low}..{high}"
+    if low is not None:
+        return f", expected >= {low}"
+    if high is not None:
+        return f", expected <= {high}"
+    return ""
 
 
 def _exception_message(info: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,7 +23,8 @@ class SearchHit:
     title: str
     heading: str
     text: str
-    score: float  # cosine similarity for vector hits, fused relevance for hybrid, BM25 for fts
+    score: float  # what ranked the hit: cosine similarity (vector), fused RRF relevance (hybrid), BM25 (fts)
+    similarity: float | None = None  # cosine similarity to the query, when the vector search saw the chunk
 
 
 class KBIndex:
@@ -86,7 +88,7 @@ class KBIndex:
                         .vector(vector)
                         .text(text)
                         .select(columns)
-                        .rerank(RRFReranker(return_score="relevance"))
+                        .rerank(RRFReranker(return_score="all"))
                         .limit(k)
                         .to_pandas()
                     )
@@ -100,6 +102,8 @@ class KBIndex:
 
 
 def _hits(frame: Any, score_column: str) -> list[SearchHit]:
+    if "_distance" in frame.columns:
+        frame = frame.assign(_similarity=1.0 - frame["_distance"])
     return [
         SearchHit(
             chunk_id=row["chunk_id"],
@@ -109,6 +113,7 @@ def _hits(frame: Any, score_column: str) -> list[SearchHit]:
             heading=row["heading"],
             text=row["text"],
             score=float(row[score_column]),
+            similarity=_finite(row.get("_similarity")),
         )
         for row in frame.to_dict("records")
     ]
@@ -126,3 +131,10 @@ def open_index(
     The query embedder defaults to the model recorded in the release's manifest.
     """
     return KBIndex(IndexStore(uri, storage_options=storage_options), version, embedder)
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
