@@ -1,0 +1,125 @@
+"""How well the KB already answers a cluster of ticket queries, scored against one index release.
+
+A query counts as answered when its best chunk in the release reaches ``answered_similarity`` (cosine,
+with the release's own embedding model). A cluster's coverage is the share of its queries answered. When
+coverage is low, the cluster's best-matching article decides the fix: if it is close
+(``related_similarity``) the article should be extended, otherwise a new article is needed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from kbcurator.index import schema
+from kbcurator.index.store import IndexStore
+from kbcurator.records import IndexRelease
+
+Action = Literal["covered", "extend", "write"]
+
+
+@dataclass(frozen=True, slots=True)
+class CoveragePolicy:
+    answered_similarity: float = 0.55
+    related_similarity: float = 0.40
+    covered_share: float = 0.5  # a cluster with at least this share of answered queries is not a gap
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleMatch:
+    article_id: str
+    title: str
+    url: str
+    queries: int  # how many of the cluster's queries have their best chunk in this article
+    best_similarity: float
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    coverage_score: float
+    median_best_similarity: float
+    best_articles: tuple[ArticleMatch, ...]
+    action: Action
+
+    def suggestion(self) -> str:
+        if self.action == "covered":
+            return "covered: no action"
+        if self.action == "extend" and self.best_articles:
+            return f"extend article {self.best_articles[0].title!r} ({self.best_articles[0].url})"
+        return "write a new article"
+
+
+class ReleaseVectors:
+    """The chunk vectors of one release, held in memory for exact cosine search of many queries."""
+
+    def __init__(self, store: IndexStore, release: IndexRelease) -> None:
+        table = store.read_table(
+            schema.CHUNKS, release.chunks_version, ["chunk_id", "article_id", "title", "url", "vector"]
+        )
+        self.release = release
+        self.article_ids: list[str] = table["article_id"].to_pylist()
+        self.titles: list[str] = table["title"].to_pylist()
+        self.urls: list[str] = table["url"].to_pylist()
+        vectors = np.asarray(table["vector"].to_pylist(), dtype=np.float32)
+        self.matrix = vectors.reshape(len(self.article_ids), -1) if len(self.article_ids) else vectors
+
+    def best(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(best cosine similarity, best chunk row) for each query vector (rows L2-normalised)."""
+        if not len(self.article_ids) or not len(queries):
+            return np.zeros(len(queries), dtype=np.float32), np.full(len(queries), -1)
+        similarities = queries @ self.matrix.T
+        rows = similarities.argmax(axis=1)
+        return similarities[np.arange(len(queries)), rows], rows
+
+
+def cluster_coverage(
+    query_vectors: np.ndarray, kb: ReleaseVectors, policy: CoveragePolicy, *, top_articles: int = 3
+) -> Coverage:
+    best, rows = kb.best(query_vectors)
+    if not len(best):
+        return Coverage(0.0, 0.0, (), "write")
+    answered = float(np.mean(best >= policy.answered_similarity))
+    median = float(np.median(best))
+    counts: Counter[str] = Counter()
+    best_row_of: dict[str, int] = {}
+    best_sim_of: dict[str, float] = {}
+    for similarity, row in zip(best.tolist(), rows.tolist(), strict=True):
+        if row < 0:
+            continue
+        article_id = kb.article_ids[row]
+        counts[article_id] += 1
+        if similarity > best_sim_of.get(article_id, -1.0):
+            best_sim_of[article_id], best_row_of[article_id] = similarity, row
+    ranked = sorted(counts, key=lambda a: (-counts[a], -best_sim_of[a]))[:top_articles]
+    matches = tuple(
+        ArticleMatch(
+            article_id=a,
+            title=kb.titles[best_row_of[a]],
+            url=kb.urls[best_row_of[a]],
+            queries=counts[a],
+            best_similarity=round(best_sim_of[a], 4),
+        )
+        for a in ranked
+    )
+    if answered >= policy.covered_share:
+        action: Action = "covered"
+    elif median >= policy.related_similarity:
+        action = "extend"
+    else:
+        action = "write"
+    return Coverage(round(answered, 4), round(median, 4), matches, action)
+
+
+def gap_priority(size: int, coverage_score: float, escalation_share: float, escalation_weight: float = 1.0) -> float:
+    """Volume x (1 - coverage) x escalation weight: escalated clusters count up to (1 + weight) times."""
+    return size * (1.0 - coverage_score) * (1.0 + escalation_weight * escalation_share)
+
+
+def rank_gaps(priorities: Sequence[float]) -> list[float]:
+    """Gap scores in 0..1: each cluster's priority over the largest in this run."""
+    top = max(priorities, default=0.0)
+    return [round(p / top, 4) if top > 0 else 0.0 for p in priorities]
