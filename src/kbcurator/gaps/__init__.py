@@ -1,0 +1,1 @@
+"""Knowledge gaps: support tickets clustered into topics the knowledge base does not cover."""

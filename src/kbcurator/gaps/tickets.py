@@ -1,0 +1,497 @@
+"""Load support tickets from a declared export as redacted ``Ticket`` records; bad rows become ``Rejected``.
+
+Formats (``TicketSourceConfig.format``):
+
+``csv``
+    A header row, then one ticket per record (quoted fields may span lines). Columns are found through
+    ``config.columns``; a file with a single ``text`` column is enough. The delimiter is ``config.delimiter``
+    or the most frequent of ``, ; tab |`` in the header line. A UTF-8 byte-order mark is ignored.
+``jsonl``
+    One JSON object per line, keys found through ``config.columns``.
+``zendesk``
+    Pages of ``GET /api/v2/tickets.json`` or of the incremental tickets export (``{"tickets": [...],
+    "next_page": ..., "end_of_stream": ...}``): a file whose ``next_page`` (or ``after_url``) names the next
+    file beside it, or a folder of page files read in sorted order. ``description`` (the first comment, i.e.
+    the customer's first message) is the body, ``via.channel`` the channel, ``satisfaction_rating.score``
+    good/bad the CSAT as 1.0/0.0; flags come from tags and status (``ZendeskTicketOptions``). Deleted
+    tickets are skipped.
+
+Values are read tolerantly: booleans from true/false/yes/no/y/n/t/f/1/0 (empty is false), dates as ISO 8601,
+epoch seconds (or milliseconds), ``config.date_format`` or anything dateutil reads, always made aware UTC
+(naive times are taken as UTC), tags from a JSON list, ``a,b``/``a;b`` or space-separated words, CSAT as a
+number (a decimal comma is accepted) or good/bad.
+
+A row that cannot become a ticket (no text, a date or flag that does not parse, bytes that are not valid in
+``config.encoding`` in a column that is used, bad JSON, a wrong number of CSV fields) is yielded as
+``Rejected(record_id=f"{location}:{line}", stage="tickets", reason=..., source_id=config.id)``, ``line``
+being the physical line where the row starts; Zendesk records are named ``{file}#tickets[{index}]``.
+
+Subject, body and tags are redacted with the source's ``PiiRedactor`` before a ``Ticket`` is built, so raw
+customer text never reaches a record. Ticket ids are meant to be opaque: one that holds an email address or
+a phone number (some exports key tickets by requester) is replaced by ``id-<sha256[:12]>`` of it, which
+keeps ids unique and stable. A numeric id in a phone shape (``+`` or a trunk ``0`` and 10-11 digits) is
+hashed too; other numeric ids are kept. A file without ids gets ``row-<n>``, ``n`` counting non-blank data rows from 1.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+from dateutil import parser as dateutil_parser
+
+from kbcurator.errors import ParseError, SourceError
+from kbcurator.gaps.config import ColumnMapping, TicketSelection, TicketSourceConfig
+from kbcurator.gaps.pii import PiiRedactor, PiiSettings
+from kbcurator.records import Rejected, Ticket
+
+__all__ = ["load_tickets", "select_tickets"]
+
+log = logging.getLogger(__name__)
+
+STAGE = "tickets"
+_DELIMITERS = (",", ";", "\t", "|")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # what errors="surrogateescape" makes of undecodable bytes
+_EPOCH = re.compile(r"\d{9,10}(?:\.\d+)?|\d{12,13}")
+_TRUE = frozenset({"true", "yes", "y", "t", "1"})
+_FALSE = frozenset({"false", "no", "n", "f", "0", ""})
+_CSAT_WORDS: dict[str, float | None] = {"good": 1.0, "bad": 0.0, "offered": None, "unoffered": None, "": None}
+_MAX_PAGES = 10_000
+
+
+def load_tickets(config: TicketSourceConfig, *, redactor: PiiRedactor | None = None) -> Iterator[Ticket | Rejected]:
+    """Yield every ticket of the source, redacted, and a ``Rejected`` for every row that cannot be one.
+
+    ``redactor`` defaults to one built from ``config.pii``; pass one to share its ``counts`` across sources.
+
+    Raises (while iterating):
+        SourceError: the file is missing, empty, not decodable with ``config.encoding`` (its header is not),
+            has none of the mapped text columns, or is not a Zendesk tickets export.
+    """
+    mapper = _Mapper(config, redactor or PiiRedactor(config.pii))
+    if config.format == "csv":
+        yield from _read_csv(config, mapper)
+    elif config.format == "jsonl":
+        yield from _read_jsonl(config, mapper)
+    else:
+        yield from _read_zendesk(config, mapper)
+
+
+def select_tickets(tickets: Iterable[Ticket], selection: TicketSelection) -> Iterator[Ticket]:
+    """The tickets that count for gap analysis under ``selection`` (see ``TicketSelection``)."""
+    return (ticket for ticket in tickets if selection.counts(ticket))
+
+
+# --- one row to one ticket -----------------------------------------------------------------------------
+
+
+def _resolve(keys: Iterable[str], wanted: str) -> str | None:
+    """The key naming ``wanted``: exactly, else ignoring case and surrounding spaces."""
+    keys = list(keys)
+    if wanted in keys:
+        return wanted
+    folded = wanted.strip().casefold()
+    return next((key for key in keys if key.strip().casefold() == folded), None)
+
+
+class _Mapper:
+    """Turns one row (column -> value) into a redacted ``Ticket``, or a ``Rejected`` saying why not."""
+
+    def __init__(self, config: TicketSourceConfig, redactor: PiiRedactor) -> None:
+        self.config = config
+        self.redactor = redactor
+        # Only what would identify a person, so ordinary numeric ids are kept as they are.
+        self.id_redactor = PiiRedactor(PiiSettings(obfuscated_emails=False, cards=False, ibans=False, addresses=False))
+
+    def columns_for(self, keys: Iterable[str], mapping: ColumnMapping | None = None) -> dict[str, str]:
+        """Ticket field -> the key holding it, for the keys present; ``body`` falls back to ``text``."""
+        mapping = mapping or self.config.columns
+        keys = list(keys)
+        found: dict[str, str] = {}
+        for name, wanted in mapping.model_dump().items():
+            key = _resolve(keys, wanted)
+            if key is not None:
+                found[name] = key
+        if "body" not in found and "text" in found:
+            found["body"] = found["text"]
+        found.pop("text", None)
+        return found
+
+    def to_ticket(
+        self, values: Mapping[str, Any], columns: Mapping[str, str], *, number: int, record_id: str
+    ) -> Ticket | Rejected:
+        try:
+            return self._ticket(values, columns, number)
+        except ParseError as exc:
+            return Rejected(record_id, STAGE, str(exc), self.config.id)
+
+    def _ticket(self, values: Mapping[str, Any], columns: Mapping[str, str], number: int) -> Ticket:
+        def raw(name: str) -> tuple[str, Any]:
+            column = columns.get(name, "")
+            value = values.get(column) if column else None
+            if isinstance(value, str) and _SURROGATE.search(value):
+                raise ParseError(f"column {column!r} holds bytes that are not valid {self.config.encoding}")
+            return column, value
+
+        subject = _text(*raw("subject"))
+        body = _text(*raw("body"))
+        if not subject and not body:
+            looked = " or ".join(repr(columns[n]) for n in ("body", "subject") if n in columns)
+            raise ParseError(f"no text: {looked} is missing or empty" if looked else "no text column")
+        ticket_id = self._ticket_id(_text(*raw("ticket_id")), number)
+        return Ticket(
+            ticket_id=ticket_id,
+            created_at=_datetime(*raw("created_at"), self.config.date_format),
+            subject=self.redactor.redact(subject),
+            body=self.redactor.redact(body),
+            channel=_text(*raw("channel")),
+            status=_text(*raw("status")),
+            escalated=_bool(*raw("escalated")),
+            resolved_by_bot=_bool(*raw("resolved_by_bot")),
+            unanswered=_bool(*raw("unanswered")),
+            tags=tuple(self.redactor.redact(tag) for tag in _tags(*raw("tags"))),
+            csat=_csat(*raw("csat")),
+            source_id=self.config.id,
+        )
+
+    def _ticket_id(self, value: str, number: int) -> str:
+        if not value:
+            return f"row-{number}"
+        if self.id_redactor.redact(value) != value:
+            return f"id-{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+        return value
+
+
+def _text(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        raise ParseError(f"column {column!r} holds a JSON {type(value).__name__}, not text")
+    return str(value).replace("\x00", "").strip()
+
+
+def _bool(column: str, value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    word = str(value).strip().casefold()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ParseError(f"column {column!r}: {value!r} is not a yes/no value")
+
+
+def _datetime(column: str, value: Any, date_format: str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ParseError(f"column {column!r}: {value!r} is not a date")
+    try:
+        if isinstance(value, int | float):
+            return _from_epoch(float(value))
+        text = str(value).strip()
+        if not text:
+            return None
+        if date_format:
+            parsed = datetime.strptime(text, date_format)
+        elif _EPOCH.fullmatch(text):
+            return _from_epoch(float(text))
+        else:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                parsed = dateutil_parser.parse(text)
+    except (ValueError, OverflowError) as exc:
+        expected = f" (expected {date_format!r})" if date_format else ""
+        raise ParseError(f"column {column!r}: cannot parse date {value!r}{expected}") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _from_epoch(seconds: float) -> datetime:
+    # 13-digit values are milliseconds (JavaScript and many exporters write those).
+    return datetime.fromtimestamp(seconds / 1000 if seconds > 1e11 else seconds, tz=UTC)
+
+
+def _tags(column: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ParseError(f"column {column!r}: {value!r} is not a JSON list of tags") from exc
+    if isinstance(value, list):
+        parts = [str(item) for item in value if item is not None]
+    else:
+        text = str(value)
+        separator = "," if "," in text else ";" if ";" in text else None
+        parts = text.split(separator)
+    return list(dict.fromkeys(part.strip() for part in parts if part.strip()))
+
+
+def _csat(column: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ParseError(f"column {column!r}: {value!r} is not a satisfaction score")
+    if isinstance(value, int | float):
+        score = float(value)
+    else:
+        text = str(value).strip().casefold()
+        if text in _CSAT_WORDS:
+            return _CSAT_WORDS[text]
+        try:
+            score = float(text.replace(",", "."))
+        except ValueError as exc:
+            raise ParseError(f"column {column!r}: {value!r} is not a satisfaction score") from exc
+    if not math.isfinite(score):
+        raise ParseError(f"column {column!r}: {value!r} is not a satisfaction score")
+    return score
+
+
+# --- CSV and JSONL -------------------------------------------------------------------------------------
+
+
+def _open_text(config: TicketSourceConfig) -> TextIO:
+    path = Path(config.location).expanduser()
+    if not path.is_file():
+        raise SourceError(f"ticket source {config.id!r}: file not found: {path}")
+    encoding = config.encoding
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"  # spreadsheet exports start with a byte-order mark
+    try:
+        # surrogateescape: a bad byte fails only the row holding it, not the whole file.
+        return path.open(encoding=encoding, errors="surrogateescape", newline="")
+    except OSError as exc:
+        raise SourceError(f"ticket source {config.id!r}: cannot read {path}: {exc}") from exc
+
+
+def _read_csv(config: TicketSourceConfig, mapper: _Mapper) -> Iterator[Ticket | Rejected]:
+    with _open_text(config) as stream:
+        yield from _unless_nothing_decodes(config, _csv_rows(config, mapper, stream))
+
+
+def _read_jsonl(config: TicketSourceConfig, mapper: _Mapper) -> Iterator[Ticket | Rejected]:
+    with _open_text(config) as stream:
+        yield from _unless_nothing_decodes(config, _jsonl_rows(config, mapper, stream))
+
+
+def _unless_nothing_decodes(
+    config: TicketSourceConfig, rows: Iterator[tuple[bool, Ticket | Rejected]]
+) -> Iterator[Ticket | Rejected]:
+    """Pass rows through, but raise one ``SourceError`` when not a single row decodes.
+
+    Rows are ``(decodes, result)``. Results are held back only until the first row that decodes, so a
+    file in the wrong encoding gives one clear error instead of a rejection per row.
+    """
+    pending: list[Ticket | Rejected] = []
+    decoded = False
+    for decodes, result in rows:
+        if not decoded:
+            if not decodes:
+                pending.append(result)
+                continue
+            decoded = True
+            yield from pending
+            pending.clear()
+        yield result
+    if pending:
+        raise _not_decodable(config, "no row decodes")
+
+
+def _not_decodable(config: TicketSourceConfig, what: str) -> SourceError:
+    return SourceError(
+        f"ticket source {config.id!r}: {config.location} is not {config.encoding} text ({what}); "
+        "set 'encoding:' in the source, e.g. cp1252 or utf-16"
+    )
+
+
+def _decodes(text: str) -> bool:
+    # NUL: UTF-16 (or a binary file) read as UTF-8 decodes without error but is not text.
+    return "\x00" not in text and _SURROGATE.search(text) is None
+
+
+def _csv_rows(config: TicketSourceConfig, mapper: _Mapper, stream: TextIO) -> Iterator[tuple[bool, Ticket | Rejected]]:
+    first_line = stream.readline()
+    stream.seek(0)
+    delimiter = config.delimiter or max(_DELIMITERS, key=first_line.count)
+    reader = csv.reader(stream, delimiter=delimiter)
+    try:
+        header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        raise SourceError(f"ticket source {config.id!r}: {config.location} is empty") from None
+    except csv.Error as exc:
+        raise SourceError(f"ticket source {config.id!r}: cannot read the header of {config.location}: {exc}") from exc
+    if not _decodes("".join(header)):
+        raise _not_decodable(config, "its header does not decode")
+    columns = mapper.columns_for(header)
+    if "body" not in columns and "subject" not in columns:
+        mapped = config.columns
+        raise SourceError(
+            f"ticket source {config.id!r}: {config.location} has none of the text columns "
+            f"{mapped.body!r}, {mapped.text!r}, {mapped.subject!r} (columns: {', '.join(map(repr, header))}); "
+            "map yours under 'columns:'"
+        )
+    number = 0
+    while True:
+        record_id = f"{config.location}:{reader.line_num + 1}"  # the physical line the record starts on
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            number += 1
+            yield True, Rejected(record_id, STAGE, f"malformed CSV row: {exc}", config.id)
+            continue
+        if not any(field.strip() for field in row):
+            continue  # blank line
+        number += 1
+        decodes = all(_decodes(field) for field in row)
+        if len(header) == 1 and len(row) > 1:
+            # A bare one-column export: an unquoted delimiter is part of the text.
+            row = [delimiter.join(row)]
+        if len(row) < len(header) or any(field.strip() for field in row[len(header) :]):
+            reason = f"row has {len(row)} fields but the header has {len(header)} (a stray quote or delimiter?)"
+            yield decodes, Rejected(record_id, STAGE, reason, config.id)
+            continue
+        values: dict[str, str] = {}
+        for name, value in zip(header, row, strict=False):
+            values.setdefault(name, value)  # a repeated header name: the first column wins
+        yield decodes, mapper.to_ticket(values, columns, number=number, record_id=record_id)
+
+
+def _jsonl_rows(
+    config: TicketSourceConfig, mapper: _Mapper, stream: TextIO
+) -> Iterator[tuple[bool, Ticket | Rejected]]:
+    number = 0
+    for line_number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        number += 1
+        record_id = f"{config.location}:{line_number}"
+        decodes = _decodes(line)
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            reason = f"invalid JSON: {exc.msg} (column {exc.colno})"
+            if not decodes:
+                reason = f"line is not valid {config.encoding}"
+            yield decodes, Rejected(record_id, STAGE, reason, config.id)
+            continue
+        if not isinstance(record, dict):
+            yield (
+                decodes,
+                Rejected(record_id, STAGE, f"line holds a JSON {type(record).__name__}, not an object", config.id),
+            )
+            continue
+        yield decodes, mapper.to_ticket(record, mapper.columns_for(record), number=number, record_id=record_id)
+
+
+# --- Zendesk tickets export ----------------------------------------------------------------------------
+
+
+def _read_zendesk(config: TicketSourceConfig, mapper: _Mapper) -> Iterator[Ticket | Rejected]:
+    root = Path(config.location).expanduser()
+    if root.is_dir():
+        files = sorted(root.glob("*.json"))
+        pages = 0
+        for page_file in files:
+            data = _load_page(config, page_file)
+            if data is None:
+                log.warning("ticket source %r: %s is not a tickets page; skipped", config.id, page_file)
+                continue
+            pages += 1
+            yield from _zendesk_tickets(config, mapper, data["tickets"], page_file)
+        if not pages:
+            raise SourceError(f"ticket source {config.id!r}: no Zendesk tickets page among the .json in {root}")
+        return
+    if not root.is_file():
+        raise SourceError(f"ticket source {config.id!r}: export file not found: {root}")
+    seen: set[Path] = set()
+    path: Path | None = root
+    while path is not None and len(seen) < _MAX_PAGES:
+        seen.add(path.resolve())
+        data = _load_page(config, path)
+        if data is None:
+            raise SourceError(f"ticket source {config.id!r}: {path} is not a Zendesk tickets page (no 'tickets' list)")
+        yield from _zendesk_tickets(config, mapper, data["tickets"], path)
+        if data.get("end_of_stream") is True:
+            break
+        path = _next_file(config, path, data.get("next_page") or data.get("after_url"), seen)
+
+
+def _load_page(config: TicketSourceConfig, path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SourceError(f"ticket source {config.id!r}: cannot read Zendesk export {path}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("tickets"), list):
+        return None
+    return data
+
+
+def _next_file(config: TicketSourceConfig, current: Path, next_page: object, seen: set[Path]) -> Path | None:
+    if not next_page:
+        return None
+    if not isinstance(next_page, str):
+        raise SourceError(f"ticket source {config.id!r}: next_page in {current} is not a string: {next_page!r}")
+    name = urlsplit(next_page).path.rsplit("/", 1)[-1] if "://" in next_page else next_page
+    if "/" in name or "\\" in name or name in ("", ".", ".."):
+        raise SourceError(f"ticket source {config.id!r}: next_page {next_page!r} in {current} is not a file name")
+    candidate = current.parent / name
+    if candidate.resolve() in seen:
+        # A live-API URL saved verbatim names the endpoint ("tickets.json"), not the next saved page.
+        log.warning("ticket source %r: next_page %r in %s was read already; stopping", config.id, next_page, current)
+        return None
+    if not candidate.is_file():
+        raise SourceError(f"ticket source {config.id!r}: next_page file not found: {candidate} (named in {current})")
+    return candidate
+
+
+def _zendesk_tickets(
+    config: TicketSourceConfig, mapper: _Mapper, records: list[Any], page: Path
+) -> Iterator[Ticket | Rejected]:
+    options = config.zendesk
+    columns = mapper.columns_for(ColumnMapping().model_dump().values(), ColumnMapping())
+    for index, record in enumerate(records):
+        record_id = f"{page}#tickets[{index}]"
+        if not isinstance(record, dict):
+            yield Rejected(record_id, STAGE, f"ticket record is {type(record).__name__}, not an object", config.id)
+            continue
+        status = str(record.get("status") or "")
+        if status.casefold() == "deleted":
+            continue
+        raw_tags, raw_via = record.get("tags"), record.get("via")
+        tags: list[Any] = raw_tags if isinstance(raw_tags, list) else []
+        via: dict[str, Any] = raw_via if isinstance(raw_via, dict) else {}
+        tag_set = {str(tag).casefold() for tag in tags}
+        rating = record.get("satisfaction_rating")
+        if record.get("id") is None:
+            yield Rejected(record_id, STAGE, "ticket has no 'id'", config.id)
+            continue
+        values = {
+            "id": record.get("id"),
+            "created_at": record.get("created_at"),
+            "subject": record.get("subject") or record.get("raw_subject"),
+            "body": record.get("description"),
+            "channel": via.get("channel"),
+            "status": status,
+            "escalated": any(tag.casefold() in tag_set for tag in options.escalation_tags),
+            "resolved_by_bot": any(tag.casefold() in tag_set for tag in options.bot_tags),
+            "unanswered": status.casefold() == "new",
+            "tags": tags,
+            "csat": rating.get("score") if isinstance(rating, dict) else None,
+        }
+        yield mapper.to_ticket(values, columns, number=index + 1, record_id=record_id)
