@@ -125,3 +125,19 @@ class Ticket:
         if self.subject and self.body and not self.body.startswith(self.subject):
             return f"{self.subject}. {self.body}"
         return self.body or self.subject
+
+
+@dataclass(frozen=True, slots=True)
+class GapCluster:
+    """A cluster of (redacted) ticket queries: what customers ask, scored against the KB when one is given."""
+
+    cluster_id: int
+    label: str
+    keywords: tuple[str, ...]
+    central_query: str
+    representatives: tuple[str, ...]
+    size: int
+    escalation_share: float
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    ticket_ids: tuple[str, ...] = field(repr=False, default=())

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kbcurator.errors import ConfigError
+from kbcurator.gaps.config import TicketSourceConfig
 
 
 class CrawlSettings(BaseModel):
@@ -76,6 +77,16 @@ class CheckSettings(BaseModel):
     min_articles: int = 1
 
 
+class GapSettings(BaseModel):
+    """How ticket clusters are scored against the KB (see kbcurator.gaps.coverage)."""
+
+    answered_similarity: float = 0.55  # a query whose best chunk reaches this is answered
+    related_similarity: float = 0.40  # a cluster whose median best match reaches this: "extend article X"
+    covered_share: float = 0.5  # a cluster with this share of answered queries is not a gap
+    escalation_weight: float = 1.0  # escalated clusters weigh up to (1 + this) times
+    representatives: int = 5
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KB_", env_nested_delimiter="__", extra="forbid")
 
@@ -85,6 +96,8 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
+    tickets: list[TicketSourceConfig] = Field(default_factory=list)
+    gaps: GapSettings = Field(default_factory=GapSettings)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +138,11 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
                 location = str(source.get("location", ""))
                 if location and "://" not in location and not Path(location).is_absolute():
                     source["location"] = str((base / location).resolve())
+        for ticket_source in data.get("tickets", []) or []:
+            if isinstance(ticket_source, dict):
+                location = str(ticket_source.get("location", ""))
+                if location and "://" not in location and not Path(location).is_absolute():
+                    ticket_source["location"] = str((base / location).resolve())
         for key in ("index_uri", "runs_dir"):
             value = data.get(key)
             if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
@@ -149,6 +167,7 @@ def _env_overrides() -> dict[str, Any]:
         chunking: dict[str, Any] | None = None
         embedding: dict[str, Any] | None = None
         checks: dict[str, Any] | None = None
+        gaps: dict[str, Any] | None = None
 
     try:
         values = _EnvOnly().model_dump(exclude_none=True)

@@ -1,0 +1,149 @@
+"""Tickets to clusters: the steps the ``cluster`` command and the ``gaps`` flow share.
+
+Every step takes explicit arguments; the embedder, the clusterer and the cache are injected.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from kbcurator.embedding.base import Embedder
+from kbcurator.errors import ConfigError
+from kbcurator.gaps.config import TicketSourceConfig
+from kbcurator.gaps.tickets import load_tickets, select_tickets
+from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
+from kbcurator.records import GapCluster, Rejected, Ticket, sha256_hex
+
+LONG_TAIL = -1
+_SUFFIX_FORMATS: dict[str, Literal["csv", "jsonl", "zendesk"]] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "zendesk",
+}
+
+
+def ticket_source_for_file(
+    path: str | Path, *, source_id: str = "tickets", fmt: str | None = None
+) -> TicketSourceConfig:
+    """A ticket source for a bare export file, its format read from the suffix unless given."""
+    location = Path(path)
+    chosen = fmt or _SUFFIX_FORMATS.get(location.suffix.lower())
+    if chosen is None:
+        raise ConfigError(f"cannot tell the format of {location}: use --format csv, jsonl or zendesk")
+    return TicketSourceConfig.model_validate({"id": source_id, "format": chosen, "location": str(location)})
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedTickets:
+    tickets: tuple[Ticket, ...]  # the ones that count for gap analysis (see TicketSelection)
+    rejected: tuple[Rejected, ...]
+    loaded: int  # valid tickets before selection
+
+
+def read_tickets(source: TicketSourceConfig) -> LoadedTickets:
+    valid: list[Ticket] = []
+    rejected: list[Rejected] = []
+    for item in load_tickets(source):
+        if isinstance(item, Rejected):
+            rejected.append(item)
+        else:
+            valid.append(item)
+    return LoadedTickets(tuple(select_tickets(valid, source.which)), tuple(rejected), len(valid))
+
+
+def embed_tickets(tickets: Sequence[Ticket], embedder: Embedder, cache: EmbeddingCache) -> np.ndarray:
+    """One vector per ticket; a ticket text embedded before (same model) comes from the cache."""
+    hashes = [sha256_hex(t.text) for t in tickets]
+    vectors, _embedded = embed_with_cache(dict(zip(hashes, (t.text for t in tickets), strict=True)), embedder, cache)
+    if not hashes:
+        return np.zeros((0, embedder.dimension), dtype=np.float32)
+    return np.stack([vectors[h] for h in hashes]).astype(np.float32)
+
+
+def describe_clusters(
+    tickets: Sequence[Ticket],
+    labels: np.ndarray,
+    names: dict[int, Any],
+) -> list[GapCluster]:
+    """GapCluster records from cluster labels and their c-TF-IDF names (largest cluster first)."""
+    members: dict[int, list[int]] = {}
+    for row, label in enumerate(labels.tolist()):
+        if label != LONG_TAIL:
+            members.setdefault(int(label), []).append(row)
+    clusters = []
+    for cluster_id, rows in members.items():
+        name = names.get(cluster_id)
+        dates = [d for d in (tickets[r].created_at for r in rows) if d is not None]
+        clusters.append(
+            GapCluster(
+                cluster_id=cluster_id,
+                label=getattr(name, "label", f"cluster {cluster_id}"),
+                keywords=tuple(getattr(name, "keywords", ())),
+                central_query=getattr(name, "central_query", tickets[rows[0]].text),
+                representatives=tuple(getattr(name, "representatives", ())),
+                size=len(rows),
+                escalation_share=round(sum(tickets[r].escalated for r in rows) / len(rows), 4),
+                first_seen_at=min(dates) if dates else None,
+                last_seen_at=max(dates) if dates else None,
+                ticket_ids=tuple(tickets[r].ticket_id for r in rows),
+            )
+        )
+    return sorted(clusters, key=lambda c: (-c.size, c.cluster_id))
+
+
+def write_cluster_outputs(
+    out_dir: Path,
+    tickets: Sequence[Ticket],
+    labels: np.ndarray,
+    clusters: Iterable[GapCluster],
+    rejected: Sequence[Rejected],
+    summary: dict[str, Any],
+    *,
+    long_tail_listed: int = 200,
+) -> dict[str, Path]:
+    """Write ``assignments.csv`` (ticket_id, cluster_id; -1 = long tail), ``clusters.json`` and
+    ``rejected.jsonl``. Every text written is the redacted one held by the Ticket records."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "assignments": out_dir / "assignments.csv",
+        "clusters": out_dir / "clusters.json",
+        "rejected": out_dir / "rejected.jsonl",
+    }
+    with paths["assignments"].open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["ticket_id", "cluster_id"])
+        for ticket, label in zip(tickets, labels.tolist(), strict=True):
+            writer.writerow([ticket.ticket_id, int(label)])
+    tail = [t.text for t, label in zip(tickets, labels.tolist(), strict=True) if label == LONG_TAIL]
+    document = {
+        **summary,
+        "clusters": [
+            {
+                "id": c.cluster_id,
+                "label": c.label,
+                "keywords": list(c.keywords),
+                "size": c.size,
+                "escalation_share": c.escalation_share,
+                "first_seen_at": c.first_seen_at.isoformat() if c.first_seen_at else None,
+                "last_seen_at": c.last_seen_at.isoformat() if c.last_seen_at else None,
+                "central_query": c.central_query,
+                "representative_queries": list(c.representatives),
+            }
+            for c in clusters
+        ],
+        "long_tail": {"size": len(tail), "queries": tail[:long_tail_listed]},
+    }
+    paths["clusters"].write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
+    with paths["rejected"].open("w", encoding="utf-8") as handle:
+        for item in rejected:
+            handle.write(json.dumps(asdict(item)) + "\n")
+    return paths

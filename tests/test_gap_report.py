@@ -1,0 +1,115 @@
+"""Gap scoring, the gaps table across runs, and the exports, on a real index (fake hashing embedder)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from builders import sample_articles
+from fakes import FakeHashingEmbedder
+
+from kbcurator.chunking import ChunkPolicy
+from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors
+from kbcurator.gaps.pipeline import describe_clusters, write_cluster_outputs
+from kbcurator.gaps.report import GapStore, gaps_markdown, score_gaps, write_gap_exports
+from kbcurator.index.build import build_candidate
+from kbcurator.index.publish import publish
+from kbcurator.index.store import IndexStore
+from kbcurator.records import Ticket
+
+POLICY = CoveragePolicy(answered_similarity=0.5, related_similarity=0.25, covered_share=0.5)
+COVERED = [
+    "turn on two-factor authentication app",
+    "two-factor authentication code",
+    "enable two-factor authentication",
+]
+GAP = ["merge | two workspaces <script>alert(1)</script>", "combine workspaces teams", "workspace merge teams"]
+
+
+def _tickets(texts_by_cluster: list[list[str]], *, day: int = 7, escalated: bool = False) -> list[Ticket]:
+    tickets = []
+    for c, texts in enumerate(texts_by_cluster):
+        for i, text in enumerate(texts):
+            tickets.append(
+                Ticket(f"t{c}-{i}", datetime(2026, 11, day + i, tzinfo=UTC), "", text, escalated=escalated and c == 1)
+            )
+    return tickets
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    store = IndexStore(str(tmp_path / "index"))
+    embedder = FakeHashingEmbedder(dimension=256)
+    release = publish(
+        store,
+        build_candidate(sample_articles(), store=store, embedder=embedder, policy=ChunkPolicy()),
+        checks_passed=True,
+        manifest={},
+    )
+    return store, embedder, release
+
+
+def _run(store, embedder, release, groups, run_id, *, escalated=False):
+    tickets = _tickets(groups, escalated=escalated)
+    vectors = embedder.embed([t.text for t in tickets])
+    labels = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    clusters = describe_clusters(tickets, labels, {})
+    gap_store = GapStore(store)
+    scored, resolved = score_gaps(
+        clusters, tickets, vectors, ReleaseVectors(store, release), POLICY, gap_store.previous(), run_id=run_id
+    )
+    gap_store.write_run(
+        run_id=run_id,
+        run_at=datetime.now(UTC),
+        release_tag=release.tag,
+        gaps=scored,
+        resolved=resolved,
+        dimension=embedder.dimension,
+    )
+    return tickets, labels, clusters, scored, resolved
+
+
+def test_gaps_are_ranked_and_covered_topics_are_not_gaps(setup) -> None:
+    store, embedder, release = setup
+    _, _, _, scored, _ = _run(store, embedder, release, [COVERED, GAP], "run-1", escalated=True)
+    by_action = {g.coverage.action: g for g in scored}
+    assert set(by_action) == {"covered", "write"}
+    assert scored[0].coverage.action == "write" and scored[0].gap_score == 1.0
+    assert by_action["covered"].coverage.best_articles[0].title == "Turn on two-factor authentication"
+    assert by_action["write"].cluster.escalation_share == 1.0
+    assert all(g.trend == "new" for g in scored)
+    assert by_action["write"].weekly_counts == {"2026-W45": 2, "2026-W46": 1}
+
+
+def test_the_next_run_follows_each_gap_and_marks_vanished_ones_resolved(setup) -> None:
+    store, embedder, release = setup
+    _, _, _, first, _ = _run(store, embedder, release, [COVERED, GAP], "run-1")
+    _, _, _, second, resolved = _run(
+        store, embedder, release, [[*GAP, "merge workspaces please", "workspace merge"]], "run-2"
+    )
+    gap_first = next(g for g in first if g.coverage.action == "write")
+    assert second[0].gap_id == gap_first.gap_id and second[0].trend == "growing" and second[0].previous_size == 3
+    assert [p.gap_id for p in resolved] == [next(g.gap_id for g in first if g.coverage.action == "covered")]
+    rows = store.db.open_table("gaps").to_arrow().to_pylist()
+    assert {r["run_id"] for r in rows} == {"run-1", "run-2"}
+    assert {r["release_tag"] for r in rows} == {release.tag}
+    assert sorted(r["trend"] for r in rows if r["run_id"] == "run-2") == ["growing", "resolved"]
+    assert {p.gap_id for p in GapStore(store).previous()} == {gap_first.gap_id}  # resolved rows are not carried
+
+
+def test_exports_and_report_carry_text_as_text(setup, tmp_path) -> None:
+    store, embedder, release = setup
+    tickets, labels, clusters, scored, resolved = _run(store, embedder, release, [COVERED, GAP], "run-1")
+    paths = write_gap_exports(tmp_path / "out", scored)
+    exported = json.loads(paths["json"].read_text())
+    assert {g["action"] for g in exported} == {"covered", "write"}
+    assert "gap_id,label,size" in paths["csv"].read_text().splitlines()[0]
+    markdown = gaps_markdown(scored, resolved, release_tag=release.tag, summary={"tickets": 6, "n_clusters": 2})
+    assert "merge \\| two" in markdown  # a pipe in a ticket cannot break the table
+    assert "<script>" not in markdown and "&lt;script&gt;" in markdown
+    assert markdown.index("write a new article") < markdown.index("Covered by the KB already")
+    outputs = write_cluster_outputs(tmp_path / "clusters", tickets, labels, clusters, [], {"tickets": 6})
+    assignments = outputs["assignments"].read_text().splitlines()
+    assert assignments[0] == "ticket_id,cluster_id" and len(assignments) == 7
