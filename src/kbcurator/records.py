@@ -19,6 +19,13 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def check_source_id(value: str) -> str:
+    """Source ids are part of every record id, so they may not hold the separators those ids use."""
+    if not value or any(ch in value for ch in ":#/ "):
+        raise ValueError("source id must be non-empty and contain none of ': # / space'")
+    return value
+
+
 def make_article_id(source_id: str, canonical_url: str) -> str:
     return f"{source_id}:{hashlib.sha1(canonical_url.encode('utf-8')).hexdigest()[:12]}"
 

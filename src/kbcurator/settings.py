@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kbcurator.errors import ConfigError
 from kbcurator.gaps.config import TicketSourceConfig
+from kbcurator.records import check_source_id
 
 
 class CrawlSettings(BaseModel):
@@ -48,9 +49,7 @@ class SourceConfig(BaseModel):
     @field_validator("id")
     @classmethod
     def _id_is_simple(cls, value: str) -> str:
-        if not value or any(ch in value for ch in ":#/ "):
-            raise ValueError("source id must be non-empty and contain none of ': # / space'")
-        return value
+        return check_source_id(value)
 
 
 class ChunkingSettings(BaseModel):

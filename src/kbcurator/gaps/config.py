@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kbcurator.gaps.pii import PiiSettings
-from kbcurator.records import Ticket
+from kbcurator.records import Ticket, check_source_id
 
 __all__ = [
     "SOLVED_STATUSES",
@@ -149,9 +149,7 @@ class TicketSourceConfig(BaseModel):
     @field_validator("id")
     @classmethod
     def _id_is_simple(cls, value: str) -> str:
-        if not value or any(ch in value for ch in ":#/ "):
-            raise ValueError("source id must be non-empty and contain none of ': # / space'")
-        return value
+        return check_source_id(value)
 
     @field_validator("encoding")
     @classmethod

@@ -46,13 +46,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
 from dateutil import parser as dateutil_parser
 
 from kbcurator.errors import ParseError, SourceError
 from kbcurator.gaps.config import ColumnMapping, TicketSelection, TicketSourceConfig
 from kbcurator.gaps.pii import PiiRedactor, PiiSettings
+from kbcurator.ingest.zendesk import next_export_file
 from kbcurator.records import Rejected, Ticket
 
 __all__ = ["load_tickets", "select_tickets"]
@@ -429,7 +429,9 @@ def _read_zendesk(config: TicketSourceConfig, mapper: _Mapper) -> Iterator[Ticke
         yield from _zendesk_tickets(config, mapper, data["tickets"], path)
         if data.get("end_of_stream") is True:
             break
-        path = _next_file(config, path, data.get("next_page") or data.get("after_url"), seen)
+        path = next_export_file(
+            f"ticket source {config.id!r}", path, data.get("next_page") or data.get("after_url"), seen
+        )
 
 
 def _load_page(config: TicketSourceConfig, path: Path) -> dict[str, Any] | None:
@@ -440,24 +442,6 @@ def _load_page(config: TicketSourceConfig, path: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or not isinstance(data.get("tickets"), list):
         return None
     return data
-
-
-def _next_file(config: TicketSourceConfig, current: Path, next_page: object, seen: set[Path]) -> Path | None:
-    if not next_page:
-        return None
-    if not isinstance(next_page, str):
-        raise SourceError(f"ticket source {config.id!r}: next_page in {current} is not a string: {next_page!r}")
-    name = urlsplit(next_page).path.rsplit("/", 1)[-1] if "://" in next_page else next_page
-    if "/" in name or "\\" in name or name in ("", ".", ".."):
-        raise SourceError(f"ticket source {config.id!r}: next_page {next_page!r} in {current} is not a file name")
-    candidate = current.parent / name
-    if candidate.resolve() in seen:
-        # A live-API URL saved verbatim names the endpoint ("tickets.json"), not the next saved page.
-        log.warning("ticket source %r: next_page %r in %s was read already; stopping", config.id, next_page, current)
-        return None
-    if not candidate.is_file():
-        raise SourceError(f"ticket source {config.id!r}: next_page file not found: {candidate} (named in {current})")
-    return candidate
 
 
 def _zendesk_tickets(
