@@ -125,6 +125,7 @@ def score_tickets(texts: list[str]) -> dict[str, Any]:
         kb = ReleaseVectors(store, release)
         queries = embedder.embed(texts)
         best_sim, rows = kb.best(queries)
+        lift = kb.lift(queries, best_sim)
         chunk_sims = queries @ kb.matrix.T  # for top-k article ranking
     chunk_slugs = [slug_of(u) for u in kb.urls]
     # articles with identical text are interchangeable answers (the FAQ has a few duplicated entries)
@@ -135,6 +136,7 @@ def score_tickets(texts: list[str]) -> dict[str, Any]:
         canonical[slug_of(article.url)] = by_text.setdefault(key, slug_of(article.url))
     return {
         "best_sim": best_sim.astype(float),
+        "lift": lift.astype(float),
         "best_slug": [chunk_slugs[r] if r >= 0 else "" for r in rows.tolist()],
         "chunk_sims": chunk_sims,
         "chunk_slugs": chunk_slugs,
@@ -273,8 +275,8 @@ def markdown(result: dict[str, Any]) -> str:
         "Thresholds chosen on the calibration half by max balanced accuracy "
         "(answered vs rest; partial vs unanswered among gaps).",
         "",
-        f"**answered_similarity = {cal['answered_similarity']:.3f}**, "
-        f"**related_similarity = {cal['related_similarity']:.3f}** "
+        f"Score: **{result['score']}**. **answered threshold = {cal['answered_similarity']:.3f}**, "
+        f"**related threshold = {cal['related_similarity']:.3f}** "
         f"(swapped split would choose {result['swapped_split']['answered_similarity']:.3f} / "
         f"{result['swapped_split']['related_similarity']:.3f}; "
         f"all labels would choose {result['fit_on_all']['answered_similarity']:.3f} / "
@@ -285,13 +287,13 @@ def markdown(result: dict[str, Any]) -> str:
         fmt_row("answered: calibration half", cal["answered_fit"]),
         fmt_row("answered: **held-out**", cal["answered_test"]),
         fmt_row("answered: all labels", every["answered_all"]),
-        fmt_row("answered: default 0.55, held-out", default["answered_test"]),
-        fmt_row("answered: default 0.55, all", default["answered_all"]),
+        fmt_row(f"answered: default {default['answered_threshold']}, held-out", default["answered_test"]),
+        fmt_row(f"answered: default {default['answered_threshold']}, all", default["answered_all"]),
         fmt_row("related: calibration half (gaps)", cal["related_fit"]),
         fmt_row("related: **held-out** (gaps)", cal["related_test"]),
         fmt_row("related: all gaps", every["related_all"]),
-        fmt_row("related: default 0.40, held-out", default["related_test"]),
-        fmt_row("related: default 0.40, all gaps", default["related_all"]),
+        fmt_row(f"related: default {default['related_threshold']}, held-out", default["related_test"]),
+        fmt_row(f"related: default {default['related_threshold']}, all gaps", default["related_all"]),
         fmt_row("related-or-better vs unanswered: all", every["related_or_better_all"]),
         "",
         f"Held-out balanced accuracy, bootstrap 95% CI: answered {cal['answered_test_ba_95ci']}, "
@@ -303,7 +305,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"Three-way on held-out: accuracy {cal['three_way_test']['accuracy']}, macro recall "
         f"{cal['three_way_test']['macro_recall']}, true->predicted {cal['three_way_test']['matrix_true_by_predicted']}",
         "",
-        "Best-chunk similarity per label:",
+        f"{result['score']} per label:",
         "",
         "| label | n | min | q1 | median | q3 | max |",
         "|---|---|---|---|---|---|---|",
@@ -325,6 +327,13 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, default=REPO / "bench" / "data" / "coverage_labels.csv")
     parser.add_argument("--tickets", type=Path, default=REPO / "kb_sources" / "sample_tickets" / "tickets.csv")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "coverage_calibration.json")
+    parser.add_argument(
+        "--score",
+        choices=("lift", "best_sim"),
+        default="lift",
+        help="what the answered threshold is put on: lift (best minus mean similarity; what kbcurator uses) "
+        "or the raw best-chunk cosine similarity (for comparison)",
+    )
     args = parser.parse_args()
 
     from kbcurator.gaps.coverage import CoveragePolicy
@@ -339,7 +348,7 @@ def main() -> None:
     gold = [labels_by_id[i]["article_slug"] for i in ids]
 
     scored = score_tickets([texts_by_id[i] for i in ids])
-    scores = scored["best_sim"]
+    scores = scored[args.score]
     canonical = scored["canonical"]
     half = split_halves(labels_by_id)
     calib = np.array([half[i] == "calibration" for i in ids])
@@ -355,13 +364,17 @@ def main() -> None:
     is_partial = labels == "partial"
     a_t, r_t = calibrated["answered_similarity"], calibrated["related_similarity"]
     policy = CoveragePolicy()
+    default_answered = policy.answered_lift if args.score == "lift" else 0.55
     defaults = {
-        "answered_similarity": policy.answered_similarity,
-        "related_similarity": policy.related_similarity,
-        "answered_test": confusion(scores[held], is_answered[held], policy.answered_similarity),
-        "answered_all": confusion(scores, is_answered, policy.answered_similarity),
-        "related_test": confusion(scores[held & gaps], is_partial[held & gaps], policy.related_similarity),
-        "related_all": confusion(scores[gaps], is_partial[gaps], policy.related_similarity),
+        "score": args.score,
+        "answered_threshold": default_answered,
+        "related_threshold": policy.related_lift if args.score == "lift" else 0.40,
+        "answered_test": confusion(scores[held], is_answered[held], default_answered),
+        "answered_all": confusion(scores, is_answered, default_answered),
+        "related_test": confusion(
+            scores[held & gaps], is_partial[held & gaps], policy.related_lift if args.score == "lift" else 0.40
+        ),
+        "related_all": confusion(scores[gaps], is_partial[gaps], policy.related_lift if args.score == "lift" else 0.40),
     }
 
     # top-1 / top-3 article agreement (duplicate-body articles count as one)
@@ -411,6 +424,7 @@ def main() -> None:
     ]
     result: dict[str, Any] = {
         "model": MODEL,
+        "score": args.score,
         "index": {
             "articles": scored["articles"],
             "rejected": scored["rejected"],

@@ -4,6 +4,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 # Offline, quiet runtime for every test (the Makefile sets the same for the CLI).
 for _key, _value in {
     "HF_HUB_OFFLINE": "1",
@@ -25,3 +27,12 @@ REPO = TESTS.parent
 sys.path.insert(0, str(TESTS))  # tests import their helpers (fakes, site_server) by name
 SAMPLE = REPO / "kb_sources" / "sample_help_center"
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server for every flow test of the session (it costs ~20 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

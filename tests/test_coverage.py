@@ -12,7 +12,7 @@ from kbcurator.index.build import build_candidate
 from kbcurator.index.publish import publish
 from kbcurator.index.store import IndexStore
 
-POLICY = CoveragePolicy(answered_similarity=0.5, related_similarity=0.25, covered_share=0.5)
+POLICY = CoveragePolicy(answered_lift=0.3, related_lift=0.1, covered_share=0.5)
 
 
 @pytest.fixture(scope="module")

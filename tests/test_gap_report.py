@@ -19,7 +19,7 @@ from kbcurator.index.publish import publish
 from kbcurator.index.store import IndexStore
 from kbcurator.records import Ticket
 
-POLICY = CoveragePolicy(answered_similarity=0.5, related_similarity=0.25, covered_share=0.5)
+POLICY = CoveragePolicy(answered_lift=0.3, related_lift=0.1, covered_share=0.5)
 COVERED = [
     "turn on two-factor authentication app",
     "two-factor authentication code",

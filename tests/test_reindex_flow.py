@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, SAMPLE
-from prefect.testing.utilities import prefect_test_harness
 from site_server import SiteServer
 from typer.testing import CliRunner
 
@@ -24,16 +23,10 @@ from kbcurator.errors import SourceError, ValidationFailed
 from kbcurator.index import open_index
 from kbcurator.index.store import IndexStore, manifest_of
 
-pytestmark = [pytest.mark.flow, pytest.mark.model]
+pytestmark = [pytest.mark.flow, pytest.mark.model, pytest.mark.usefixtures("prefect_harness")]
 
 SITE_BASE = "http://127.0.0.1:8765"  # the base the bundled site was generated with
 SLICE = 16  # articles: enough for real chunking and search, small enough to keep the suite fast
-
-
-@pytest.fixture(scope="module", autouse=True)
-def prefect_harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture()

@@ -79,8 +79,9 @@ class CheckSettings(BaseModel):
 class GapSettings(BaseModel):
     """How ticket clusters are scored against the KB (see kbcurator.gaps.coverage)."""
 
-    answered_similarity: float = 0.55  # a query whose best chunk reaches this is answered
-    related_similarity: float = 0.40  # a cluster whose median best match reaches this: "extend article X"
+    # A query is answered when its best chunk's similarity exceeds its mean similarity over the KB by this.
+    answered_lift: float = 0.27
+    related_lift: float = 0.25  # a gap cluster whose median lift reaches this: "extend article X", else "write"
     covered_share: float = 0.5  # a cluster with this share of answered queries is not a gap
     escalation_weight: float = 1.0  # escalated clusters weigh up to (1 + this) times
     representatives: int = 5

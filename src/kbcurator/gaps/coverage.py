@@ -1,9 +1,13 @@
 """How well the KB already answers a cluster of ticket queries, scored against one index release.
 
-A query counts as answered when its best chunk in the release reaches ``answered_similarity`` (cosine,
-with the release's own embedding model). A cluster's coverage is the share of its queries answered. When
-coverage is low, the cluster's best-matching article decides the fix: if it is close
-(``related_similarity``) the article should be extended, otherwise a new article is needed.
+A query counts as answered when its best chunk stands out from the rest of the KB: its *lift* (cosine
+similarity to the best chunk minus the query's mean similarity to every chunk of the release) reaches
+``answered_lift``. Raw cosine alone is a poor judge in a one-topic help center: every COVID-19 question is
+~0.6 similar to every COVID-19 article, answered or not. Subtracting the query's background similarity
+removes that shared component (on 171 hand-labelled tickets, AUC 0.83 for lift vs 0.76 for raw cosine; see
+bench/calibrate_coverage.py). A cluster's coverage is the share of its queries answered. When coverage is
+low, the cluster's median lift decides the fix: close (``related_lift``) means "extend the closest article",
+otherwise "write a new article" (partial vs unanswered: AUC 0.69 for lift, 0.55 for raw cosine).
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ Action = Literal["covered", "extend", "write"]
 
 @dataclass(frozen=True, slots=True)
 class CoveragePolicy:
-    answered_similarity: float = 0.55
-    related_similarity: float = 0.40
+    answered_lift: float = 0.27
+    related_lift: float = 0.25
     covered_share: float = 0.5  # a cluster with at least this share of answered queries is not a gap
 
 
@@ -42,6 +46,7 @@ class ArticleMatch:
 class Coverage:
     coverage_score: float
     median_best_similarity: float
+    median_lift: float
     best_articles: tuple[ArticleMatch, ...]
     action: Action
 
@@ -66,6 +71,8 @@ class ReleaseVectors:
         self.urls: list[str] = table["url"].to_pylist()
         vectors = np.asarray(table["vector"].to_pylist(), dtype=np.float32)
         self.matrix = vectors.reshape(len(self.article_ids), -1) if len(self.article_ids) else vectors
+        # q . mean(chunks) == the query's mean similarity over the whole release, in one dot product.
+        self.mean_vector = self.matrix.mean(axis=0) if len(self.article_ids) else self.matrix
 
     def best(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(best cosine similarity, best chunk row) for each query vector (rows L2-normalised)."""
@@ -75,14 +82,21 @@ class ReleaseVectors:
         rows = similarities.argmax(axis=1)
         return similarities[np.arange(len(queries)), rows], rows
 
+    def lift(self, queries: np.ndarray, best: np.ndarray) -> np.ndarray:
+        """Best similarity minus the query's mean similarity over the release (0 for an empty release)."""
+        if not len(self.article_ids) or not len(queries):
+            return np.zeros(len(queries), dtype=np.float32)
+        return best - queries @ self.mean_vector
+
 
 def cluster_coverage(
     query_vectors: np.ndarray, kb: ReleaseVectors, policy: CoveragePolicy, *, top_articles: int = 3
 ) -> Coverage:
     best, rows = kb.best(query_vectors)
     if not len(best):
-        return Coverage(0.0, 0.0, (), "write")
-    answered = float(np.mean(best >= policy.answered_similarity))
+        return Coverage(0.0, 0.0, 0.0, (), "write")
+    lift = kb.lift(query_vectors, best)
+    answered = float(np.mean(lift >= policy.answered_lift))
     median = float(np.median(best))
     counts: Counter[str] = Counter()
     best_row_of: dict[str, int] = {}
@@ -107,11 +121,11 @@ def cluster_coverage(
     )
     if answered >= policy.covered_share:
         action: Action = "covered"
-    elif median >= policy.related_similarity:
+    elif float(np.median(lift)) >= policy.related_lift:
         action = "extend"
     else:
         action = "write"
-    return Coverage(round(answered, 4), round(median, 4), matches, action)
+    return Coverage(round(answered, 4), round(median, 4), round(float(np.median(lift)), 4), matches, action)
 
 
 def gap_priority(size: int, coverage_score: float, escalation_share: float, escalation_weight: float = 1.0) -> float:
