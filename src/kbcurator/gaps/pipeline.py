@@ -60,13 +60,14 @@ def read_tickets(source: TicketSourceConfig) -> LoadedTickets:
     return LoadedTickets(tuple(select_tickets(valid, source.which)), tuple(rejected), len(valid))
 
 
-def embed_tickets(tickets: Sequence[Ticket], embedder: Embedder, cache: EmbeddingCache) -> np.ndarray:
-    """One vector per ticket; a ticket text embedded before (same model) comes from the cache."""
+def embed_tickets(tickets: Sequence[Ticket], embedder: Embedder, cache: EmbeddingCache) -> tuple[np.ndarray, int]:
+    """One vector per ticket, and how many texts were embedded now: a ticket text embedded before with the
+    same model comes from the cache."""
     hashes = [sha256_hex(t.text) for t in tickets]
-    vectors, _embedded = embed_with_cache(dict(zip(hashes, (t.text for t in tickets), strict=True)), embedder, cache)
+    vectors, embedded = embed_with_cache(dict(zip(hashes, (t.text for t in tickets), strict=True)), embedder, cache)
     if not hashes:
-        return np.zeros((0, embedder.dimension), dtype=np.float32)
-    return np.stack([vectors[h] for h in hashes]).astype(np.float32)
+        return np.zeros((0, embedder.dimension), dtype=np.float32), 0
+    return np.stack([vectors[h] for h in hashes]).astype(np.float32), embedded
 
 
 def describe_clusters(

@@ -1,0 +1,467 @@
+"""Cluster ticket vectors into knowledge gaps without being told how many there are.
+
+reduce (UMAP; PCA for small corpora) -> HDBSCAN -> check each cluster against the original space -> pull
+long-tail points that are close to a cluster back into it (BERTopic's ``reduce_outliers``, "embeddings"
+strategy). Whatever stays ``-1`` is the long tail: reported for review, never silently dropped.
+
+Every parameter that depends on the corpus is derived from its size ``n`` (see ``TicketClusterer``), so one
+default serves a hundred tickets and tens of thousands; each can still be pinned by the caller.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+LONG_TAIL = -1
+
+Reducer = Literal["auto", "umap", "pca"]
+Selection = Literal["auto", "eom", "leaf"]
+
+# Below this many points there is nothing to cluster: every point is long tail.
+_MIN_POINTS = 5
+# UMAP beat PCA from ~150 points on BANKING77 subsets, but its first call in a process compiles numba code
+# (10-20 s here); below a few hundred tickets PCA is close enough and instant.
+_UMAP_MIN_N = 300
+# "leaf" selection keeps small topics that excess-of-mass ("eom") folds into a neighbour, and over-splits
+# big ones: on BANKING77 train subsets it won from 1,000 to 3,000 queries (ARI +0.02/+0.01), lost from 6,000
+# (-0.01/-0.02), and on small PCA-path corpora (60-300) it split topics on noise. So: "leaf" on the UMAP path
+# below this size, "eom" elsewhere.
+_EOM_MIN_N = 5000
+# "eom" letting one cluster take more than this share of the corpus is its known collapse on dense
+# embeddings (PCA-10 + eom put BANKING77 into 2 clusters): fall back to "leaf".
+_COLLAPSE_SHARE = 0.5
+# A cluster's members must be alike beyond what any two tickets of the corpus are: their mean pairwise cosine at
+# least this share of the way from the corpus's mean pairwise cosine to 1. UMAP finds "clusters" in pure noise
+# (cohesion 0.02-0.06 over a corpus at 0.0); BANKING77's weakest real cluster sits at 0.47 over 0.21 (bar 0.37).
+_COHESION_MARGIN = 0.2
+# Vectors whose spread (1 - cosine to their mean) is below this are one query repeated.
+_IDENTICAL_SPREAD = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterParams:
+    """The settings one run used, after the size-adaptive defaults were resolved (recorded for the report)."""
+
+    n: int
+    reducer: Literal["umap", "pca", "none"]
+    n_components: int
+    n_neighbors: int
+    min_cluster_size: int
+    min_samples: int
+    cluster_selection_method: Literal["eom", "leaf"]
+    membership_bar: float
+    random_state: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ClusterResult:
+    """Cluster labels for each input row, and how they were reached.
+
+    Attributes:
+        labels: one cluster id per row, ``0..n_clusters-1`` from the largest cluster down; ``-1`` is the long tail.
+        noise_share_before: share of rows HDBSCAN itself left as noise.
+        noise_share_after: share that is long tail in ``labels``.
+        n_clusters: number of clusters (``-1`` not counted).
+        params: the resolved settings.
+        probabilities: HDBSCAN membership strength in 0..1 (0 where HDBSCAN said noise).
+        reassigned: rows HDBSCAN left as noise that joined a cluster by similarity to its centroid.
+        trimmed: rows HDBSCAN put in a cluster that the original space does not support (members under their
+            cluster's membership bar, members of a dissolved cluster): long tail now, unless reassigned.
+        similarity: cosine similarity of each row to its cluster's centroid, original space (0 for the long tail).
+        reduced: the coordinates HDBSCAN clustered (n, n_components).
+    """
+
+    labels: np.ndarray
+    noise_share_before: float
+    noise_share_after: float
+    n_clusters: int
+    params: ClusterParams
+    probabilities: np.ndarray = field(repr=False)
+    reassigned: np.ndarray = field(repr=False)
+    trimmed: np.ndarray = field(repr=False)
+    similarity: np.ndarray = field(repr=False)
+    reduced: np.ndarray = field(repr=False)
+
+
+def centroids(vectors: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
+    """L2-normalised mean of each cluster's members in the original space (the long tail has none)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    labels = np.asarray(labels)
+    out: dict[int, np.ndarray] = {}
+    for cluster_id in np.unique(labels):
+        if cluster_id == LONG_TAIL:
+            continue
+        out[int(cluster_id)] = _normalised(vectors[labels == cluster_id].mean(axis=0))
+    return out
+
+
+class TicketClusterer:
+    """HDBSCAN over reduced ticket vectors, with parameters that follow the corpus size ``n``.
+
+    What ``None``/``"auto"`` resolves to when ``fit_predict`` runs:
+
+    - ``min_cluster_size = max(5, round(0.3 * sqrt(n)))``: the smallest gap worth a report grows with the
+      corpus, slower than it, since the number of distinct topics grows too (60 tickets -> 5, 3,000 -> 16,
+      10,000 -> 30, 100,000 -> 95).
+    - ``min_samples = max(2, min_cluster_size // 2)``: below HDBSCAN's default (= min_cluster_size), so fewer
+      borderline queries are called noise; high enough that single links do not chain topics together.
+    - reducer: from 300 points UMAP (cosine, ``n_neighbors`` 15, ``min_dist`` 0, 5 dims); below, PCA to
+      ``clip(n // 15, 5, 50)`` dims, re-normalised so Euclidean distance ranks pairs as cosine does.
+    - selection: "leaf" from 300 to 5,000 points (topics are small next to the corpus), "eom" below and above;
+      and "leaf" whenever "eom" lets one cluster take over half of the corpus.
+    - membership, checked in the original space after HDBSCAN: each cluster gets a bar halfway
+      (``membership_bar`` 0.5) between the median cosine of its members to its centroid and the median cosine
+      of everything else to it. Members under the bar are trimmed to the long tail (UMAP gives every point
+      neighbours, so it can pull a stray query into a topic); long-tail points over the bar of their most
+      similar cluster join it (BERTopic's reduce_outliers, with a per-cluster threshold instead of one cosine
+      constant tied to an embedding model). A cluster barely more cohesive than the corpus at large (mean
+      pairwise cosine, see ``_COHESION_MARGIN``) is dissolved, one left under ``min_cluster_size`` too.
+    - zero vectors are long tail; repeated vectors are reduced once (UMAP scatters copies otherwise).
+
+    Args:
+        random_state: seed for UMAP/PCA; the same seed and input give the same labels.
+        reducer: "auto" (by size, as above), "umap" or "pca".
+        min_cluster_size, min_samples, n_components, n_neighbors: pin a derived value.
+        cluster_selection_method: "auto" (as above), "eom" or "leaf".
+        membership_bar: in 0..1, where the bar sits from "as similar as the background" (0) to "as similar as a
+            typical member" (1). Lower reassigns more and trims less. On BANKING77 train subsets 0.5 left ~3%
+            long tail; 0.3 left ~1% at -0.004 NMI; 0.7 left ~10% at -0.01 ARI.
+    """
+
+    def __init__(
+        self,
+        *,
+        random_state: int = 0,
+        reducer: Reducer = "auto",
+        min_cluster_size: int | None = None,
+        min_samples: int | None = None,
+        n_components: int | None = None,
+        n_neighbors: int | None = None,
+        cluster_selection_method: Selection = "auto",
+        membership_bar: float = 0.5,
+    ) -> None:
+        if not 0.0 <= membership_bar <= 1.0:
+            raise ValueError(f"membership_bar must be within 0..1, got {membership_bar}")
+        if min_cluster_size is not None and min_cluster_size < 2:
+            raise ValueError(f"min_cluster_size must be at least 2, got {min_cluster_size}")
+        self.random_state = random_state
+        self.reducer = reducer
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.cluster_selection_method = cluster_selection_method
+        self.membership_bar = membership_bar
+
+    def fit_predict(self, vectors: np.ndarray) -> ClusterResult:
+        """Cluster ``vectors`` (n, d), normalised or not; returns one label per row (``-1``: long tail)."""
+        x = np.asarray(vectors, dtype=np.float32)
+        if x.ndim != 2:
+            raise ValueError(f"vectors must be a 2-D array (n, d), got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError("vectors contain NaN or infinite values")
+        unit = _unit_rows(x)
+        # A zero vector has no direction to compare: it is long tail, and stays out of every statistic.
+        usable = np.flatnonzero(np.linalg.norm(unit, axis=1) > 0)
+        if len(usable) < len(unit):
+            return _embed_result(self.fit_predict(unit[usable]), usable, len(unit))
+        n = len(unit)
+        params = self._params(n)
+
+        if n < _MIN_POINTS:
+            return _trivial(np.full(n, LONG_TAIL), unit, params)
+        if float(1.0 - (unit @ _normalised(unit.mean(axis=0))).min()) < _IDENTICAL_SPREAD:
+            # One query repeated: a reducer would divide by a zero variance, and the answer is plain.
+            return _trivial(np.full(n, 0 if n >= params.min_cluster_size else LONG_TAIL), unit, params)
+
+        distinct, inverse = np.unique(unit, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        reduced, params = self._reduce(unit, distinct, inverse, params)
+        labels, probabilities = _hdbscan(reduced, inverse, params)
+        if params.cluster_selection_method == "eom" and self.cluster_selection_method == "auto":
+            clustered = labels[labels != LONG_TAIL]
+            if len(clustered) and np.bincount(clustered).max() > _COLLAPSE_SHARE * n:
+                params = replace(params, cluster_selection_method="leaf")
+                labels, probabilities = _hdbscan(reduced, inverse, params)
+        hdbscan_noise = labels == LONG_TAIL
+
+        checked = _check_in_original_space(unit, labels, params)
+        final, similarity = _reassign(unit, checked, params.membership_bar)
+        final = _by_size(final)
+        return ClusterResult(
+            labels=final,
+            noise_share_before=float(np.mean(hdbscan_noise)),
+            noise_share_after=float(np.mean(final == LONG_TAIL)),
+            n_clusters=int(final.max() + 1),
+            params=params,
+            probabilities=np.where(hdbscan_noise, 0.0, probabilities).astype(np.float32),
+            reassigned=hdbscan_noise & (final != LONG_TAIL),
+            trimmed=~hdbscan_noise & (checked == LONG_TAIL),
+            similarity=similarity,
+            reduced=reduced,
+        )
+
+    def _params(self, n: int) -> ClusterParams:
+        mcs = self.min_cluster_size or max(5, round(0.3 * math.sqrt(max(n, 1))))
+        reducer: Literal["umap", "pca"]
+        if self.reducer == "auto":
+            reducer = "umap" if n >= _UMAP_MIN_N and _umap_installed() else "pca"
+        else:
+            reducer = self.reducer
+        selection: Literal["eom", "leaf"]
+        if self.cluster_selection_method != "auto":
+            selection = self.cluster_selection_method
+        elif reducer == "umap" and n < _EOM_MIN_N:
+            selection = "leaf"
+        else:
+            selection = "eom"
+        # UMAP: 5 dims, as BERTopic (10 measured no better). PCA: about one dim per 15 points, 5..50: HDBSCAN's
+        # density estimate thins out in more dims than a small corpus can fill.
+        default_components = 5 if reducer == "umap" else min(50, max(5, n // 15))
+        return ClusterParams(
+            n=n,
+            reducer=reducer,
+            n_components=self.n_components or default_components,
+            n_neighbors=self.n_neighbors or 15,
+            min_cluster_size=mcs,
+            min_samples=self.min_samples or max(2, mcs // 2),
+            cluster_selection_method=selection,
+            membership_bar=self.membership_bar,
+            random_state=self.random_state,
+        )
+
+    def _reduce(
+        self, unit: np.ndarray, distinct: np.ndarray, inverse: np.ndarray, params: ClusterParams
+    ) -> tuple[np.ndarray, ClusterParams]:
+        n, dim = unit.shape
+        # Repeated tickets (the same text, the same vector) are one point to UMAP: as many copies as
+        # n_neighbors fill each other's neighbourhoods with zero distances, and UMAP scatters them over several
+        # places. Copies get their original's coordinates back, so HDBSCAN still sees their weight.
+        if params.reducer == "umap" and len(distinct) < _UMAP_MIN_N and self.reducer == "auto":
+            params = replace(params, reducer="pca", n_components=min(50, max(5, len(distinct) // 15)))
+            if self.cluster_selection_method == "auto":
+                params = replace(params, cluster_selection_method="eom")
+        if params.reducer == "umap":
+            if not _umap_installed():
+                raise ImportError("reducer='umap' needs umap-learn: pip install umap-learn")
+            import umap
+
+            m = len(distinct)
+            # UMAP needs n_neighbors < its points, and its spectral start n_components < points - 1.
+            params = replace(
+                params, n_neighbors=min(params.n_neighbors, m - 1), n_components=min(params.n_components, m - 2)
+            )
+            # Exact neighbours from one matrix product: for ticket-sized corpora this is seconds, where
+            # UMAP's own approximate search (pynndescent, above 4,096 points) first spends ~30 s compiling.
+            knn_indices, knn_distances = _cosine_knn(distinct, params.n_neighbors)
+            with warnings.catch_warnings():
+                # "n_jobs value 1 overridden by setting random_state": determinism is what the seed is for;
+                # "precomputed_knn ... no search index": nothing new is ever transformed.
+                warnings.simplefilter("ignore", UserWarning)
+                reduced = umap.UMAP(
+                    n_neighbors=params.n_neighbors,
+                    n_components=params.n_components,
+                    min_dist=0.0,
+                    metric="cosine",
+                    random_state=params.random_state,
+                    precomputed_knn=(knn_indices, knn_distances),
+                ).fit_transform(distinct)
+            return np.asarray(reduced, dtype=np.float64)[inverse], params
+
+        from sklearn.decomposition import PCA
+
+        params = replace(params, n_components=max(1, min(params.n_components, n - 1, dim)), n_neighbors=0)
+        projected = PCA(n_components=params.n_components, random_state=params.random_state).fit_transform(unit)
+        # Back onto the unit sphere: Euclidean distance then ranks pairs as cosine does.
+        return _unit_rows(np.asarray(projected, dtype=np.float64)), params
+
+
+def _cosine_knn(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k nearest rows by cosine, itself first (as UMAP expects), with cosine distances."""
+    n = len(unit)
+    indices = np.empty((n, k), dtype=np.int64)
+    distances = np.empty((n, k), dtype=np.float32)
+    # Rows per block so that one block of similarities stays near 64 MB whatever n is.
+    block = max(1, min(n, 16_000_000 // max(n, 1)))
+    rows = np.arange(n)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        similarity = unit[start:stop] @ unit.T
+        # Duplicated tickets tie with the row itself: put the row first explicitly.
+        similarity[np.arange(stop - start), rows[start:stop]] = np.inf
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(similarity, nearest, axis=1), axis=1, kind="stable")
+        nearest = np.take_along_axis(nearest, order, axis=1)
+        indices[start:stop] = nearest
+        distances[start:stop] = 1.0 - np.take_along_axis(similarity, nearest, axis=1)
+        distances[start:stop, 0] = 0.0
+    np.clip(distances, 0.0, 2.0, out=distances)
+    return indices, distances
+
+
+def _hdbscan(reduced: np.ndarray, inverse: np.ndarray, params: ClusterParams) -> tuple[np.ndarray, np.ndarray]:
+    import hdbscan
+
+    clusterer = hdbscan.HDBSCAN(
+        min_cluster_size=params.min_cluster_size,
+        min_samples=max(1, min(params.min_samples, len(reduced) - 1)),
+        cluster_selection_method=params.cluster_selection_method,
+        core_dist_n_jobs=1,
+    )
+    labels = np.asarray(clusterer.fit_predict(reduced), dtype=np.int64)
+    return _same_label_for_copies(labels, inverse), np.asarray(clusterer.probabilities_, dtype=np.float64)
+
+
+def _same_label_for_copies(labels: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """Copies of one vector take the label most of them got (HDBSCAN breaks zero-distance ties arbitrarily,
+    and can spread 150 copies of one ticket over three clusters); a cluster emptied this way disappears."""
+    counts = np.bincount(inverse)
+    if counts.max() < 2:
+        return labels
+    labels = labels.copy()
+    for group in np.flatnonzero(counts > 1).tolist():
+        rows = np.flatnonzero(inverse == group)
+        values, seen = np.unique(labels[rows], return_counts=True)
+        labels[rows] = values[np.argmax(seen)]
+    return labels
+
+
+def _check_in_original_space(unit: np.ndarray, labels: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """Long-tail what the reduction put together but the original vectors do not support."""
+    labels = labels.copy()
+    total = unit.sum(axis=0)
+    n = len(unit)
+    # Mean cosine over all pairs from one sum: |sum|^2 counts every ordered pair plus the n self-pairs.
+    corpus_cohesion = (float(total @ total) - n) / (n * (n - 1))
+    for cluster_id in np.unique(labels[labels != LONG_TAIL]):
+        rows = np.flatnonzero(labels == cluster_id)
+        members = unit[rows].sum(axis=0)
+        cohesion = (float(members @ members) - len(rows)) / max(1, len(rows) * (len(rows) - 1))
+        if cohesion < corpus_cohesion + _COHESION_MARGIN * (1.0 - corpus_cohesion):
+            labels[rows] = LONG_TAIL
+    ids, matrix, bars = _bars(unit, labels, params.membership_bar)
+    for index, cluster_id in enumerate(ids.tolist()):
+        rows = np.flatnonzero(labels == cluster_id)
+        labels[rows[unit[rows] @ matrix[index] < bars[index]]] = LONG_TAIL
+        if (labels == cluster_id).sum() < params.min_cluster_size:
+            labels[labels == cluster_id] = LONG_TAIL
+    return labels
+
+
+def _bars(unit: np.ndarray, labels: np.ndarray, position: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cluster ids, their centroids, and the similarity a point needs to belong to each.
+
+    The bar sits between how similar everything else is to the centroid (median) and how similar the members
+    typically are (median), ``position`` of the way up: at 0.5 a point belongs where it looks more like a
+    member than like the background. Relative to each cluster, so it holds for tight and loose topics alike and
+    for any embedding model.
+    """
+    cents = centroids(unit, labels)
+    ids = np.fromiter(cents, dtype=np.int64, count=len(cents))
+    if not len(ids):
+        return ids, np.zeros((0, unit.shape[1]), dtype=unit.dtype), np.zeros(0)
+    matrix = np.stack([cents[i] for i in ids.tolist()])
+    similarity = unit @ matrix.T
+    bars = np.empty(len(ids))
+    for index, cluster_id in enumerate(ids.tolist()):
+        member = labels == cluster_id
+        typical = float(np.median(similarity[member, index]))
+        background = float(np.median(similarity[~member, index])) if (~member).any() else 0.0
+        bars[index] = background + position * (typical - background)
+    return ids, matrix, bars
+
+
+def _reassign(unit: np.ndarray, labels: np.ndarray, position: float) -> tuple[np.ndarray, np.ndarray]:
+    """Long-tail points join their most similar centroid when they clear that cluster's bar."""
+    final = labels.copy()
+    similarity = np.zeros(len(labels), dtype=np.float32)
+    ids, matrix, bars = _bars(unit, labels, position)
+    if not len(ids):
+        return final, similarity
+    clustered = labels != LONG_TAIL
+    similarity[clustered] = np.einsum("ij,ij->i", unit[clustered], matrix[np.searchsorted(ids, labels[clustered])])
+    tail = np.flatnonzero(~clustered)
+    if len(tail):
+        sims = unit[tail] @ matrix.T
+        best = sims.argmax(axis=1)
+        best_sim = sims[np.arange(len(tail)), best]
+        joins = best_sim >= bars[best]
+        final[tail[joins]] = ids[best[joins]]
+        similarity[tail[joins]] = best_sim[joins]
+    return final, similarity
+
+
+def _by_size(labels: np.ndarray) -> np.ndarray:
+    """Renumber clusters 0..k-1, largest first (ties: first row first), so ids read as a ranking."""
+    ids, first, counts = np.unique(labels[labels != LONG_TAIL], return_index=True, return_counts=True)
+    out = np.full(len(labels), LONG_TAIL, dtype=np.int64)
+    for new_id, old_index in enumerate(np.lexsort((first, -counts))):
+        out[labels == ids[old_index]] = new_id
+    return out
+
+
+def _embed_result(inner: ClusterResult, rows: np.ndarray, n: int) -> ClusterResult:
+    """``inner`` computed on ``rows`` of an n-row input, spread back over all n (the other rows: long tail)."""
+
+    def spread(values: np.ndarray, fill: float | int | bool) -> np.ndarray:
+        out = np.full((n, *values.shape[1:]), fill, dtype=values.dtype)
+        out[rows] = values
+        return out
+
+    labels = spread(inner.labels, LONG_TAIL)
+    hdbscan_noise = 1.0 - (1.0 - inner.noise_share_before) * len(rows) / n if n else 0.0
+    return replace(
+        inner,
+        labels=labels,
+        noise_share_before=hdbscan_noise,
+        noise_share_after=float(np.mean(labels == LONG_TAIL)) if n else 0.0,
+        params=replace(inner.params, n=n),
+        probabilities=spread(inner.probabilities, 0.0),
+        reassigned=spread(inner.reassigned, False),
+        trimmed=spread(inner.trimmed, False),
+        similarity=spread(inner.similarity, 0.0),
+        reduced=spread(inner.reduced, 0.0),
+    )
+
+
+def _trivial(labels: np.ndarray, unit: np.ndarray, params: ClusterParams) -> ClusterResult:
+    """The result for inputs too small or too uniform to cluster."""
+    labels = labels.astype(np.int64)
+    clustered = labels != LONG_TAIL
+    similarity = np.zeros(len(labels), dtype=np.float32)
+    for cluster_id, centre in centroids(unit, labels).items():
+        similarity[labels == cluster_id] = unit[labels == cluster_id] @ centre
+    noise = float(np.mean(~clustered)) if len(labels) else 0.0
+    return ClusterResult(
+        labels=labels,
+        noise_share_before=noise,
+        noise_share_after=noise,
+        n_clusters=len(np.unique(labels[clustered])),
+        params=replace(params, reducer="none", n_components=0, n_neighbors=0),
+        probabilities=clustered.astype(np.float32),
+        reassigned=np.zeros(len(labels), dtype=bool),
+        trimmed=np.zeros(len(labels), dtype=bool),
+        similarity=similarity,
+        reduced=np.zeros((len(labels), 0), dtype=np.float64),
+    )
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    # Zero rows (an empty text through some embedders) stay zero instead of turning into NaN.
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def _normalised(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def _umap_installed() -> bool:
+    return importlib.util.find_spec("umap") is not None

@@ -1,0 +1,153 @@
+"""Name each ticket cluster: c-TF-IDF keywords, a short label, its most central query and representatives.
+
+c-TF-IDF as in BERTopic: each cluster is one class-document; a term's weight in a cluster is its frequency
+there (L1-normalised per cluster) times ``log(1 + A / f)``, where ``A`` is the average number of words per
+cluster and ``f`` the term's frequency over all clusters. Words every cluster uses ("account", "please") sink;
+words one cluster uses a lot rise. Unigrams and bigrams, English stop words removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from kbcurator.gaps.clustering import LONG_TAIL, centroids
+
+_LABEL_WORDS = 3
+_SEPARATOR = " · "
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterLabel:
+    """What a reviewer sees for one cluster.
+
+    Attributes:
+        cluster_id: the cluster's id in the labels array.
+        keywords: the highest c-TF-IDF terms (unigrams and bigrams), best first.
+        label: up to three keywords joined, e.g. "card · arrive · delivery" (a keyword whose words are already
+            in the label is skipped); the central query when there are no keywords.
+        central_query: the member text nearest the cluster centroid.
+        representatives: the most central member texts, distinct, most central first.
+        size: number of members.
+    """
+
+    cluster_id: int
+    keywords: tuple[str, ...]
+    label: str
+    central_query: str
+    representatives: tuple[str, ...]
+    size: int
+
+
+def label_clusters(
+    texts: Sequence[str],
+    labels: np.ndarray,
+    vectors: np.ndarray,
+    *,
+    top_n_words: int = 5,
+    n_representatives: int = 5,
+) -> dict[int, ClusterLabel]:
+    """Label every cluster in ``labels`` (the long tail, ``-1``, gets no label).
+
+    Args:
+        texts: the clustered texts, one per row of ``vectors``.
+        labels: cluster id per text, ``-1`` for the long tail.
+        vectors: the embeddings that were clustered (original space).
+        top_n_words: keywords kept per cluster.
+        n_representatives: representative texts kept per cluster.
+    """
+    labels = np.asarray(labels)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if not len(texts) == len(labels) == len(vectors):
+        raise ValueError(f"texts, labels and vectors differ in length: {len(texts)}, {len(labels)}, {len(vectors)}")
+    cluster_ids = [int(c) for c in np.unique(labels) if c != LONG_TAIL]
+    if not cluster_ids:
+        return {}
+    keywords = _class_tfidf_keywords(texts, labels, cluster_ids, top_n_words)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    centres = centroids(unit, labels)
+    out: dict[int, ClusterLabel] = {}
+    for cluster_id in cluster_ids:
+        rows = np.flatnonzero(labels == cluster_id)
+        # Stable sort: equally central members keep their input order, so labels are reproducible.
+        order = rows[np.argsort(-(unit[rows] @ centres[cluster_id]), kind="stable")]
+        representatives = _distinct([texts[int(i)] for i in order], n_representatives)
+        words = keywords.get(cluster_id, ())
+        central = texts[int(order[0])]
+        out[cluster_id] = ClusterLabel(
+            cluster_id=cluster_id,
+            keywords=words,
+            label=_label(words, central),
+            central_query=central,
+            representatives=representatives,
+            size=len(rows),
+        )
+    return out
+
+
+def _class_tfidf_keywords(
+    texts: Sequence[str], labels: np.ndarray, cluster_ids: list[int], top_n: int
+) -> dict[int, tuple[str, ...]]:
+    from scipy import sparse
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vectorizer = CountVectorizer(stop_words="english", ngram_range=(1, 2))
+    try:
+        # Counted per text, then summed per cluster: joining a cluster's texts into one string first (as
+        # BERTopic does) would invent bigrams across two texts' boundary.
+        per_text = vectorizer.fit_transform(texts)
+    except ValueError:  # every text is stop words or punctuation: there is no vocabulary at all
+        return {}
+    terms = vectorizer.get_feature_names_out()
+    # The long tail takes part as one more class: its words are evidence of what is common, not of a topic.
+    classes = [*cluster_ids, LONG_TAIL] if (labels == LONG_TAIL).any() else cluster_ids
+    row_of = {c: i for i, c in enumerate(classes)}
+    membership = sparse.csr_matrix(
+        (np.ones(len(labels)), ([row_of[int(c)] for c in labels.tolist()], np.arange(len(labels)))),
+        shape=(len(classes), len(labels)),
+    )
+    tf = np.asarray((membership @ per_text).todense(), dtype=np.float64)
+    words_per_class = tf.sum(axis=1)
+    frequency = tf.sum(axis=0)
+    idf = np.log(1.0 + float(words_per_class.mean()) / np.maximum(frequency, 1.0))
+    tf = np.divide(tf, words_per_class[:, None], out=np.zeros_like(tf), where=words_per_class[:, None] > 0)
+    scores = tf * idf
+    out: dict[int, tuple[str, ...]] = {}
+    for row, cluster_id in enumerate(cluster_ids):
+        # Ties broken by term, so the same input always gives the same keywords.
+        ranked = sorted(np.flatnonzero(scores[row] > 0).tolist(), key=lambda j: (-scores[row, j], terms[j]))
+        out[cluster_id] = tuple(str(terms[j]) for j in ranked[:top_n])
+    return out
+
+
+def _label(keywords: Sequence[str], fallback: str) -> str:
+    """The first few keywords, skipping one whose words are all in the label already ("card · card arrive")."""
+    kept: list[str] = []
+    seen: set[str] = set()
+    for keyword in keywords:
+        words = set(keyword.split())
+        if words <= seen:
+            continue
+        kept.append(keyword)
+        seen |= words
+        if len(kept) == _LABEL_WORDS:
+            break
+    # A cluster of stop words only ("hi", "thanks!") still needs a name: its central query.
+    return _SEPARATOR.join(kept) if kept else fallback.strip()[:80]
+
+
+def _distinct(texts: Sequence[str], limit: int) -> tuple[str, ...]:
+    seen: set[str] = set()
+    kept: list[str] = []
+    for text in texts:
+        key = " ".join(text.lower().split())
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(text)
+        if len(kept) == limit:
+            break
+    return tuple(kept)

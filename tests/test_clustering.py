@@ -1,0 +1,160 @@
+"""TicketClusterer on synthetic 384-D topics (no model): finds them without K, keeps strays in the long tail."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from kbcurator.gaps.clustering import LONG_TAIL, TicketClusterer, centroids
+
+DIM = 384
+SIZES = (70, 55, 45, 35, 25, 20)
+TOPIC, FRINGE, STRAY = 0, 1, 2
+
+
+def topics(
+    seed: int = 0, sizes: tuple[int, ...] = SIZES, spread: float = 0.6, n_fringe: int = 12, n_stray: int = 15
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit vectors around random topic directions (as MiniLM puts paraphrases), plus:
+    fringe points drawn a little wider around a topic (loosely phrased, still on topic) and strays in random
+    directions (off-topic queries). Returns vectors, the true topic (-1 for strays) and the kind of each row."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(sizes), DIM))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    noise = spread / np.sqrt(DIM)
+    members = np.vstack([c + rng.normal(size=(s, DIM)) * noise for c, s in zip(centres, sizes, strict=True)])
+    owners = rng.integers(0, len(sizes), n_fringe)
+    fringe = centres[owners] + rng.normal(size=(n_fringe, DIM)) * noise * 1.3
+    strays = rng.normal(size=(n_stray, DIM))
+    vectors = np.vstack([members, fringe, strays])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    truth = np.concatenate([np.repeat(np.arange(len(sizes)), sizes), owners, np.full(n_stray, -1)])
+    kind = np.repeat([TOPIC, FRINGE, STRAY], [sum(sizes), n_fringe, n_stray])
+    return vectors.astype(np.float32), truth, kind
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_finds_the_topics_without_being_told_how_many(seed: int) -> None:
+    vectors, truth, kind = topics(seed)
+    result = TicketClusterer(random_state=0).fit_predict(vectors)
+    on_topic = kind != STRAY
+    assert result.n_clusters == len(SIZES)
+    assert adjusted_rand_score(truth[on_topic], result.labels[on_topic]) > 0.95
+    # Ids read as a ranking: cluster 0 is the biggest topic.
+    assert np.bincount(result.labels[result.labels >= 0]).argmax() == 0
+
+
+def test_strays_stay_in_the_long_tail_and_fringe_points_join_their_topic() -> None:
+    vectors, truth, kind = topics(0)
+    result = TicketClusterer(random_state=0).fit_predict(vectors)
+    assert (result.labels[kind == STRAY] == LONG_TAIL).all()
+    topic_of_cluster = {c: np.bincount(truth[(result.labels == c) & (kind == TOPIC)]).argmax() for c in range(6)}
+    fringe = np.flatnonzero(kind == FRINGE)
+    assert all(result.labels[i] != LONG_TAIL and topic_of_cluster[result.labels[i]] == truth[i] for i in fringe)
+    assert result.noise_share_after == pytest.approx(np.mean(result.labels == LONG_TAIL))
+
+
+def test_long_tail_points_close_to_a_cluster_are_reassigned_to_it() -> None:
+    # "leaf" splits topics finely and leaves the points between sub-topics to the long tail: those are close
+    # to a cluster in the original space and must come back; the strays must not.
+    vectors, truth, kind = topics(0)
+    result = TicketClusterer(random_state=0, cluster_selection_method="leaf").fit_predict(vectors)
+    assert result.reassigned.sum() >= 10
+    assert result.noise_share_after < result.noise_share_before
+    for row in np.flatnonzero(result.reassigned):
+        members = (result.labels == result.labels[row]) & ~result.reassigned & (kind == TOPIC)
+        assert np.bincount(truth[members]).argmax() == truth[row]
+    assert (result.labels[kind == STRAY] == LONG_TAIL).all()
+    assert not result.reassigned[kind == STRAY].any()
+
+
+def test_same_seed_same_labels() -> None:
+    vectors, _, _ = topics(3)
+    first = TicketClusterer(random_state=7).fit_predict(vectors)
+    second = TicketClusterer(random_state=7).fit_predict(vectors.copy())
+    np.testing.assert_array_equal(first.labels, second.labels)
+    assert first.params == second.params
+
+
+def test_min_cluster_size_follows_corpus_size_and_small_corpora_still_cluster() -> None:
+    vectors, truth, _ = topics(4, sizes=(10,) * 6, n_fringe=0, n_stray=0)
+    small = TicketClusterer(random_state=0).fit_predict(vectors)
+    assert small.params.n == 60
+    assert small.params.min_cluster_size == 5
+    # Six topics of ten: a fixed min_cluster_size of 10-15 would find one or two clusters, or none.
+    assert small.n_clusters >= 5
+    assert adjusted_rand_score(truth, small.labels) > 0.8
+
+    bigger = TicketClusterer(random_state=0, reducer="pca").fit_predict(np.vstack([topics(s)[0] for s in range(4)]))
+    assert bigger.params.min_cluster_size > small.params.min_cluster_size
+
+
+def test_parameters_can_be_pinned() -> None:
+    vectors, _, _ = topics(0)
+    result = TicketClusterer(min_cluster_size=30, min_samples=3, n_components=8, reducer="pca").fit_predict(vectors)
+    assert (result.params.min_cluster_size, result.params.min_samples, result.params.n_components) == (30, 3, 8)
+    assert result.reduced.shape == (len(vectors), 8)
+    # Topics of 20 and 25 cannot form a cluster of 30: they are long tail, unless close enough to a cluster.
+    assert result.n_clusters <= 4
+
+
+@pytest.mark.parametrize("n", [0, 1, 4])
+def test_too_few_tickets_are_all_long_tail(n: int) -> None:
+    vectors = np.random.default_rng(0).normal(size=(n, DIM)).astype(np.float32)
+    result = TicketClusterer().fit_predict(vectors)
+    assert result.labels.shape == (n,)
+    assert (result.labels == LONG_TAIL).all()
+    assert result.n_clusters == 0
+
+
+def test_one_query_repeated_is_one_cluster() -> None:
+    vectors = np.tile(np.random.default_rng(0).normal(size=DIM).astype(np.float32), (40, 1))
+    result = TicketClusterer().fit_predict(vectors)
+    assert result.n_clusters == 1
+    assert (result.labels == 0).all()
+
+
+def test_copies_of_one_ticket_stay_together() -> None:
+    # Exact duplicates tie at distance zero; HDBSCAN alone spread 50 copies over several clusters.
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, DIM)).astype(np.float32)
+    result = TicketClusterer().fit_predict(np.vstack([np.tile(a, (50, 1)), np.tile(b, (50, 1))]))
+    assert result.n_clusters == 2
+    assert sorted(np.bincount(result.labels).tolist()) == [50, 50]
+
+
+def test_pure_noise_makes_no_clusters() -> None:
+    vectors = np.random.default_rng(0).normal(size=(250, DIM)).astype(np.float32)
+    result = TicketClusterer().fit_predict(vectors)
+    assert result.n_clusters == 0
+    assert result.noise_share_after == 1.0
+    assert result.trimmed.any()  # HDBSCAN found "clusters"; none was more alike than the corpus at large
+
+
+def test_zero_vectors_are_long_tail_and_do_not_disturb_the_rest() -> None:
+    vectors, truth, kind = topics(0)
+    with_zeros = np.vstack([vectors, np.zeros((5, DIM), dtype=np.float32)])
+    result = TicketClusterer(random_state=0).fit_predict(with_zeros)
+    assert (result.labels[-5:] == LONG_TAIL).all()
+    assert result.labels.shape == (len(with_zeros),)
+    on_topic = kind != STRAY
+    assert adjusted_rand_score(truth[on_topic], result.labels[: len(vectors)][on_topic]) > 0.95
+
+
+def test_invalid_vectors_raise_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="2-D"):
+        TicketClusterer().fit_predict(np.zeros(10, dtype=np.float32))
+    bad = np.ones((10, 4), dtype=np.float32)
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        TicketClusterer().fit_predict(bad)
+
+
+def test_centroids_are_normalised_member_means_without_the_long_tail() -> None:
+    vectors = np.array([[1, 0], [0.8, 0.6], [0, 1], [0, -1]], dtype=np.float32)
+    labels = np.array([0, 0, 1, LONG_TAIL])
+    got = centroids(vectors, labels)
+    assert set(got) == {0, 1}
+    np.testing.assert_allclose(got[0], np.array([0.9, 0.3]) / np.linalg.norm([0.9, 0.3]), rtol=1e-6)
+    np.testing.assert_allclose(got[1], [0, 1])
