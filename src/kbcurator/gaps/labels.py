@@ -41,6 +41,10 @@ class ClusterLabel:
     size: int
 
 
+_MIN_CLASSES_FOR_CORPUS_TERMS = 4
+_CORPUS_TERM_SHARE = 0.5
+
+
 def label_clusters(
     texts: Sequence[str],
     labels: np.ndarray,
@@ -94,7 +98,8 @@ def _class_tfidf_keywords(
     from scipy import sparse
     from sklearn.feature_extraction.text import CountVectorizer
 
-    vectorizer = CountVectorizer(stop_words="english", ngram_range=(1, 2))
+    # Hyphenated words stay whole ("covid-19", "e-mail"), so a product name does not become a bare number.
+    vectorizer = CountVectorizer(stop_words="english", ngram_range=(1, 2), token_pattern=r"(?u)\b\w[\w-]*\w\b")
     try:
         # Counted per text, then summed per cluster: joining a cluster's texts into one string first (as
         # BERTopic does) would invent bigrams across two texts' boundary.
@@ -115,6 +120,10 @@ def _class_tfidf_keywords(
     idf = np.log(1.0 + float(words_per_class.mean()) / np.maximum(frequency, 1.0))
     tf = np.divide(tf, words_per_class[:, None], out=np.zeros_like(tf), where=words_per_class[:, None] > 0)
     scores = tf * idf
+    if len(cluster_ids) >= _MIN_CLASSES_FOR_CORPUS_TERMS:
+        # A term in most clusters is the corpus's subject ("covid-19" in a COVID help desk), not a topic.
+        present = (tf[: len(cluster_ids)] > 0).mean(axis=0)
+        scores[:, present > _CORPUS_TERM_SHARE] = 0.0
     out: dict[int, tuple[str, ...]] = {}
     for row, cluster_id in enumerate(cluster_ids):
         # Ties broken by term, so the same input always gives the same keywords.
