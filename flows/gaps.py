@@ -20,7 +20,7 @@ from kbcurator.gaps.config import TicketSourceConfig
 from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors
 from kbcurator.gaps.labels import label_clusters
 from kbcurator.gaps.pipeline import LoadedTickets, describe_clusters, embed_tickets, read_tickets, write_cluster_outputs
-from kbcurator.gaps.report import GapStore, gaps_markdown, score_gaps, write_gap_exports
+from kbcurator.gaps.report import GapStore, gaps_markdown, score_gaps, unanswered_long_tail, write_gap_exports
 from kbcurator.index.embedding_cache import EmbeddingCache
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.reindex import start_run
@@ -100,11 +100,12 @@ def gaps_flow(config: str = DEFAULT_CONFIG, index_uri: str | None = None, versio
         related_lift=settings.gaps.related_lift,
         covered_share=settings.gaps.covered_share,
     )
+    kb = ReleaseVectors(store, release)
     scored, resolved = score_gaps(
         clusters,
         tickets,
         vectors,
-        ReleaseVectors(store, release),
+        kb,
         policy,
         gap_store.previous(),
         run_id=run.run_id,
@@ -118,9 +119,10 @@ def gaps_flow(config: str = DEFAULT_CONFIG, index_uri: str | None = None, versio
         resolved=resolved,
         dimension=embedder.dimension,
     )
+    long_tail = unanswered_long_tail(tickets, vectors, result.labels, kb, policy)
     write_cluster_outputs(run.run_dir, tickets, result.labels, clusters, rejected, summary)
-    exports = write_gap_exports(run.run_dir, scored)
-    markdown = gaps_markdown(scored, resolved, release_tag=release.tag, summary=summary)
+    exports = write_gap_exports(run.run_dir, scored, long_tail)
+    markdown = gaps_markdown(scored, resolved, release_tag=release.tag, summary=summary, long_tail=long_tail)
     (run.run_dir / "gaps.md").write_text(markdown, encoding="utf-8")
     open_gaps = [g for g in scored if g.coverage.action != "covered"]
     create_markdown_artifact(markdown=markdown, key="kb-gaps", description=f"{len(open_gaps)} open gaps")
@@ -129,6 +131,7 @@ def gaps_flow(config: str = DEFAULT_CONFIG, index_uri: str | None = None, versio
         "open_gaps": len(open_gaps),
         "covered": len(scored) - len(open_gaps),
         "resolved": len(resolved),
+        "long_tail_unanswered": len(long_tail),
         "run_dir": str(run.run_dir),
         "exports": {k: str(v) for k, v in exports.items()},
         "gaps": [

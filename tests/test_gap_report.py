@@ -13,7 +13,7 @@ from fakes import FakeHashingEmbedder
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors
 from kbcurator.gaps.pipeline import describe_clusters, write_cluster_outputs
-from kbcurator.gaps.report import GapStore, gaps_markdown, score_gaps, write_gap_exports
+from kbcurator.gaps.report import GapStore, gaps_markdown, score_gaps, unanswered_long_tail, write_gap_exports
 from kbcurator.index.build import build_candidate
 from kbcurator.index.publish import publish
 from kbcurator.index.store import IndexStore
@@ -103,7 +103,7 @@ def test_exports_and_report_carry_text_as_text(setup, tmp_path) -> None:
     store, embedder, release = setup
     tickets, labels, clusters, scored, resolved = _run(store, embedder, release, [COVERED, GAP], "run-1")
     paths = write_gap_exports(tmp_path / "out", scored)
-    exported = json.loads(paths["json"].read_text())
+    exported = json.loads(paths["json"].read_text())["gaps"]
     assert {g["action"] for g in exported} == {"covered", "write"}
     assert "gap_id,label,size" in paths["csv"].read_text().splitlines()[0]
     markdown = gaps_markdown(scored, resolved, release_tag=release.tag, summary={"tickets": 6, "n_clusters": 2})
@@ -113,3 +113,18 @@ def test_exports_and_report_carry_text_as_text(setup, tmp_path) -> None:
     outputs = write_cluster_outputs(tmp_path / "clusters", tickets, labels, clusters, [], {"tickets": 6})
     assignments = outputs["assignments"].read_text().splitlines()
     assert assignments[0] == "ticket_id,cluster_id" and len(assignments) == 7
+
+
+def test_one_off_questions_the_kb_does_not_answer_are_listed(setup) -> None:
+    store, embedder, release = setup
+    tickets = _tickets([[*COVERED, "merge workspaces across regions <b>now</b>"]])
+    vectors = embedder.embed([t.text for t in tickets])
+    labels = np.array([0, 0, 0, -1])
+    long_tail = unanswered_long_tail(tickets, vectors, labels, ReleaseVectors(store, release), POLICY)
+    assert [q.ticket_id for q in long_tail] == ["t0-3"]
+    markdown = gaps_markdown([], [], release_tag=release.tag, summary={}, long_tail=long_tail)
+    assert "merge workspaces across regions &lt;b&gt;now&lt;/b&gt;" in markdown
+    covered_only = unanswered_long_tail(
+        tickets, vectors, np.array([0, 0, -1, 1]), ReleaseVectors(store, release), POLICY
+    )
+    assert covered_only == []  # a long-tail question the KB answers is not a gap

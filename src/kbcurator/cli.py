@@ -235,7 +235,7 @@ def gaps(
     typer.echo(
         f"{result['tickets']} tickets -> {result['n_clusters']} clusters (long tail {result['long_tail_share']:.0%}) "
         f"against {result['release']}: {result['open_gaps']} open gaps, {result['covered']} covered, "
-        f"{result['resolved']} resolved"
+        f"{result['resolved']} resolved; {result['long_tail_unanswered']} one-off questions unanswered"
     )
     shown = [g for g in result["gaps"] if g["action"] != "covered"][:top]
     for rank, gap in enumerate(shown, start=1):

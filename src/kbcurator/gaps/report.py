@@ -36,6 +36,47 @@ class ScoredGap:
     centroid: np.ndarray
 
 
+@dataclass(frozen=True, slots=True)
+class LongTailQuestion:
+    """A query no cluster took, which the KB does not answer either: reviewed one by one."""
+
+    ticket_id: str
+    text: str  # redacted
+    lift: float
+    closest_title: str
+    closest_url: str
+
+
+def unanswered_long_tail(
+    tickets: Sequence[Ticket],
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    kb: ReleaseVectors,
+    policy: CoveragePolicy,
+) -> list[LongTailQuestion]:
+    """Long-tail queries whose lift is below the answered threshold, least answered first.
+
+    Clustering leaves one-off questions out of every cluster; a question asked once can still be a gap.
+    """
+    rows = np.flatnonzero(np.asarray(labels) == -1)
+    if not len(rows):
+        return []
+    best, chunk_rows = kb.best(vectors[rows])
+    lift = kb.lift(vectors[rows], best)
+    found = [
+        LongTailQuestion(
+            ticket_id=tickets[int(r)].ticket_id,
+            text=tickets[int(r)].text,
+            lift=round(float(lf), 4),
+            closest_title=kb.titles[int(c)] if c >= 0 else "",
+            closest_url=kb.urls[int(c)] if c >= 0 else "",
+        )
+        for r, lf, c in zip(rows.tolist(), lift.tolist(), chunk_rows.tolist(), strict=True)
+        if lf < policy.answered_lift
+    ]
+    return sorted(found, key=lambda q: (q.lift, q.ticket_id))
+
+
 def centroid_of(vectors: np.ndarray) -> np.ndarray:
     mean = vectors.mean(axis=0)
     norm = float(np.linalg.norm(mean))
@@ -228,6 +269,7 @@ def gaps_markdown(
     release_tag: str,
     summary: dict[str, Any],
     top: int = 15,
+    long_tail: Sequence[LongTailQuestion] = (),
 ) -> str:
     """The ranked gap list a KB owner reads (the ``kb-gaps`` artifact). Texts are the redacted ones."""
     lines = [
@@ -258,6 +300,16 @@ def gaps_markdown(
     for gap in covered[:top]:
         best = gap.coverage.best_articles[0].title if gap.coverage.best_articles else "?"
         lines.append(f"- {_cell(gap.cluster.label)} ({gap.cluster.size}): {_cell(best)}")
+    if long_tail:
+        lines += [
+            "",
+            f"Asked once or twice, and not answered by the KB: {len(long_tail)} long-tail questions "
+            "(least answered first).",
+            "",
+            "| question | closest article |",
+            "|---|---|",
+        ]
+        lines += [f"| {_cell(q.text)} | {_cell(q.closest_title)} |" for q in long_tail[:top]]
     if resolved:
         lines += ["", f"Resolved since the last run: {len(resolved)} gaps."]
     return "\n".join(lines) + "\n"
@@ -269,7 +321,9 @@ def _cell(text: str) -> str:
     return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
-def write_gap_exports(out_dir: Path, gaps: Sequence[ScoredGap]) -> dict[str, Path]:
+def write_gap_exports(
+    out_dir: Path, gaps: Sequence[ScoredGap], long_tail: Sequence[LongTailQuestion] = ()
+) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "gaps.json", "csv": out_dir / "gaps.csv"}
     records = [
@@ -292,7 +346,20 @@ def write_gap_exports(out_dir: Path, gaps: Sequence[ScoredGap]) -> dict[str, Pat
         }
         for g in gaps
     ]
-    paths["json"].write_text(json.dumps(records, indent=1, ensure_ascii=False), encoding="utf-8")
+    document = {
+        "gaps": records,
+        "long_tail_unanswered": [
+            {
+                "ticket_id": q.ticket_id,
+                "text": q.text,
+                "lift": q.lift,
+                "closest_article": q.closest_title,
+                "closest_url": q.closest_url,
+            }
+            for q in long_tail
+        ],
+    }
+    paths["json"].write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
     with paths["csv"].open("w", newline="", encoding="utf-8") as handle:
         columns = [
             "gap_id",
