@@ -319,9 +319,5 @@ def cluster(
         typer.echo(f"  {gap.size:>5}  {gap.label}  — e.g. {gap.central_query[:80]!r}")
 
 
-def run() -> None:  # pragma: no cover - console entry point
-    app()
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

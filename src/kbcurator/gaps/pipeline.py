@@ -16,12 +16,13 @@ import numpy as np
 
 from kbcurator.embedding.base import Embedder
 from kbcurator.errors import ConfigError
+from kbcurator.gaps.clustering import LONG_TAIL
 from kbcurator.gaps.config import TicketSourceConfig
+from kbcurator.gaps.labels import ClusterLabel
 from kbcurator.gaps.tickets import load_tickets, select_tickets
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
 from kbcurator.records import GapCluster, Rejected, Ticket, sha256_hex
 
-LONG_TAIL = -1
 _SUFFIX_FORMATS: dict[str, Literal["csv", "jsonl", "zendesk"]] = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -73,7 +74,7 @@ def embed_tickets(tickets: Sequence[Ticket], embedder: Embedder, cache: Embeddin
 def describe_clusters(
     tickets: Sequence[Ticket],
     labels: np.ndarray,
-    names: dict[int, Any],
+    names: dict[int, ClusterLabel],
 ) -> list[GapCluster]:
     """GapCluster records from cluster labels and their c-TF-IDF names (largest cluster first)."""
     members: dict[int, list[int]] = {}
@@ -82,15 +83,15 @@ def describe_clusters(
             members.setdefault(int(label), []).append(row)
     clusters = []
     for cluster_id, rows in members.items():
-        name = names.get(cluster_id)
+        name = names.get(cluster_id)  # absent only when the caller labels nothing (tests, a bare export)
         dates = [d for d in (tickets[r].created_at for r in rows) if d is not None]
         clusters.append(
             GapCluster(
                 cluster_id=cluster_id,
-                label=getattr(name, "label", f"cluster {cluster_id}"),
-                keywords=tuple(getattr(name, "keywords", ())),
-                central_query=getattr(name, "central_query", tickets[rows[0]].text),
-                representatives=tuple(getattr(name, "representatives", ())),
+                label=name.label if name else f"cluster {cluster_id}",
+                keywords=tuple(name.keywords) if name else (),
+                central_query=name.central_query if name else tickets[rows[0]].text,
+                representatives=tuple(name.representatives) if name else (),
                 size=len(rows),
                 escalation_share=round(sum(tickets[r].escalated for r in rows) / len(rows), 4),
                 first_seen_at=min(dates) if dates else None,

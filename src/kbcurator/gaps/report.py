@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from kbcurator.gaps.clustering import LONG_TAIL, centroids
 from kbcurator.gaps.coverage import Coverage, CoveragePolicy, ReleaseVectors, cluster_coverage, gap_priority, rank_gaps
 from kbcurator.gaps.tracking import PreviousCluster, Trend, match_clusters
 from kbcurator.index.store import IndexStore, lance_errors
@@ -58,7 +59,7 @@ def unanswered_long_tail(
 
     Clustering leaves one-off questions out of every cluster; a question asked once can still be a gap.
     """
-    rows = np.flatnonzero(np.asarray(labels) == -1)
+    rows = np.flatnonzero(np.asarray(labels) == LONG_TAIL)
     if not len(rows):
         return []
     best, chunk_rows = kb.best(vectors[rows])
@@ -75,12 +76,6 @@ def unanswered_long_tail(
         if lf < policy.answered_lift
     ]
     return sorted(found, key=lambda q: (q.lift, q.ticket_id))
-
-
-def centroid_of(vectors: np.ndarray) -> np.ndarray:
-    mean = vectors.mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    return (mean / norm if norm else mean).astype(np.float32)
 
 
 def weekly_counts(tickets: Sequence[Ticket]) -> dict[str, int]:
@@ -107,13 +102,17 @@ def score_gaps(
     that no current cluster continues (resolved)."""
     row_of = {t.ticket_id: i for i, t in enumerate(tickets)}
     members = [[row_of[tid] for tid in c.ticket_ids] for c in clusters]
-    centroids = [centroid_of(vectors[rows]) for rows in members]
+    labels = np.full(len(tickets), LONG_TAIL)
+    for position, rows in enumerate(members):
+        labels[rows] = position
+    by_position = centroids(vectors, labels)
+    cluster_centroids = [by_position[position] for position in range(len(members))]
     coverages = [cluster_coverage(vectors[rows], kb, policy) for rows in members]
     priorities = [
         gap_priority(c.size, cov.coverage_score, c.escalation_share, escalation_weight)
         for c, cov in zip(clusters, coverages, strict=True)
     ]
-    matches, gone = match_clusters(centroids, [c.size for c in clusters], previous, run_id=run_id)
+    matches, gone = match_clusters(cluster_centroids, [c.size for c in clusters], previous, run_id=run_id)
     scored = [
         ScoredGap(
             gap_id=match.gap_id,
@@ -127,7 +126,7 @@ def score_gaps(
             centroid=centroid,
         )
         for cluster, coverage, score, priority, match, rows, centroid in zip(
-            clusters, coverages, rank_gaps(priorities), priorities, matches, members, centroids, strict=True
+            clusters, coverages, rank_gaps(priorities), priorities, matches, members, cluster_centroids, strict=True
         )
     ]
     return sorted(scored, key=lambda g: (-g.priority, g.gap_id)), gone

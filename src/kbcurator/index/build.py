@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -211,9 +210,3 @@ def build_candidate(
         stats=stats,
         rejected=tuple(rejected),
     )
-
-
-def vectors_of(table: pa.Table) -> np.ndarray:
-    if table.num_rows == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.asarray(table["vector"].to_pylist(), dtype=np.float32)
