@@ -148,3 +148,58 @@ class GapCluster:
     first_seen_at: datetime | None
     last_seen_at: datetime | None
     ticket_ids: tuple[str, ...] = field(repr=False, default=())
+
+
+FindingKind = Literal["stale", "duplicate", "contradiction"]
+Severity = Literal["low", "medium", "high"]
+Action = Literal["update", "merge", "retire", "fix_link", "review"]
+SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high")
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One piece of what a finding rests on, quoted so a KB owner can check it without opening the article.
+
+    ``highlights`` are substrings of ``text`` to mark (the values in conflict, the dated phrase, the retired
+    term); ``link`` is the URL concerned (a broken link's target, the newer article).
+    """
+
+    article_id: str
+    text: str = ""
+    chunk_id: str = ""
+    highlights: tuple[str, ...] = ()
+    link: str = ""
+    detail: str = ""
+
+
+def make_finding_id(kind: str, check: str, article_ids: tuple[str, ...], key: str = "") -> str:
+    """Stable across runs for the same problem: kind, check, the articles involved and what the problem is about.
+
+    ``key`` names the thing itself (a link target, a retired term, the conflicting values) so two problems in the
+    same article get two ids, and a finding keeps its id when only its score or wording changes.
+    """
+    material = "|".join((kind, check, *sorted(article_ids), key))
+    return f"{kind}:{check}:{hashlib.sha1(material.encode('utf-8')).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A health problem found in the KB, with its evidence and what to do about it.
+
+    ``check`` is the detector's sub-kind (``age``, ``dated_content``, ``broken_link``, ``deprecated_term``,
+    ``superseded``, ``failing_article``; ``exact``, ``near``, ``section``, ``semantic``; ``quantity``,
+    ``polarity``, ``yes_no``). ``score`` is in 0..1, higher is worse or surer.
+    """
+
+    finding_id: str
+    kind: FindingKind
+    check: str
+    article_ids: tuple[str, ...]
+    score: float
+    severity: Severity
+    summary: str
+    action: Action
+    evidence: tuple[Evidence, ...]
+    detector: str
+    detector_version: str
+    found_at: datetime

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kbcurator.analysis.config import HealthSettings, ReviewSettings
 from kbcurator.errors import ConfigError
 from kbcurator.gaps.config import TicketSourceConfig
 from kbcurator.records import check_source_id
@@ -45,6 +46,7 @@ class SourceConfig(BaseModel):
     locale: str = "en-us"  # default when the content does not say
     base_url: str | None = None  # folder sources: URL prefix that files are published under
     crawl: CrawlSettings = Field(default_factory=CrawlSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
 
     @field_validator("id")
     @classmethod
@@ -98,6 +100,7 @@ class Settings(BaseSettings):
     checks: CheckSettings = Field(default_factory=CheckSettings)
     tickets: list[TicketSourceConfig] = Field(default_factory=list)
     gaps: GapSettings = Field(default_factory=GapSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +171,7 @@ def _env_overrides() -> dict[str, Any]:
         embedding: dict[str, Any] | None = None
         checks: dict[str, Any] | None = None
         gaps: dict[str, Any] | None = None
+        health: dict[str, Any] | None = None
 
     try:
         values = _EnvOnly().model_dump(exclude_none=True)
