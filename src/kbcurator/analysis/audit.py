@@ -1,0 +1,90 @@
+"""Running the detectors over one corpus: every detector runs, one that fails is recorded, not fatal."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from kbcurator.analysis.base import AuditCorpus, Detector
+from kbcurator.analysis.config import HealthSettings
+from kbcurator.records import SEVERITIES, Finding, Rejected
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """What one audit found, on which index version, and how long each detector took."""
+
+    findings: list[Finding]
+    index_version: str
+    run_at: datetime
+    articles: int
+    chunks: int
+    seconds_by_detector: dict[str, float]
+    failed_detectors: list[Rejected] = field(default_factory=list)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """kind -> check -> number of findings."""
+        out: dict[str, dict[str, int]] = {}
+        for finding in self.findings:
+            out.setdefault(finding.kind, {}).setdefault(finding.check, 0)
+            out[finding.kind][finding.check] += 1
+        return out
+
+    def severity_counts(self) -> dict[str, int]:
+        seen = Counter(f.severity for f in self.findings)
+        return {s: seen.get(s, 0) for s in reversed(SEVERITIES)}
+
+
+def default_detectors(settings: HealthSettings) -> list[Detector]:
+    """The detectors the settings enable, in report order."""
+    from kbcurator.analysis.contradictions import ContradictionDetector
+    from kbcurator.analysis.duplicates import DuplicateDetector
+    from kbcurator.analysis.staleness import StalenessDetector
+
+    detectors: list[Detector] = []
+    if settings.stale.enabled:
+        detectors.append(StalenessDetector(settings.stale))
+    if settings.duplicates.enabled:
+        detectors.append(DuplicateDetector(settings.duplicates))
+    if settings.contradictions.enabled:
+        detectors.append(ContradictionDetector(settings.contradictions))
+    return detectors
+
+
+def run_audit(corpus: AuditCorpus, detectors: Sequence[Detector]) -> AuditResult:
+    """Run every detector; findings are sorted worst first and unique by id.
+
+    A detector that raises is a bug, but one broken detector must not hide what the others found: it is
+    recorded as a ``Rejected`` (stage ``audit``) with its error, logged, and the audit goes on.
+    """
+    findings: dict[str, Finding] = {}
+    seconds: dict[str, float] = {}
+    failed: list[Rejected] = []
+    for detector in detectors:
+        clock = time.perf_counter()
+        try:
+            for finding in detector.detect(corpus):
+                kept = findings.get(finding.finding_id)
+                if kept is None or finding.score > kept.score:
+                    findings[finding.finding_id] = finding
+        except Exception as exc:  # see docstring: recorded, logged, reported
+            logger.exception("detector %s failed", detector.name)
+            failed.append(Rejected(detector.name, "audit", f"detector failed: {type(exc).__name__}: {exc}"))
+        seconds[detector.name] = time.perf_counter() - clock
+    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+    ordered = sorted(findings.values(), key=lambda f: (rank[f.severity], -f.score, f.kind, f.check, f.finding_id))
+    return AuditResult(
+        findings=ordered,
+        index_version=corpus.index_version,
+        run_at=corpus.run_at,
+        articles=len(corpus.articles),
+        chunks=len(corpus.chunks),
+        seconds_by_detector=seconds,
+        failed_detectors=failed,
+    )

@@ -1,0 +1,138 @@
+"""Building an :class:`AuditCorpus` from a published release or straight from declared sources."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from kbcurator.analysis.base import AuditCorpus
+from kbcurator.analysis.config import ReviewSettings
+from kbcurator.chunking import ChunkPolicy, chunk_articles, embedding_input
+from kbcurator.embedding.base import Embedder
+from kbcurator.index import schema
+from kbcurator.index.store import IndexStore, manifest_of
+from kbcurator.records import Article, Chunk, IndexRelease, Rejected
+
+_DEAD_PREFIXES = ("HTTP 404", "HTTP 410")
+
+
+def dead_links_from(rejected: Iterable[Rejected]) -> dict[str, str]:
+    """URLs the crawl found gone (404/410) -> why, from the run's rejections."""
+    return {r.record_id: f"{r.reason} while crawling" for r in rejected if r.reason.startswith(_DEAD_PREFIXES)}
+
+
+def _utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or not len(vectors):
+        return vectors.reshape(len(vectors), -1).astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def corpus_from_release(
+    store: IndexStore,
+    release: IndexRelease,
+    *,
+    run_at: datetime,
+    reviews: Mapping[str, ReviewSettings],
+    dead_links: Mapping[str, str] | None = None,
+    escalations: Mapping[str, tuple[str, ...]] | None = None,
+) -> AuditCorpus:
+    """The articles, chunks and vectors one release points at.
+
+    Dead links default to what the release's manifest recorded from its crawl.
+    """
+    article_rows = store.read_table(schema.ARTICLES, release.articles_version).to_pylist()
+    chunk_table = store.read_table(schema.CHUNKS, release.chunks_version)
+    articles = [
+        Article(
+            article_id=row["article_id"],
+            source_id=row["source_id"] or "",
+            url=row["url"] or "",
+            title=row["title"] or "",
+            section=row["section"] or "",
+            locale=row["locale"] or "",
+            body_html=row["body_html"] or "",
+            text=row["text"] or "",
+            updated_at=_utc(row["updated_at"]),
+            content_hash=row["content_hash"] or "",
+            links=tuple(row["links"] or ()),
+        )
+        for row in sorted(article_rows, key=lambda r: r["article_id"])
+    ]
+    rows = chunk_table.drop_columns(["vector"]).to_pylist()
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["article_id"], rows[i]["position"]))
+    chunks = [
+        Chunk(
+            chunk_id=rows[i]["chunk_id"],
+            article_id=rows[i]["article_id"],
+            position=int(rows[i]["position"]),
+            text=rows[i]["text"] or "",
+            heading_path=tuple(rows[i]["heading_path"] or ()),
+            char_start=int(rows[i]["char_start"] or 0),
+            char_end=int(rows[i]["char_end"] or 0),
+            content_hash=rows[i]["content_hash"] or "",
+        )
+        for i in order
+    ]
+    vectors = chunk_table["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    dimension = chunk_table.schema.field("vector").type.list_size
+    matrix = vectors.reshape(len(rows), dimension)[order] if rows else np.zeros((0, dimension), dtype=np.float32)
+    if dead_links is None:
+        dead_links = dict(manifest_of(release).get("dead_links") or {})
+    return AuditCorpus(
+        articles=articles,
+        chunks=chunks,
+        chunk_vectors=_unit_rows(matrix),
+        run_at=run_at,
+        index_version=release.tag,
+        dead_links=dead_links,
+        reviews=reviews,
+        escalations=escalations or {},
+    )
+
+
+def corpus_from_articles(
+    articles: Sequence[Article],
+    *,
+    embedder: Embedder,
+    policy: ChunkPolicy,
+    run_at: datetime,
+    reviews: Mapping[str, ReviewSettings],
+    dead_links: Mapping[str, str] | None = None,
+    escalations: Mapping[str, tuple[str, ...]] | None = None,
+) -> tuple[AuditCorpus, list[Rejected]]:
+    """Chunk and embed articles that were never published (``kbcurator audit --source``)."""
+    unique = list({a.article_id: a for a in reversed(articles)}.values())[::-1]  # first occurrence wins
+    chunks: list[Chunk] = []
+    rejected: list[Rejected] = []
+    for item in chunk_articles(unique, policy):
+        if isinstance(item, Rejected):
+            rejected.append(item)
+        else:
+            chunks.extend(item[1])
+    title_of = {a.article_id: a.title for a in unique}
+    texts = [embedding_input(title_of[c.article_id], c.text) for c in chunks]
+    vectors = embedder.embed(texts) if texts else np.zeros((0, 1), dtype=np.float32)
+    corpus = AuditCorpus(
+        articles=unique,
+        chunks=chunks,
+        chunk_vectors=_unit_rows(vectors),
+        run_at=run_at,
+        index_version="",
+        dead_links=dead_links or {},
+        reviews=reviews,
+        escalations=escalations or {},
+    )
+    return corpus, rejected

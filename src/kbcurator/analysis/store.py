@@ -1,0 +1,163 @@
+"""The ``findings`` table: every audit's findings, stored with the index version they were computed on."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from kbcurator.analysis.audit import AuditResult
+from kbcurator.index.store import IndexStore, lance_errors
+from kbcurator.records import Evidence, Finding
+
+FINDINGS_TABLE = "findings"
+_TS = pa.timestamp("us", tz="UTC")
+
+
+def findings_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("run_id", pa.string(), nullable=False),
+            pa.field("run_at", _TS),
+            pa.field("index_version", pa.string()),
+            pa.field("finding_id", pa.string(), nullable=False),
+            pa.field("kind", pa.string()),
+            pa.field("check", pa.string()),
+            pa.field("article_ids", pa.list_(pa.string())),
+            pa.field("score", pa.float64()),
+            pa.field("severity", pa.string()),
+            pa.field("summary", pa.string()),
+            pa.field("action", pa.string()),
+            pa.field("evidence_json", pa.string()),
+            pa.field("detector", pa.string()),
+            pa.field("detector_version", pa.string()),
+            pa.field("found_at", _TS),
+            pa.field("first_seen_at", _TS),  # when this finding id was first reported
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class AuditDiff:
+    """What changed since the previous audit: new finding ids, and findings that are gone (fixed or moot)."""
+
+    previous_run_id: str | None
+    previous_index_version: str | None
+    new_ids: frozenset[str]
+    resolved: tuple[Finding, ...]
+    first_seen_at: dict[str, datetime]
+
+
+def finding_to_row(finding: Finding) -> dict[str, Any]:
+    return {
+        "finding_id": finding.finding_id,
+        "kind": finding.kind,
+        "check": finding.check,
+        "article_ids": list(finding.article_ids),
+        "score": float(finding.score),
+        "severity": finding.severity,
+        "summary": finding.summary,
+        "action": finding.action,
+        "evidence_json": json.dumps([asdict(e) for e in finding.evidence], ensure_ascii=False),
+        "detector": finding.detector,
+        "detector_version": finding.detector_version,
+        "found_at": finding.found_at,
+    }
+
+
+def finding_from_row(row: dict[str, Any]) -> Finding:
+    evidence = tuple(
+        Evidence(**{**item, "highlights": tuple(item.get("highlights", ()))})
+        for item in json.loads(row["evidence_json"] or "[]")
+    )
+    found_at = row["found_at"]
+    if isinstance(found_at, datetime) and found_at.tzinfo is None:
+        found_at = found_at.replace(tzinfo=UTC)
+    return Finding(
+        finding_id=row["finding_id"],
+        kind=row["kind"],
+        check=row["check"],
+        article_ids=tuple(row["article_ids"] or ()),
+        score=float(row["score"]),
+        severity=row["severity"],
+        summary=row["summary"],
+        action=row["action"],
+        evidence=evidence,
+        detector=row["detector"],
+        detector_version=row["detector_version"],
+        found_at=found_at,
+    )
+
+
+class FindingStore:
+    """Append-only history of audits in the index's database; the latest run by ``run_at`` is "current"."""
+
+    def __init__(self, store: IndexStore) -> None:
+        self._store = store
+
+    def _rows(self) -> list[dict[str, Any]]:
+        if not self._store.has_table(FINDINGS_TABLE):
+            return []
+        with lance_errors("cannot read the findings table"):
+            return list(self._store.db.open_table(FINDINGS_TABLE).to_arrow().to_pylist())
+
+    def latest_run(self) -> tuple[str, str, list[Finding]] | None:
+        """``(run_id, index_version, findings)`` of the latest audit, or None before the first."""
+        rows = self._rows()
+        if not rows:
+            return None
+        last = max(rows, key=lambda r: (r["run_at"], r["run_id"]))
+        mine = [r for r in rows if r["run_id"] == last["run_id"] and r["finding_id"]]
+        return last["run_id"], last["index_version"], [finding_from_row(r) for r in mine]
+
+    def diff(self, result: AuditResult) -> AuditDiff:
+        rows = self._rows()
+        first_seen: dict[str, datetime] = {}
+        for row in rows:
+            if row["finding_id"] and row["first_seen_at"] is not None:
+                seen = row["first_seen_at"]
+                if row["finding_id"] not in first_seen or seen < first_seen[row["finding_id"]]:
+                    first_seen[row["finding_id"]] = seen
+        current_ids = {f.finding_id for f in result.findings}
+        latest = self.latest_run()
+        if latest is None:
+            return AuditDiff(None, None, frozenset(current_ids), (), {i: result.run_at for i in current_ids})
+        run_id, index_version, previous = latest
+        previous_ids = {f.finding_id for f in previous}
+        return AuditDiff(
+            previous_run_id=run_id,
+            previous_index_version=index_version,
+            new_ids=frozenset(current_ids - previous_ids),
+            resolved=tuple(f for f in previous if f.finding_id not in current_ids),
+            first_seen_at={i: first_seen.get(i, result.run_at) for i in current_ids},
+        )
+
+    def write_run(self, run_id: str, result: AuditResult, diff: AuditDiff) -> int:
+        """Store one audit. A clean audit still writes a marker row, so the next run compares against it."""
+        rows = [
+            {
+                "run_id": run_id,
+                "run_at": result.run_at,
+                "index_version": result.index_version,
+                "first_seen_at": diff.first_seen_at.get(f.finding_id, result.run_at),
+                **finding_to_row(f),
+            }
+            for f in result.findings
+        ]
+        if not rows:
+            rows = [
+                {
+                    "run_id": run_id,
+                    "run_at": result.run_at,
+                    "index_version": result.index_version,
+                    "finding_id": "",
+                    "article_ids": [],
+                }
+            ]
+        table = self._store.open_or_create(FINDINGS_TABLE, findings_schema())
+        with lance_errors("cannot write the findings table"):
+            table.add(pa.Table.from_pylist(rows, schema=findings_schema()))
+        return len(result.findings)
