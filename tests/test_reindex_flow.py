@@ -216,4 +216,4 @@ def test_a_run_killed_mid_embedding_is_rerun_into_a_correct_index(tmp_path) -> N
     chunks = store.read_table("chunks", store.current().chunks_version, ["chunk_id", "article_id"])
     ids = chunks["chunk_id"].to_pylist()
     assert len(ids) == len(set(ids)) == result["chunks"]
-    assert len(set(chunks["article_id"].to_pylist())) == result["articles"] == 111
+    assert len(set(chunks["article_id"].to_pylist())) == result["articles"] == 112

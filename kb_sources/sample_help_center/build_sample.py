@@ -64,6 +64,20 @@ PRIVATE_BODY = (
 )
 
 
+# Controlled edits for the health audit (README "Controlled edits"): the CDC FAQ has no contradiction and
+# no broken internal link, so one real article is copied under another title with one fact changed, an
+# older date, and two links a KB owner would have to fix. Everything else on the page is CDC's text.
+EDITED_FROM = "should-i-use-soap-and-water-or-a-hand-sanitizer-to-protect-against"
+EDITED_TITLE = "How long should I wash my hands?"
+EDITED_UPDATED = "2020-02-20"
+EDITED_FACT = ("at least 20 seconds", "at least 10 seconds")
+EDITED_LINKS = (
+    # a retired article, and an anchor the target page does not have
+    '<p>See also <a href="what-is-2019-ncov.html">What is 2019-nCoV?</a> and '
+    '<a href="how-can-my-family-and-i-prepare-for-covid-19.html#hand-hygiene">hand hygiene at home</a>.</p>'
+)
+
+
 @dataclass(frozen=True)
 class Entry:
     number: int
@@ -84,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: CSV not found: {args.csv}", file=sys.stderr)
         return 2
     entries = load_entries(args.csv)
+    entries.append(edited_copy(entries))
     base_url = args.base_url.rstrip("/")
     out: Path = args.out
     for name in ("site", "zendesk", "markdown"):
@@ -129,6 +144,22 @@ def load_entries(csv_path: Path) -> list[Entry]:
             )
         )
     return entries
+
+
+def edited_copy(entries: list[Entry]) -> Entry:
+    """The controlled edit: a stale copy of a real article that contradicts it (see EDITED_*)."""
+    original = next(e for e in entries if e.slug == EDITED_FROM)
+    old, new = EDITED_FACT
+    if old not in original.body_html:
+        raise SystemExit(f"controlled edit: {old!r} not found in {EDITED_FROM}")
+    return Entry(
+        number=len(entries) + 1,
+        slug=slugify(EDITED_TITLE),
+        title=EDITED_TITLE,
+        section="How to Protect Yourself",
+        body_html=original.body_html.replace(old, new) + "\n" + EDITED_LINKS,
+        updated=EDITED_UPDATED,
+    )
 
 
 def fix_category(category: str) -> str:
