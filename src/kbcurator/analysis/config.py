@@ -24,6 +24,20 @@ class StaleSettings(BaseModel):
     check_dated_content: bool = True
     # A finding for escalated tickets whose best-matching article is this one, from this many tickets.
     failing_min_tickets: int = 2
+    # Age score: 0.3 just past the review interval, rising linearly to 1.0 at this many intervals.
+    age_full_score_intervals: float = 3.0
+    # An "as of <date>" or "starting <date>" statement is due for a re-check this long after its date.
+    dated_statement_max_age_days: int = 365
+    # "New in version N" is stale once the product's current major version is this many majors ahead.
+    version_gap: int = 2
+    # An internal link counts as a missing article only when it points under a folder that holds articles
+    # (home, section, search and contact pages are not articles and are not reported).
+    links_only_under_article_folders: bool = True
+    # Headings count as #fragment anchors under their generated ids (kramdown, GitHub, Python-Markdown).
+    anchors_from_headings: bool = True
+    superseded_similarity: float = 0.9  # cosine of two article vectors (mean of their chunks) to compare dates
+    superseded_min_days: int = 180  # the older article must be this much older than the newer one
+    superseded_neighbours: int = 5  # nearest articles searched per article
 
 
 class DuplicateSettings(BaseModel):
