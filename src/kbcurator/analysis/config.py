@@ -56,6 +56,18 @@ class ContradictionSettings(BaseModel):
     candidate_similarity: float = 0.7  # cosine of two chunks of different articles to compare them
     neighbours: int = 10
     sentence_overlap: float = 0.5  # share of content words two sentences must share to be about the same thing
+    # (words weighted by rarity in the corpus, figures masked, negations left out).
+    polarity_overlap: float = 0.7  # the same, for "is" vs "is not" claims: near-identical statements only
+    # Share of the words around two figures (or two claims) that the other sentence also says, to compare
+    # them: keeps "refund within 30 days" apart from "exchange within 14 days".
+    context_overlap: float = 0.7
+    min_sentence_words: int = 3  # sentences with fewer content words ("Still stuck?") are not compared
+    question_similarity: float = 0.8  # weighted word overlap of two questions to count as the same question
+    max_same_question: int = 20  # articles compared per identical question (a bucket of "FAQ" titles)
+    # A sentence worded the same in this many articles with figures that vary (3+ values) is a template
+    # line ("Updated 3 days ago") and is not compared.
+    template_articles: int = 4
+    nli_threshold: float = 0.9  # with an NLI judge: contradiction probability for an "nli" finding
 
 
 class HealthSettings(BaseModel):
