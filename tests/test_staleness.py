@@ -137,6 +137,23 @@ def test_expired_periods_plans_and_snapshots_are_flagged(sentence, phrase, actio
     assert finding.action == action
 
 
+def test_temporary_notes_year_labels_and_last_updated_lines_age():
+    temporary = "Note: As of August 2025, a newly discovered bug may temporarily stop sync."
+    assert dated(temporary)[0].action == "review"  # 9 months old: past half the grace for a temporary note
+    assert dated("As of August 2025, sync works on three platforms.") == []  # a plain snapshot is not due yet
+    assert dated("A Privacy Guide for 2025")[0].evidence[0].highlights == ("Guide for 2025",)
+    assert dated("A Privacy Guide for 2026") == []
+    assert dated("This article reflects current plans, updated on March 2, 2024.")[0].action == "review"
+
+
+def test_release_notes_are_dated_records_and_not_flagged():
+    entry = "Starting 5/15/2021, we'll delete items that stay in the trash for 30 days."
+    notes = article("release-notes", entry, title="Release Notes")
+    html = f"<h2>2021-05-11</h2><p>{entry}</p><h2>2021-03-11</h2><p>Send is here.</p>"
+    dated_sections = article("changes", entry, title="Vault changes", body_html=html)
+    assert detect(corpus_of([notes, dated_sections]), "dated_content") == []
+
+
 def test_a_recent_snapshot_is_not_yet_due():
     assert dated("As of February 2026, the extension works in three browsers.") == []
     assert dated("This feature will be available in Q3 2027.") == []
