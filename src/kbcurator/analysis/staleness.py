@@ -15,13 +15,13 @@ One check per rule, each yielding ``Finding(kind="stale")``:
       until 2019", "supported until 2020"): a true historical statement. Score 0.8, action ``update``.
     - ``future_past``: a sentence that speaks of the future ("will", "we'll", "is planning", "coming soon")
       about a date that has passed ("planning a feature in mid-2021"). Score 0.75, action ``update``.
-    - ``as_of``: "as of <date>", "at the time of writing", or "in <year>" next to "currently / at the moment /
-      this year": a snapshot of how things were. Flagged once the date is ``dated_statement_max_age_days``
-      old (365): score 0.4 then, rising to 0.7 at three times that age. Action ``review``.
+    - ``as_of``: "as of <date>", "at the time of writing", "last updated <date>", or "in <year>" next to
+      "currently / at the moment / this year": a snapshot of how things were. Flagged once the date is
+      ``dated_statement_max_age_days`` old (365): score 0.4 then, rising to 0.7 at three times that age. A note
+      that calls itself temporary or new ("a newly discovered bug may temporarily ...") is due after half that
+      age. Action ``review``.
     - ``announcement``: "starting / beginning / effective <date>" in the present tense: news wording that
       ages the same way as ``as_of``. Action ``review``.
-      "Last updated <date>" is read the same way. A note that calls itself temporary or new ("a newly
-      discovered bug may temporarily ...") is due after half that age.
     - ``year_label``: "A Privacy Guide for 2024", "Best VPNs of 2023" once that year is over. Score 0.5, action
       ``review``.
     - ``version``: "new in version 3", "since version 2.1" for a product named in the sentence (or the title)
@@ -263,7 +263,7 @@ _VERSION = re.compile(
 class DatedStatement:
     """One dated phrase that makes its sentence stale, with why."""
 
-    rule: str  # ended, future_past, as_of, announcement, version
+    rule: str  # ended, future_past, as_of, announcement, year_label, version
     phrase: str  # the cue and its date (or version), as written
     start: int  # offset of ``phrase`` in the sentence
     score: float
@@ -384,15 +384,16 @@ def dated_statements(
     return out
 
 
+_PERIOD = re.compile(
+    r"(?:q[1-4]|early|mid|late|h[12]|spring|summer|fall|autumn|winter|the\s|end|first|second|third|fourth"
+    r"|beginning|start|close|middle)",
+    re.IGNORECASE,
+)
+
+
 def _names_a_period(written: str) -> bool:
     """'mid-2021', 'Q3 2022', 'early 2020' name a period, as plans do."""
-    return bool(
-        re.match(
-            r"(?i)(?:q[1-4]|early|mid|late|h[12]|spring|summer|fall|autumn|winter|the\s|end|first|"
-            r"second|third|fourth|beginning|start|close|middle)",
-            written,
-        )
-    )
+    return _PERIOD.match(written) is not None
 
 
 def _version_tuple(value: str) -> tuple[int, ...] | None:
@@ -443,7 +444,6 @@ def _nearest_product(text: str, at: int, current_versions: Mapping[str, str]) ->
     return best[1] if best else None
 
 
-_PATTERNS: dict[str, re.Pattern[str]] = {}
 # A retired term inside a URL is part of an address, not of the prose.
 _URL = re.compile(r"\S*(?:://|www\.)\S*|\S+\.(?:html?|php|aspx?)\S*|\S*/\S+/\S*", re.IGNORECASE)
 _NAMES_THE_OLD_TERM = re.compile(
@@ -453,14 +453,11 @@ _NAMES_THE_OLD_TERM = re.compile(
 )
 
 
+@lru_cache(maxsize=1024)
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     """A whole word or phrase, any case, any spacing; not part of a longer word or a hyphenated compound."""
-    pattern = _PATTERNS.get(phrase)
-    if pattern is None:
-        body = r"\s+".join(re.escape(word) for word in phrase.split())
-        pattern = re.compile(rf"(?<![\w])(?<!\w-){body}(?![\w])(?!-\w)", re.IGNORECASE)
-        _PATTERNS[phrase] = pattern
-    return pattern
+    body = r"\s+".join(re.escape(word) for word in phrase.split())
+    return re.compile(rf"(?<![\w])(?<!\w-){body}(?![\w])(?!-\w)", re.IGNORECASE)
 
 
 # --- links ----------------------------------------------------------------------------------------------
