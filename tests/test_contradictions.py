@@ -183,10 +183,32 @@ def test_opposite_claims_are_found(one, other):
         ("You may not see the new icon right away.", "You may see the new icon right away."),
         # "free of charge" is one claim
         ("The browser extension is free of charge.", "The browser extension is free."),
+        # exclusivity said twice
+        (
+            "Tracker blocking won't work with other VPN apps on your phone.",
+            "Our VPN is the only VPN app that works with tracker blocking on your phone.",
+        ),
     ],
 )
 def test_negations_that_do_not_contradict_are_quiet(one, other):
     assert detect([make_article("a", "Security", one), make_article("b", "Account", other)]) == []
+
+
+def test_sentences_repeated_in_both_articles_are_compared_with_their_twin_only():
+    text = "Backups are kept for 7 days. Deleted backups are kept for 30 days."
+    backups = make_article("backups", "Backups", text)
+    restore = make_article("restore", "Restore a backup", text + " Open Settings to restore one.")
+
+    assert detect([backups, restore]) == []
+
+
+def test_a_denial_ends_at_its_clause():
+    reminder = make_article(
+        "reminder", "Sign out", "Sign out of old apps. If you don't, you will be signed out automatically."
+    )
+    sessions = make_article("sessions", "Sessions", "Sign out of old apps. You will be signed out automatically.")
+
+    assert detect([reminder, sessions]) == []
 
 
 def test_opposite_answers_to_the_same_question_are_found():

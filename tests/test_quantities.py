@@ -121,6 +121,8 @@ def test_counts_are_keyed_by_the_noun_they_count():
     assert not agree(five_users, ten_users)
     assert not comparable(five_users, one("Install on 5 devices."))
     assert one("Eighteen public health labs are testing.").unit == "lab"
+    assert one("Sync up to 2000 users at once.").describe() == "at most 2000 users"  # not a year
+    assert not agree(one("Authy shows a 6-digit code."), one("Authy shows a 12-digit code."))
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,10 @@ class ContradictionSettings(BaseModel):
     # Share of the words around two figures (or two claims) that the other sentence also says, to compare
     # them: keeps "refund within 30 days" apart from "exchange within 14 days".
     context_overlap: float = 0.7
-    min_sentence_words: int = 3  # sentences with fewer content words ("Still stuck?") are not compared
+    min_sentence_words: int = 2  # sentences with fewer content words ("Still stuck?") are not compared
+    # Two sentences are compared only when each is within this much alignment of the other's best match in
+    # the other article; a sentence repeated word for word there is compared with that twin only.
+    counterpart_margin: float = 0.1
     question_similarity: float = 0.8  # weighted word overlap of two questions to count as the same question
     max_same_question: int = 20  # articles compared per identical question (a bucket of "FAQ" titles)
     # A sentence worded the same in this many articles with figures that vary (3+ values) is a template

@@ -97,7 +97,8 @@ _STOPWORDS = _words(
     them themselves then there these they this those through thus to too under until up upon us use used using
     very via was we were what when where whether which while who whom why will with within would yet you your
     yours yourself yourselves e g ie eg s t can make makes made one also able least especially approximately
-    around nearly almost roughly"""
+    around nearly almost roughly always usually often sometimes generally typically currently still already
+    simply really"""
 )
 _NEGATORS = _words(
     """not no never cannot can't won't don't doesn't didn't isn't aren't wasn't weren't shouldn't mustn't hasn't
@@ -158,6 +159,10 @@ def _norm_word(word: str) -> str:
     return word
 
 
+# the stop list as the words are compared: normalised ("always" reads "alway")
+_STOPWORDS = _STOPWORDS | frozenset(_norm_word(w) for w in _STOPWORDS)
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """Character spans of the sentences (and list items, table rows, headings: one per line) of ``text``."""
     spans = []
@@ -199,6 +204,7 @@ class _Polar:
     end: int
     main: bool  # in the main clause, not in an "if ..." or "when ..." clause
     context: frozenset[str]  # content words around it: what is affirmed or denied
+    index: int  # token index of the word affirmed or denied
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +233,7 @@ def _analyse(text: str, article_id: str, chunk_id: str) -> _Sentence:
     tokens = _tokens(text, quantities)
     sub = _subordinate_flags(tokens, text)
     content = tuple(_content_word(token.word) for token in tokens)
-    polar = tuple(_polarity(tokens, sub, content))
+    polar = tuple(_polarity(tokens, sub, content, text))
     words = frozenset(c for c in content if c)
     main_words = frozenset(c for c, in_sub in zip(content, sub, strict=True) if c and not in_sub)
     contexts = []
@@ -301,7 +307,7 @@ def _subordinate_flags(tokens: Sequence[_Token], text: str) -> list[bool]:
 _CLAUSE_BREAK = re.compile(r"[,;:()]")
 
 
-def _polarity(tokens: Sequence[_Token], sub: Sequence[bool], content: Sequence[str]) -> Iterator[_Polar]:
+def _polarity(tokens: Sequence[_Token], sub: Sequence[bool], content: Sequence[str], text: str) -> Iterator[_Polar]:
     negated_at: dict[int, int] = {}  # index of the denied word -> index of its negator
     for k, token in enumerate(tokens):
         word = token.word
@@ -314,6 +320,8 @@ def _polarity(tokens: Sequence[_Token], sub: Sequence[bool], content: Sequence[s
         if word == "no" and (k + 1 >= len(tokens) or (tokens[k + 1].start > token.end + 1 and k == 0)):
             continue  # "No, ..." answers a question; the yes_no check reads it
         for m in range(k + 1, min(len(tokens), k + 5)):
+            if _CLAUSE_BREAK.search(text, tokens[m - 1].end, tokens[m].start):
+                break  # "If you don't, you will be logged out": the denial ends at the comma
             if tokens[m].word in _NEGATION_SKIP or tokens[m].word in _HEDGES or not content[m]:
                 continue
             if _content_word(tokens[m].word) and not tokens[m].word.startswith("<"):
@@ -333,9 +341,11 @@ def _polarity(tokens: Sequence[_Token], sub: Sequence[bool], content: Sequence[s
             start = token.start
         if token.word in {"charge", "fee"} and m >= 2 and (tokens[m - 2].word, tokens[m - 1].word) == ("free", "of"):
             continue  # "free of charge" is one claim
-        yield _Polar(concept, sign, start, token.end, not sub[m], _near(content, m, _POLAR_WIDTH))
+        yield _Polar(concept, sign, start, token.end, not sub[m], _near(content, m, _POLAR_WIDTH), m)
 
 
+# Words that say which of a thing's figures is meant.
+_ROLES = frozenset({"default", "maximum", "max", "minimum", "min", "recommended", "average", "typical", "initial"})
 _POLAR_WIDTH = 4  # content words either side of a polar word that say what it is about
 
 
@@ -388,14 +398,18 @@ class ContradictionDetector:
         )
         hits: list[_Hit] = []
         unexplained: list[tuple[_Sentence, _Sentence, float]] = []
+        by_articles: dict[tuple[str, str], list[tuple[int, int]]] = {}
         for i, j, _ in pairs:
-            for a in sentences[i]:
-                for b in sentences[j]:
-                    found, aligned = self._compare(a, b, weights)
-                    hits.extend(found)
-                    if not found and aligned is not None and self.judge is not None:
-                        unexplained.append((a, b, aligned))
-        article_pairs = {tuple(sorted((owners[i], owners[j]))) for i, j, _ in pairs}
+            i, j = (i, j) if owners[i] < owners[j] else (j, i)
+            by_articles.setdefault((owners[i], owners[j]), []).append((i, j))
+        totals = [[sum(weights(w) for w in s.words) for s in chunk] for chunk in sentences]
+        for chunk_pairs in by_articles.values():
+            for a, b, jaccard, aligned in self._counterparts(chunk_pairs, sentences, totals, weights):
+                found = self._compare(a, b, jaccard, aligned, weights)
+                hits.extend(found)
+                if not found and self.judge is not None and a.text != b.text:
+                    unexplained.append((a, b, aligned))
+        article_pairs = set(by_articles)
         hits.extend(self._yes_no(corpus, article_pairs, weights))
         if self.judge is not None:
             hits = self._judge(hits, unexplained)
@@ -421,25 +435,56 @@ class ContradictionDetector:
                 out.append(sentence)
         return out
 
-    def _compare(self, a: _Sentence, b: _Sentence, weights: _Idf) -> tuple[list[_Hit], float | None]:
-        shared_keys = a.quantity_keys & b.quantity_keys
-        polar = bool(a.polar or b.polar)
-        if not shared_keys and not polar and self.judge is None:
-            return [], None
-        if a.masked == b.masked and a.text == b.text:
-            return [], None
-        jaccard, aligned = _alignment(a.words, b.words, weights)
-        if aligned < self.settings.sentence_overlap:
-            return [], None
+    def _counterparts(
+        self,
+        chunk_pairs: list[tuple[int, int]],
+        sentences: list[list[_Sentence]],
+        totals: list[list[float]],
+        weights: _Idf,
+    ) -> Iterator[tuple[_Sentence, _Sentence, float, float]]:
+        """Sentence pairs of two articles that are each other's counterpart: aligned enough, and each (nearly)
+        the best match of the other, so a sentence that the other article repeats word for word is not also
+        compared with that article's other sentences ("default lifespan of 7 days" with "maximum lifespan of
+        31 days")."""
+        scored: list[tuple[tuple[int, int], tuple[int, int], float, float]] = []
+        best: dict[tuple[str, int, int], float] = {}
+        for i, j in chunk_pairs:
+            for m, a in enumerate(sentences[i]):
+                for n, b in enumerate(sentences[j]):
+                    if a.text == b.text:
+                        jaccard, aligned = 1.0, 1.0
+                    else:
+                        shared = sum(weights(w) for w in a.words & b.words)
+                        jaccard, aligned = _alignment_of(shared, totals[i][m], totals[j][n])
+                    if aligned < self.settings.sentence_overlap:
+                        continue
+                    scored.append(((i, m), (j, n), jaccard, aligned))
+                    best["a", i, m] = max(best.get(("a", i, m), 0.0), aligned)
+                    best["b", j, n] = max(best.get(("b", j, n), 0.0), aligned)
+        margin = self.settings.counterpart_margin
+        seen: set[tuple[tuple[int, int], tuple[int, int]]] = set()
+        for (i, m), (j, n), jaccard, aligned in scored:
+            if ((i, m), (j, n)) in seen:
+                continue
+            seen.add(((i, m), (j, n)))
+            # a sentence with a word-for-word twin in the other article is compared with nothing else there
+            slack_a = margin if best["a", i, m] < 1.0 else 0.0
+            slack_b = margin if best["b", j, n] < 1.0 else 0.0
+            if aligned >= best["a", i, m] - slack_a and aligned >= best["b", j, n] - slack_b:
+                yield sentences[i][m], sentences[j][n], jaccard, aligned
+
+    def _compare(self, a: _Sentence, b: _Sentence, jaccard: float, aligned: float, weights: _Idf) -> list[_Hit]:
+        if a.text == b.text:
+            return []
         hits: list[_Hit] = []
-        if shared_keys:
+        if a.quantity_keys & b.quantity_keys:
             hits.extend(self._quantity(a, b, aligned, weights))
         # a denial contradicts only a statement that is otherwise the same, so containment does not count here
-        if polar and jaccard >= self.settings.polarity_overlap:
+        if (a.polar or b.polar) and jaccard >= self.settings.polarity_overlap:
             hit = self._polarity(a, b, jaccard, weights)
             if hit is not None:
                 hits.append(hit)
-        return hits, aligned
+        return hits
 
     def _quantity(self, a: _Sentence, b: _Sentence, aligned: float, weights: _Idf) -> Iterator[_Hit]:
         for qa, ca in zip(a.quantities, a.contexts, strict=True):
@@ -450,6 +495,8 @@ class ContradictionDetector:
             for qb, cb in zip(b.quantities, b.contexts, strict=True):
                 if not comparable(qa, qb) or any(comparable(qb, q) and agree(qb, q) for q in a.quantities):
                     continue
+                if ca & _ROLES and cb & _ROLES and ca & _ROLES != cb & _ROLES:
+                    continue  # "default lifespan of 7 days" and "maximum lifespan of 31 days" are two figures
                 context = _context_agreement(ca, cb, a.words, b.words, weights)
                 if context >= self.settings.context_overlap and (best is None or context > best[0]):
                     best = (context, qb, cb)
@@ -495,7 +542,9 @@ class ContradictionDetector:
                 matched.append((claim_a, best[2]))
         if any(not x.main and x.sign != y.sign for x, y in matched):
             return None  # the conditions differ: "if you don't ..., you can't" vs "if you do ..., you can"
-        conflicts = sorted(((x, y) for x, y in matched if x.sign != y.sign), key=lambda pair: pair[0].concept)
+        conflicts = sorted(
+            ((x, y) for x, y in matched if x.sign != y.sign and not _exclusive(x, y)), key=lambda pair: pair[0].concept
+        )
         if not conflicts:
             return None
         claim_a, claim_b = conflicts[0]
@@ -644,17 +693,18 @@ def _drop_templates(sentences: list[list[_Sentence]], min_articles: int) -> list
     """Leave out template lines: the same words in ``min_articles`` or more articles with a figure that varies
     from page to page ("Updated 3 days ago", "12 of 15 found this helpful"). One page that states a policy
     differently from five others still differs from a single shared wording, so it is kept."""
-    articles: dict[str, set[str]] = {}
-    values: dict[str, set[tuple[str, ...]]] = {}
+    articles: dict[tuple[str, frozenset[tuple[str, str]]], set[str]] = {}
+    values: dict[tuple[str, frozenset[tuple[str, str]]], set[tuple[str, ...]]] = {}
     for chunk in sentences:
         for s in chunk:
             if s.quantities:
-                articles.setdefault(s.masked, set()).add(s.article_id)
-                values.setdefault(s.masked, set()).add(tuple(q.describe() for q in s.quantities))
-    template = {m for m, ids in articles.items() if len(ids) >= min_articles and len(values[m]) >= 3}
+                key = (s.masked, s.quantity_keys)  # "3 lines" and "3 dots" are not one line's values
+                articles.setdefault(key, set()).add(s.article_id)
+                values.setdefault(key, set()).add(tuple(q.describe() for q in s.quantities))
+    template = {key for key, ids in articles.items() if len(ids) >= min_articles and len(values[key]) >= 3}
     if not template:
         return sentences
-    return [[s for s in chunk if s.masked not in template] for chunk in sentences]
+    return [[s for s in chunk if (s.masked, s.quantity_keys) not in template] for chunk in sentences]
 
 
 def _url(corpus: AuditCorpus, article_id: str) -> str:
@@ -689,14 +739,14 @@ def _idf(sentences: Sequence[Sequence[_Sentence]]) -> _Idf:
     return _Idf({word: math.log((n + 1) / (count + 1)) + 1.0 for word, count in df.items()}, math.log(n + 1) + 1.0)
 
 
-def _alignment(a: frozenset[str], b: frozenset[str], weights: _Idf) -> tuple[float, float]:
-    """How much two sentences say the same: their weighted Jaccard, and the mean of it and of how much of the
-    shorter one the longer one contains (so a sentence restated inside a longer one, "Twenty public health
-    labs in California, including ..., are now testing", still aligns)."""
-    shared = sum(weights(w) for w in a & b)
-    union = sum(weights(w) for w in a | b)
-    smaller = min(sum(weights(w) for w in a), sum(weights(w) for w in b))
-    if not union or not smaller:
+def _alignment_of(shared: float, total_a: float, total_b: float) -> tuple[float, float]:
+    """How much two sentences say the same, from the weight of their shared words and of each one's words:
+    their weighted Jaccard, and the mean of it and of how much of the shorter one the longer one contains (so
+    a sentence restated inside a longer one, "Twenty public health labs in California, including ..., are now
+    testing", still aligns)."""
+    union = total_a + total_b - shared
+    smaller = min(total_a, total_b)
+    if union <= 0 or smaller <= 0:
         return 0.0, 0.0
     jaccard = shared / union
     return jaccard, (jaccard + shared / smaller) / 2
@@ -742,18 +792,46 @@ class _Claim:
     words: str  # as written: "is not included", "included"
     context: frozenset[str]
     main: bool
+    around: frozenset[str]  # every word near it, function words too ("only", "other")
 
 
 def _claims(s: _Sentence, other: _Sentence) -> list[_Claim]:
     """What ``s`` affirms or denies, including what ``other`` denies and ``s`` merely says: against "is not
     available", a plain "is available" is a claim too."""
-    out = [_Claim(p.concept, p.sign, s.text[p.start : p.end], p.context, p.main) for p in s.polar]
+    out = [_Claim(p.concept, p.sign, s.text[p.start : p.end], p.context, p.main, _around(s, p.index)) for p in s.polar]
     explicit = {(p.concept, p.end) for p in s.polar}
     wanted = {p.concept for p in other.polar if p.concept not in _LEXICON_CONCEPTS}
+    denied = _in_denial(s)
     for k, word in enumerate(s.content):
-        if word in wanted and (word, s.tokens[k].end) not in explicit:
-            out.append(_Claim(word, 1, s.tokens[k].text, _near(s.content, k, _POLAR_WIDTH), not s.sub[k]))
+        # "does not support unsolicited assertions" does not state "unsolicited" plainly
+        if word in wanted and (word, s.tokens[k].end) not in explicit and k not in denied:
+            context = _near(s.content, k, _POLAR_WIDTH)
+            out.append(_Claim(word, 1, s.tokens[k].text, context, not s.sub[k], _around(s, k)))
     return out
+
+
+def _in_denial(s: _Sentence) -> set[int]:
+    """Token indices within a negation's reach: up to four words after a negator, within its clause."""
+    out: set[int] = set()
+    for k, token in enumerate(s.tokens):
+        if token.word in _NEGATORS or token.word.endswith("n't"):
+            for m in range(k + 1, min(len(s.tokens), k + 5)):
+                if _CLAUSE_BREAK.search(s.text, s.tokens[m - 1].end, s.tokens[m].start):
+                    break
+                out.add(m)
+    return out
+
+
+def _around(s: _Sentence, index: int, width: int = 6) -> frozenset[str]:
+    return frozenset(t.word for t in s.tokens[max(0, index - width) : index + width + 1])
+
+
+def _exclusive(x: _Claim, y: _Claim) -> bool:
+    """ "X is the only VPN that works with Y" and "Y won't work with other VPNs" are one claim, not two."""
+    return bool({"only"} & (x.around | y.around) and _OTHERS & (x.around | y.around))
+
+
+_OTHERS = frozenset({"other", "others", "else"})
 
 
 _LEXICON_CONCEPTS = frozenset(concept for concept, _ in _LEXICON.values())

@@ -708,18 +708,24 @@ def _parse_at(sentence: str, tokens: list[_Token], i: int) -> tuple[Quantity, in
         if (
             low == int(low)
             and high == int(high)
-            and unit_i == after_number
-            and not (1900 <= low <= 2100 and token.is_digits)
+            and (unit_i == after_number or tokens[after_number].text == "-")  # "6-digit code"
+            and not (
+                1900 <= low <= 2100 and token.is_digits and start_i > 0 and tokens[start_i - 1].lower in _BEFORE_YEARS
+            )
             and not (word in {"a", "an", "half"} and j <= i + 1)
             and not (start_i > 0 and tokens[start_i - 1].lower in _LABELS)
         ):
-            noun_i = _count_noun(tokens, unit_i)
+            noun_i = _count_noun(tokens, unit_i, partitive=low != 1)  # "one of the ways" counts nothing
             if noun_i is not None:
                 noun = _singular(tokens[noun_i].lower)
                 return _finish(sentence, tokens, start_i, noun_i + 1, low, high, "count", noun, noun)
     return None
 
 
+# "in 2020", "since 2008": a year; "2000 users" is a count.
+_BEFORE_YEARS = frozenset(
+    {"in", "since", "from", "until", "by", "of", "year", "early", "late", "mid", "before", "after"}
+)
 # "Level 3", "Step 2", "Phase 1": a label, not a count of what follows.
 _LABELS = frozenset(
     {"level", "step", "tier", "phase", "stage", "option", "number", "no", "page", "chapter", "section", "part"}
@@ -727,12 +733,17 @@ _LABELS = frozenset(
 _IRREGULAR_PLURALS = frozenset({"people", "children", "men", "women", "persons", "staff"})
 
 
-def _count_noun(tokens: list[_Token], i: int) -> int | None:
-    """The noun a number counts: the first plural among the next three words ("18 public health labs"), else
-    the last of them ("1 free account per user")."""
+def _count_noun(tokens: list[_Token], i: int, *, partitive: bool = True) -> int | None:
+    """The noun a number counts: the first plural among the next three words ("18 public health labs",
+    "20 other markets", "two AI features", "three of these organizations"), else the last of them ("1 free
+    account per user")."""
+    if partitive and i + 2 < len(tokens) and tokens[i].lower == "of" and tokens[i + 1].lower in _OF_DETERMINERS:
+        i += 2
     last = None
     for k in range(i, min(len(tokens), i + 3)):
         word = tokens[k].lower
+        if word in _COUNT_MODIFIERS or (tokens[k].text.isupper() and tokens[k].text.isalpha() and len(word) >= 2):
+            continue  # "other", "more", an acronym: describes the noun that follows
         if (
             not tokens[k].text.isalpha()
             or not tokens[k].text[0].islower()
@@ -745,6 +756,10 @@ def _count_noun(tokens: list[_Token], i: int) -> int | None:
         if word in _IRREGULAR_PLURALS or (word.endswith("s") and not word.endswith("ss")):
             return k
     return last
+
+
+_OF_DETERMINERS = frozenset({"the", "these", "those", "our", "your", "their", "its"})
+_COUNT_MODIFIERS = frozenset({"other", "more", "additional", "extra", "new", "different", "separate"})
 
 
 def _unit_at(tokens: list[_Token], i: int) -> str | None:
