@@ -1,0 +1,63 @@
+"""Failing articles: escalated tickets that the KB had an article for.
+
+An escalated ticket whose question the release answers (its best chunk clears the calibrated ``answered_lift``,
+see kbcurator.gaps.coverage) means the article was there and the customer still needed a human: the article is
+unclear, wrong or incomplete. The staleness detector turns these into ``failing_article`` findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+from kbcurator.embedding.base import Embedder
+from kbcurator.gaps.config import TicketSourceConfig
+from kbcurator.gaps.coverage import ReleaseVectors
+from kbcurator.gaps.pipeline import embed_tickets
+from kbcurator.gaps.tickets import load_tickets
+from kbcurator.index.embedding_cache import EmbeddingCache
+from kbcurator.records import Ticket
+
+
+def escalations_by_article(
+    tickets: Sequence[Ticket], vectors: np.ndarray, kb: ReleaseVectors, *, min_lift: float
+) -> dict[str, tuple[str, ...]]:
+    """Article id -> the (redacted) escalated queries it answers by the coverage rule, most similar first."""
+    if len(tickets) != len(vectors):
+        raise ValueError(f"{len(tickets)} tickets but {len(vectors)} vectors")
+    escalated = [i for i, t in enumerate(tickets) if t.escalated]
+    if not escalated:
+        return {}
+    queries = vectors[escalated]
+    best, rows = kb.best(queries)
+    lift = kb.lift(queries, best)
+    found: dict[str, list[tuple[float, str]]] = {}
+    for position, ticket_row in enumerate(escalated):
+        row = int(rows[position])
+        if row < 0 or lift[position] < min_lift:
+            continue  # no article answers it: a knowledge gap, not a failing article
+        found.setdefault(kb.article_ids[row], []).append((float(best[position]), tickets[ticket_row].text))
+    return {article: tuple(text for _, text in sorted(hits, reverse=True)) for article, hits in found.items()}
+
+
+def escalated_tickets(sources: Iterable[TicketSourceConfig]) -> list[Ticket]:
+    """Every valid escalated ticket of the declared sources, whatever the gap selection (rejects are the gap
+    flow's to report)."""
+    return [item for source in sources for item in load_tickets(source) if isinstance(item, Ticket) and item.escalated]
+
+
+def ticket_escalations(
+    sources: Sequence[TicketSourceConfig],
+    kb: ReleaseVectors,
+    *,
+    embedder_factory: Callable[[], Embedder],
+    cache: EmbeddingCache,
+    min_lift: float,
+) -> dict[str, tuple[str, ...]]:
+    """Escalations by article for the declared ticket sources; the model is loaded only if a ticket escalated."""
+    tickets = escalated_tickets(sources)
+    if not tickets:
+        return {}
+    vectors, _ = embed_tickets(tickets, embedder_factory(), cache)
+    return escalations_by_article(tickets, vectors, kb, min_lift=min_lift)
