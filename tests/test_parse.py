@@ -117,9 +117,12 @@ def test_metadata_comes_from_the_markup_when_the_source_gives_none() -> None:
     assert article.section == "Accounts"  # the breadcrumb above the page itself
     assert article.locale == "de-de"
     assert article.url == "https://help.example.com/hc/reset"  # same-host canonical, normalised
+    # A link into another page keeps its fragment (the anchor may be gone while the page is not); "#top" is
+    # a link into the page itself, not an outbound one.
     assert article.links == (
-        "https://help.example.com/hc/articles/settings.html",
+        "https://help.example.com/hc/articles/settings.html#security",
         "https://other.example.org/apps",
+        "https://help.example.com/hc/articles/settings.html",
     )
     assert article.text == (
         "Open Settings and choose Security.\nThen click Reset.\n\nWorks on mobile\n\nSettings again top\n\n"
@@ -227,6 +230,10 @@ def test_markdown_without_front_matter_takes_its_title_from_the_first_heading() 
 
 def test_strip_liquid_keeps_link_targets_site_relative() -> None:
     assert strip_liquid("[a]({{site.baseurl}}/x) [b]({% link _docs/y.md %})") == "[a](/x) [b](/_docs/y.md)"
+    assert strip_liquid("[b]({% link _docs/y.md %})", site_url="https://h.example/help") == (
+        "[b](https://h.example/help/_docs/y.md)"
+    )
+    assert strip_liquid("## Setup {#setup}\n\nText {: .note}") == "## Setup\n\nText "
 
 
 @pytest.mark.parametrize(
@@ -320,3 +327,100 @@ def test_related_articles_block_counts_as_links_but_not_as_text() -> None:
     article = _article(parse_page(_html_page(html)))
     assert "Related articles" not in article.text and "related" not in article.body_html
     assert any(link.endswith("/articles/sign-in") for link in article.links)
+
+
+def test_anchor_targets_keep_their_id_and_name_in_body_html() -> None:
+    html = (
+        "<html><body><main><h1>Sync</h1><h2 id='manual-sync' class='heading'>Sync manually</h2>"
+        "<p><a name='faq-1' target='_blank'></a>Open the app.</p>"
+        "<div class='tab-pane' id='mobile' role='tabpanel' data-toggle='tab'><p>Pull to refresh.</p></div>"
+        "</main></body></html>"
+    )
+    article = _article(parse_page(_html_page(html)))
+
+    assert '<h2 id="manual-sync">Sync manually</h2>' in article.body_html
+    assert '<a name="faq-1"></a>' in article.body_html
+    assert '<div id="mobile"><p>Pull to refresh.</p></div>' in article.body_html
+    for presentational in ("class=", "role=", "data-toggle", "target="):
+        assert presentational not in article.body_html
+
+
+def test_links_to_other_pages_keep_their_fragment_and_links_into_the_page_are_not_outbound() -> None:
+    html = (
+        "<html><head><link rel='canonical' href='https://help.example.com/hc/sync#top'></head><body><main>"
+        "<h1>Sync</h1><p>See <a href='#steps'>the steps</a>, <a href='/hc/sync#faq'>the FAQ</a>,"
+        " <a href='vault#Export-Data'>exports</a>, <a href='vault#Export-Data'>again</a>,"
+        " <a href='vault#'>the vault</a> and <a href='HTTPS://Help.Example.com:443/hc/vault#import'>imports</a>.</p>"
+        "</main></body></html>"
+    )
+    article = _article(parse_page(_html_page(html, location="https://help.example.com/hc/sync?from=nav#x")))
+
+    assert article.links == (
+        "https://help.example.com/hc/vault#Export-Data",  # the fragment keeps its case: anchors are case-sensitive
+        "https://help.example.com/hc/vault",
+        "https://help.example.com/hc/vault#import",
+    )
+    # The article's own URL and id still come without a fragment.
+    assert article.url == "https://help.example.com/hc/sync"
+    assert article.article_id == make_article_id("kb", "https://help.example.com/hc/sync")
+
+
+def test_kramdown_heading_ids_become_ids_and_leave_the_text() -> None:
+    text = (
+        "---\ntitle: Identity theft\n---\n## What to do if your identity is stolen {#identity-stolen}\n\nAct fast.\n\n"
+        "### Who to call {: #who-to-call .wide}\n\nYour bank {: .note}\n\n#### Plain heading {: .wide}\n\nDone.\n"
+    )
+    article = _article(parse_page(RawPage("kb", "theft.md", text, "markdown")))
+
+    assert article.text == (
+        "What to do if your identity is stolen\n\nAct fast.\n\nWho to call\n\nYour bank\n\nPlain heading\n\nDone."
+    )
+    assert '<h2 id="identity-stolen">What to do if your identity is stolen</h2>' in article.body_html
+    assert '<h3 id="who-to-call">Who to call</h3>' in article.body_html
+    assert "<h4>Plain heading</h4>" in article.body_html
+    assert "{" not in article.body_html
+
+
+def test_markdown_inside_html_blocks_is_rendered_when_jekyll_would_render_it() -> None:
+    text = """---
+title: Sync your vault
+---
+<div class="tab-content">
+  <div class="tab-pane" id="web" role="tabpanel">
+{% capture web_steps %}
+#### Web vault
+
+Open **Settings** and see [the sync guide](/article/sync/#web).
+{% endcapture %}
+{{ web_steps | markdownify }}
+  </div>
+</div>
+
+<div class="note" markdown="1">
+Read [the FAQ](/article/faq/) first.
+</div>
+"""
+    article = _article(parse_page(RawPage("kb", "sync.md", text, "markdown"), base_url="https://help.example.com/"))
+
+    assert article.links == ("https://help.example.com/article/sync/#web", "https://help.example.com/article/faq/")
+    assert article.text == "Web vault\n\nOpen Settings and see the sync guide.\n\nRead the FAQ first."
+    assert '<div id="web">\n<h4>Web vault</h4>' in article.body_html
+
+
+def test_liquid_link_tags_point_at_the_url_the_folder_source_gives_the_linked_file(tmp_path: Path) -> None:
+    from kbcurator.ingest.folder import read_folder
+    from kbcurator.settings import SourceConfig
+
+    (tmp_path / "_articles" / "vault").mkdir(parents=True)
+    (tmp_path / "_articles" / "vault" / "export.md").write_text(
+        "---\ntitle: Export\n---\nSee [how to import]({% link _articles/vault/import.md %}#json).\n", "utf-8"
+    )
+    (tmp_path / "_articles" / "vault" / "import.md").write_text(
+        "---\ntitle: Import\n---\n## JSON\n\nUpload.\n", "utf-8"
+    )
+    source = SourceConfig(id="kb", kind="folder", location=str(tmp_path), base_url="https://help.example.com/help/")
+    pages = [p for p in read_folder(source) if isinstance(p, RawPage)]
+    export, imported = (_article(parse_page(p, base_url=source.base_url)) for p in pages)
+
+    assert export.links == (f"{imported.url}#json",)
+    assert imported.url == "https://help.example.com/help/_articles/vault/import.md"

@@ -16,6 +16,12 @@ What a structured source already knows wins over what is guessed from the markup
 
 The title's own ``<h1>`` is removed from ``body_html`` and ``text`` so that every kind carries the title
 only in ``Article.title`` (API bodies and Markdown never repeat it).
+
+``body_html`` keeps only the attributes a reader or a link check needs: ``id`` and ``name`` (the targets of
+``#fragment`` links: heading ids, tab panes, Zendesk-style ``<a name>``), link and image targets, and table
+layout. ``links`` are the page's outbound links, resolved and normalised; a link into another page keeps its
+``#fragment`` so that a missing anchor can be told from a missing page, while links into the page itself
+(``#x``, or its own URL with a fragment) are not outbound links.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from datetime import UTC, date, datetime, time
 from html import escape
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import frontmatter
 import markdown
@@ -56,7 +62,7 @@ _BLOCK_TAGS = frozenset(
         *("tfoot", "thead", "ul"),
     }
 )
-_KEPT_ATTRIBUTES = frozenset({"href", "src", "alt", "title", "colspan", "rowspan", "start"})
+_KEPT_ATTRIBUTES = frozenset({"href", "src", "alt", "title", "colspan", "rowspan", "start", "id", "name"})
 _LINK_SCHEMES = ("", "http", "https")
 _DEFAULT_PORTS = {None, 80, 443}
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
@@ -66,11 +72,24 @@ _LIQUID_RAW = re.compile(r"{%-?\s*raw\s*-?%}(.*?){%-?\s*endraw\s*-?%}", re.S)
 _LIQUID_COMMENT = re.compile(r"{%-?\s*comment\s*-?%}.*?{%-?\s*endcomment\s*-?%}", re.S)
 _LIQUID_SITE_URL = re.compile(r"{{-?\s*site\.(?:baseurl|url)\s*-?}}")
 _LIQUID_URL_FILTER = re.compile(r"""{{-?\s*['"]([^'"]*)['"]\s*\|\s*(?:relative_url|absolute_url)\s*-?}}""")
-_LIQUID_LINK = re.compile(r"{%-?\s*(?:link|post_url)\s+(\S+?)\s*-?%}")
+_LIQUID_LINK = re.compile(r"{%-?\s*link\s+(\S+?)\s*-?%}")
+_LIQUID_POST_URL = re.compile(r"{%-?\s*post_url\s+(\S+?)\s*-?%}")
+# Jekyll themes render Markdown inside HTML blocks (tab panes) by capturing it and piping it through
+# ``markdownify``; Markdown written straight inside an HTML block stays raw (in kramdown too) unless the
+# block says markdown="1".
+_LIQUID_CAPTURE = re.compile(r"{%-?\s*capture\s+(\w+)\s*-?%}(.*?){%-?\s*endcapture\s*-?%}", re.S)
+_LIQUID_CAPTURED_OUTPUT = re.compile(r"{{-?\s*(\w+)\s*(\|\s*markdownify\s*)?-?}}")
 _LIQUID_TAG = re.compile(r"{%.*?%}", re.S)
 _LIQUID_OUTPUT = re.compile(r"{{.*?}}", re.S)
 _KRAMDOWN_ATTRS = re.compile(r"\{:[^}\n]*\}")
+# An ATX heading ending in a kramdown attribute list: "## Title {#id}" or "## Title {: #id .class}".
+_KRAMDOWN_HEADING_ATTRS = re.compile(r"^(#{1,6}[ \t].*?)[ \t]*\{(:[^}\n]*|#[^}\n]*)\}[ \t]*$", re.M)
+_KRAMDOWN_ID = re.compile(r"(?:^|[\s:])#([A-Za-z][\w:-]*)")  # kramdown's own id syntax
 _RAW_PLACEHOLDER = "\x00raw{}\x00"
+_OUTPUT_PLACEHOLDER = "\x00output{}\x00"
+# md_in_html renders Markdown inside HTML blocks marked markdown="1"; attr_list turns the heading ids that
+# Markdown parsing keeps (as "{#id}") into id attributes.
+_MARKDOWN_EXTENSIONS = ("tables", "fenced_code", "md_in_html", "attr_list")
 
 
 @dataclass(slots=True)
@@ -100,7 +119,7 @@ def parse_page(page: RawPage, *, default_locale: str = "en-us", base_url: str | 
         if page.content_kind == "html":
             return _from_html(page, page.content, _Hints(), page_url, page_url, default_locale)
         if page.content_kind == "markdown":
-            return _from_markdown(page, page_url, default_locale)
+            return _from_markdown(page, page_url, default_locale, base_url)
         if page.content_kind == "docx":
             return _from_docx(page, page_url, default_locale)
         raise ParseError(f"unsupported content kind {page.content_kind!r}")
@@ -119,7 +138,7 @@ def parse_page(page: RawPage, *, default_locale: str = "en-us", base_url: str | 
 # --- kinds -------------------------------------------------------------------------------------------
 
 
-def _from_markdown(page: RawPage, page_url: str, default_locale: str) -> Article | Rejected:
+def _from_markdown(page: RawPage, page_url: str, default_locale: str, base_url: str | None) -> Article | Rejected:
     try:
         post = frontmatter.loads(page.content)
     except Exception as exc:  # python-frontmatter surfaces the YAML parser's own errors
@@ -134,7 +153,8 @@ def _from_markdown(page: RawPage, page_url: str, default_locale: str) -> Article
     permalink = _first_text(meta, "permalink", "url")
     if permalink:
         hints.canonical = urljoin(page_url, permalink)
-    html = markdown.markdown(strip_liquid(post.content), extensions=["tables", "fenced_code"])
+    source = _liquid_to_markdown(post.content, site_url=base_url, keep_heading_ids=True)
+    html = markdown.markdown(source, extensions=list(_MARKDOWN_EXTENSIONS))
     # A Jekyll page is served at its permalink, so its relative links resolve from there.
     link_base = hints.canonical or page_url
     return _from_html(page, html, hints, page_url, link_base, default_locale)
@@ -304,9 +324,12 @@ def _select_main(soup: BeautifulSoup) -> Tag | None:
 
 
 def _clean_and_collect_links(main: Tag, link_base: str, self_url: str) -> tuple[str, ...]:
-    """Drop presentational attributes, resolve hrefs/srcs in place, and return the outbound links."""
+    """Drop presentational attributes, resolve hrefs/srcs in place, and return the outbound links.
+
+    A link keeps its ``#fragment``; links to the page itself, with or without one, are left out.
+    """
     links: list[str] = []
-    seen = {self_url}
+    seen: set[str] = set()
     for tag in main.find_all(True):
         tag.attrs = {k: v for k, v in tag.attrs.items() if k in _KEPT_ATTRIBUTES}
         if tag.name == "img" and isinstance(tag.get("src"), str):
@@ -319,7 +342,11 @@ def _clean_and_collect_links(main: Tag, link_base: str, self_url: str) -> tuple[
             continue  # same-page anchors, mailto:, javascript:, tel: are not links to other pages
         resolved = urljoin(link_base, href)
         tag["href"] = resolved
-        target = normalise_url(resolved)
+        page = normalise_url(resolved)
+        if page == self_url:
+            continue
+        fragment = urlsplit(resolved).fragment
+        target = f"{page}#{fragment}" if fragment else page
         if target not in seen:
             seen.add(target)
             links.append(target)
@@ -499,30 +526,84 @@ def _page_url(location: str, base_url: str | None) -> str:
     return location
 
 
-def strip_liquid(text: str) -> str:
+def strip_liquid(text: str, *, site_url: str | None = None) -> str:
     """Remove Jekyll Liquid and kramdown syntax so that only the Markdown a reader sees is left.
 
     ``{{ site.baseurl }}`` and ``{{ site.url }}`` become "" (links stay site-relative), ``{{ '/x' |
-    relative_url }}`` becomes ``/x``, ``{% link p %}`` becomes ``/p``, ``{% raw %}`` keeps its content,
-    ``{% comment %}`` blocks vanish, any other tag or output is dropped (block tags keep their content).
+    relative_url }}`` becomes ``/x``, ``{% link p %}`` becomes the URL a folder source gives the file ``p``
+    (``site_url`` + ``p``, or ``/p`` without a site URL), ``{% post_url p %}`` becomes ``/p``, ``{% raw %}``
+    keeps its content, ``{% comment %}`` blocks vanish, ``{% capture x %}`` text goes where ``{{ x }}`` is
+    output (``{{ x | markdownify }}``: rendered to HTML, as Jekyll does), any other tag or output is dropped
+    (block tags keep their content), and so are kramdown attribute lists (``{: .class}``, ``{#id}``).
     """
+    return _liquid_to_markdown(text, site_url=site_url, keep_heading_ids=False)
+
+
+def _liquid_to_markdown(text: str, *, site_url: str | None, keep_heading_ids: bool) -> str:
+    """``strip_liquid``; with ``keep_heading_ids``, a heading's kramdown id stays as ``{#id}`` for attr_list."""
     raws: list[str] = []
 
     def keep_raw(match: re.Match[str]) -> str:
         raws.append(match.group(1))
         return _RAW_PLACEHOLDER.format(len(raws) - 1)
 
+    def restore_raws(text: str) -> str:
+        for index, raw in enumerate(raws):
+            text = text.replace(_RAW_PLACEHOLDER.format(index), raw)
+        return text
+
     text = _LIQUID_RAW.sub(keep_raw, text)
     text = _LIQUID_COMMENT.sub("", text)
     text = _LIQUID_SITE_URL.sub("", text)
     text = _LIQUID_URL_FILTER.sub(r"\1", text)
-    text = _LIQUID_LINK.sub(lambda m: "/" + m.group(1).lstrip("/"), text)
+    text = _LIQUID_LINK.sub(lambda m: _linked_file_url(m.group(1), site_url), text)
+    text = _LIQUID_POST_URL.sub(lambda m: "/" + m.group(1).lstrip("/"), text)
+
+    captured: dict[str, str] = {}
+
+    def capture(match: re.Match[str]) -> str:
+        captured[match.group(1)] = match.group(2)
+        return ""
+
+    outputs: list[str] = []
+
+    def output(match: re.Match[str]) -> str:
+        body = captured.get(match.group(1))
+        if body is None:
+            return match.group(0)  # not a capture: dropped with the other outputs
+        body = _drop_liquid(body, keep_heading_ids)
+        if match.group(2):
+            body = markdown.markdown(restore_raws(body), extensions=list(_MARKDOWN_EXTENSIONS))
+        outputs.append(body)
+        return _OUTPUT_PLACEHOLDER.format(len(outputs) - 1)
+
+    text = _LIQUID_CAPTURE.sub(capture, text)
+    text = _LIQUID_CAPTURED_OUTPUT.sub(output, text)
+    text = _drop_liquid(text, keep_heading_ids)
+    for index, body in enumerate(outputs):
+        text = text.replace(_OUTPUT_PLACEHOLDER.format(index), body)
+    return restore_raws(text)
+
+
+def _drop_liquid(text: str, keep_heading_ids: bool) -> str:
     text = _LIQUID_TAG.sub("", text)
     text = _LIQUID_OUTPUT.sub("", text)
-    text = _KRAMDOWN_ATTRS.sub("", text)
-    for index, raw in enumerate(raws):
-        text = text.replace(_RAW_PLACEHOLDER.format(index), raw)
-    return text
+
+    def heading(match: re.Match[str]) -> str:
+        found = _KRAMDOWN_ID.search(match.group(2)) if keep_heading_ids else None
+        return f"{match.group(1)} {{#{found.group(1)}}}" if found else match.group(1)
+
+    text = _KRAMDOWN_HEADING_ATTRS.sub(heading, text)
+    return _KRAMDOWN_ATTRS.sub("", text)
+
+
+def _linked_file_url(path: str, site_url: str | None) -> str:
+    """Where ``{% link path %}`` points: the URL ``read_folder`` gives that file (base URL + quoted path)."""
+    path = path.strip("'\"").lstrip("/")
+    if not site_url:
+        return "/" + path
+    base = site_url if site_url.endswith("/") else site_url + "/"
+    return base + quote(path, safe="/")
 
 
 def _text_of(tag: Tag | None) -> str:
