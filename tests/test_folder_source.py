@@ -157,3 +157,23 @@ def test_missing_or_empty_folder_raises_a_source_error(tmp_path: Path) -> None:
     (tmp_path / "page.md").write_text("# Page\n", encoding="utf-8")
     with pytest.raises(SourceError, match=re.escape("exclude=['**/*.md']")):
         read_folder(_folder(tmp_path, exclude=["**/*.md"]))
+
+
+def test_a_jekyll_permalink_pattern_gives_markdown_pages_the_url_their_links_use(tmp_path: Path) -> None:
+    docs = tmp_path / "_docs" / "privacy"
+    docs.mkdir(parents=True)
+    (docs / "vpn.md").write_text("---\ntitle: VPN\n---\nSee [trackers](/privacy/trackers/).\n")
+    (docs / "trackers.md").write_text("---\ntitle: Trackers\n---\nAbout trackers.\n")
+    (docs / "own.md").write_text("---\ntitle: Own\npermalink: /special/\n---\nText.\n")
+    source = SourceConfig(
+        id="ddg", kind="folder", location=str(tmp_path), base_url="https://help.example.com/", permalink="/:path/"
+    )
+    pages = {p.location: p for p in read_folder(source) if isinstance(p, RawPage)}
+    assert set(pages) == {
+        "https://help.example.com/privacy/vpn/",
+        "https://help.example.com/privacy/trackers/",
+        "https://help.example.com/privacy/own/",
+    }
+    articles = {a.title: a for p in pages.values() if isinstance(a := parse_page(p, base_url=source.base_url), Article)}
+    assert articles["VPN"].links == (articles["Trackers"].url,)  # the link now lands on an article
+    assert articles["Own"].url == "https://help.example.com/special/"  # the page's own permalink wins

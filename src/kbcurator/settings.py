@@ -45,6 +45,10 @@ class SourceConfig(BaseModel):
     owner: str = ""
     locale: str = "en-us"  # default when the content does not say
     base_url: str | None = None  # folder sources: URL prefix that files are published under
+    # Folder sources: where Jekyll serves a Markdown page without its own ``permalink``, as Jekyll writes it in
+    # _config.yml: ``:path`` (path without extension, below a ``_collection`` folder), ``:name`` (file name).
+    # E.g. "/:path/" serves _docs/privacy/vpn.md at <base_url>privacy/vpn/. Unset: the file's own path.
+    permalink: str | None = None
     crawl: CrawlSettings = Field(default_factory=CrawlSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
 

@@ -111,7 +111,24 @@ def _location(source: SourceConfig, relative: str) -> str:
     if not source.base_url:
         return relative
     base = source.base_url if source.base_url.endswith("/") else source.base_url + "/"
+    if source.permalink and Path(relative).suffix.lower() in _MARKDOWN_SUFFIXES:
+        return base + quote(jekyll_permalink(source.permalink, relative).lstrip("/"), safe="/")
     return base + quote(relative, safe="/")
+
+
+_MARKDOWN_SUFFIXES = {".md", ".markdown"}
+
+
+def jekyll_permalink(pattern: str, relative: str) -> str:
+    """The path Jekyll serves ``relative`` at under a permalink ``pattern`` (``:path``, ``:name``).
+
+    A first folder named ``_something`` is a Jekyll collection: ``:path`` is relative to it.
+    """
+    parts = Path(relative).with_suffix("").parts
+    if len(parts) > 1 and parts[0].startswith("_"):
+        parts = parts[1:]
+    path = "/".join(parts)
+    return pattern.replace(":path", path).replace(":name", parts[-1] if parts else "")
 
 
 def _walk(root: Path) -> Iterator[tuple[str, Path]]:
