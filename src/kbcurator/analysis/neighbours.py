@@ -3,6 +3,11 @@
 Duplicate and contradiction detectors only compare what a k-nearest-neighbour search puts side by side.
 Small sets use an exact blocked search (a few matrix products); from ``exact_below`` rows up, an approximate
 HNSW graph (faiss) keeps the cost near n log n.
+
+Where the switch sits (measured on 2 CPU cores, 384-dimensional clustered unit vectors, k=10; see
+``bench/dup_scale.py``): the exact search takes about 2.8 s at 11,100 rows, 4-10 s at 20,000 and 21-32 s at
+40,000 (quadratic); the HNSW graph below (M=16, efConstruction=48) about 2.8 s, 2.3-5.9 s and 6.5-12 s, with
+recall@10 of 0.986-0.999 against the exact search. The two cost the same near 10,000 rows.
 """
 
 from __future__ import annotations
@@ -11,7 +16,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-EXACT_BELOW = 5000
+EXACT_BELOW = 10_000
+# HNSW graph degree and build/search breadth: M=32/efConstruction=64 cost twice the time for ~0.01 more recall.
+_HNSW_M = 16
+_HNSW_EF_CONSTRUCTION = 48
+_HNSW_EF_SEARCH = 48
 _BLOCK = 1024
 
 
@@ -51,18 +60,17 @@ def _exact(data: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 def _approximate(data: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     import faiss  # HNSW graph over inner products (cosine on normalised rows)
 
-    graph = faiss.IndexHNSWFlat(data.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
-    graph.hnsw.efConstruction = 64
-    graph.hnsw.efSearch = max(64, 2 * k)
+    graph = faiss.IndexHNSWFlat(data.shape[1], _HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = _HNSW_EF_CONSTRUCTION
+    graph.hnsw.efSearch = max(_HNSW_EF_SEARCH, 2 * k)
     graph.add(data)
     found_sims, found = graph.search(data, k + 1)
-    indices = np.full((len(data), k), -1, dtype=np.int64)
-    sims = np.full((len(data), k), -np.inf, dtype=np.float32)
-    for row in range(len(data)):
-        keep = [(int(j), float(s)) for j, s in zip(found[row], found_sims[row], strict=True) if j != row and j >= 0]
-        for slot, (j, sim) in enumerate(keep[:k]):
-            indices[row, slot] = j
-            sims[row, slot] = sim
+    # Drop each row itself (and unfilled -1 slots), keeping the others in their best-first order.
+    keep = (found != np.arange(len(data))[:, None]) & (found >= 0)
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+    kept = np.take_along_axis(keep, order, axis=1)
+    indices = np.where(kept, np.take_along_axis(found, order, axis=1), -1).astype(np.int64)
+    sims = np.where(kept, np.take_along_axis(found_sims, order, axis=1), -np.inf).astype(np.float32)
     return indices, sims
 
 
@@ -83,18 +91,25 @@ def candidate_pairs(
     if owners is not None and len(owners) != len(vectors):
         raise ValueError("owners must have one entry per vector")
     search_k = k
+    owner_codes = None
     if owners is not None and len(owners):
-        _, counts = np.unique(np.asarray(owners, dtype=object).astype(str), return_counts=True)
+        _, owner_codes, counts = np.unique(
+            np.asarray(owners, dtype=object).astype(str), return_inverse=True, return_counts=True
+        )
         search_k = k + int(counts.max()) - 1
     indices, sims = nearest_neighbours(vectors, search_k, exact_below=exact_below)
-    pairs: dict[tuple[int, int], float] = {}
-    for i in range(len(indices)):
-        for j, sim in zip(indices[i], sims[i], strict=True):
-            if j < 0 or sim < min_similarity:
-                continue
-            j = int(j)
-            if owners is not None and owners[i] == owners[j]:
-                continue
-            key = (i, j) if i < j else (j, i)
-            pairs[key] = max(pairs.get(key, -1.0), float(sim))
-    return sorted(((i, j, s) for (i, j), s in pairs.items()), key=lambda p: (-p[2], p[0], p[1]))
+    if not indices.size:
+        return []
+    rows = np.repeat(np.arange(len(indices), dtype=np.int64), indices.shape[1])
+    cols, values = indices.ravel(), sims.ravel()
+    keep = (cols >= 0) & (values >= min_similarity) & (cols != rows)
+    if owner_codes is not None:
+        keep &= owner_codes[rows] != owner_codes[np.where(cols >= 0, cols, 0)]
+    low, high = np.minimum(rows, cols)[keep], np.maximum(rows, cols)[keep]
+    values = values[keep].astype(np.float64)
+    # Best first, then by rows; a pair found from both ends keeps its higher similarity (the first seen).
+    order = np.lexsort((high, low, -values))
+    low, high, values = low[order], high[order], values[order]
+    _, first = np.unique(low * len(indices) + high, return_index=True)
+    first.sort()
+    return [(int(low[x]), int(high[x]), float(values[x])) for x in first]

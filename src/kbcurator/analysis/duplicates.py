@@ -1,0 +1,591 @@
+"""Duplicate articles and duplicated sections: exact copies, near copies, pasted sections, paraphrases.
+
+Four checks, each comparing only what a candidate search puts side by side, never all pairs:
+
+- ``exact``: the same text once case, whitespace and punctuation are ignored (one hash per article).
+- ``near``: whole articles whose word shingles overlap (Jaccard) at least ``near_threshold``. Candidates come
+  from MinHash LSH buckets (datasketch); every candidate is verified with the exact Jaccard of the shingle sets.
+- ``semantic``: article vectors (mean of their chunk vectors) at least ``semantic_article_similarity`` apart,
+  candidates from a k-nearest-neighbour search (``neighbours.candidate_pairs``).
+- ``section``: a section (chunk) with at least ``min_section_chars`` of text outside template blocks, of which
+  ``section_threshold`` or more (containment) is also in one section of another article: a section pasted
+  inside a longer article. A pasted section is a small part of its new chunk, so its Jaccard with it is too low
+  for LSH to find; sections are paired instead through an inverted index of their shingles, which stays small
+  because template shingles are left out (see below) and a shingle held by more than ``_MAX_POSTINGS`` sections
+  (a large set of near copies, already reported whole) is skipped.
+
+Article pairs are grouped into duplicate sets (connected components): one finding per set. Its check is the
+strongest kind of evidence that holds the whole set together (``exact`` when every member is a copy of the
+others, else ``near`` when copies and near copies connect it, else ``semantic``) and its score is the weakest
+link of the strongest chain (the bottleneck of a maximum spanning tree; 1.0 for exact, Jaccard for near,
+cosine for semantic). Each finding suggests a canonical article (newest ``updated_at``, then most linked-to,
+then longest) and quotes the sentences the other members have and the canonical one lacks. Exact copies are to
+be retired; everything else merged.
+
+Section findings leave out pairs already in one duplicate set and group duplicated sections by the duplicate
+sets that share them: one finding per group, listing each shared section with both chunks quoted.
+
+Boilerplate rule: a ``shingle_words``-word shingle found in ``section_template_articles`` or more articles (a
+duplicate set counts once) is template text, such as a shared "Still stuck? Contact support" footer or a reusable
+setup block: a block repeated that widely is deliberate, not a copy to merge. Section comparison ignores
+template shingles, and a section with less than ``min_section_chars`` of other text is not looked for
+elsewhere, so two articles quoting the same short boilerplate stay quiet.
+
+Articles in different locales are translations, not duplicates, and are never paired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+from kbcurator.analysis.base import AuditCorpus, severity_for
+from kbcurator.analysis.config import DuplicateSettings
+from kbcurator.analysis.neighbours import candidate_pairs
+from kbcurator.records import Action, Article, Chunk, Evidence, Finding, Severity, make_finding_id
+
+_WORD = re.compile(r"\w+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_NO_SHINGLES = np.zeros(0, dtype=np.uint32)
+# LSH has a soft edge around its threshold; querying a little below it and verifying exactly keeps pairs that
+# sit just above the threshold from slipping through.
+_LSH_MARGIN = 0.1
+_MIN_SENTENCE_WORDS = 4  # "Still stuck?" and headings are not what a merge needs to carry over
+_MAX_ADDED_QUOTED = 3
+_EXCERPT_CHARS = 300
+_OLDEST = datetime.min.replace(tzinfo=UTC)
+# Stronger checks win when a set is held together by several kinds of evidence.
+_CHECK_ORDER = ("exact", "near", "semantic")
+# Sections sharing one shingle, beyond which the shingle is not used to pair them (see _shared_shingle_counts).
+_MAX_POSTINGS = 32
+
+
+def normalise(text: str) -> str:
+    """Casefolded words joined by single spaces: punctuation and whitespace differences vanish."""
+    return " ".join(_WORD.findall(text.casefold()))
+
+
+@dataclass(frozen=True, slots=True)
+class _Edge:
+    a: int
+    b: int
+    check: str
+    strength: float
+
+
+class _Shingler:
+    """Word k-shingles as sorted unique 32-bit hashes, stable across runs and machines."""
+
+    def __init__(self, words: int) -> None:
+        self.words = max(1, words)
+        self._codes: dict[str, int] = {}
+
+    def __call__(self, normalised: str) -> np.ndarray:
+        tokens = normalised.split()
+        if not tokens:
+            return _NO_SHINGLES
+        codes = np.fromiter((self._code(t) for t in tokens), dtype=np.uint64, count=len(tokens))
+        k = min(self.words, len(codes))
+        n = len(codes) - k + 1
+        rolled = np.zeros(n, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for offset in range(k):
+                rolled = rolled * np.uint64(0x100000001B3) + codes[offset : offset + n]
+            rolled ^= rolled >> np.uint64(29)
+            rolled *= np.uint64(0xBF58476D1CE4E5B9)
+            rolled ^= rolled >> np.uint64(32)
+        return np.unique((rolled & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+
+    def _code(self, token: str) -> int:
+        code = self._codes.get(token)
+        if code is None:
+            code = int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+            self._codes[token] = code
+        return code
+
+
+def _minhashes(shingle_sets: Sequence[np.ndarray], num_perm: int) -> list[MinHash]:
+    # The shingles are already 32-bit hashes: hashing them again would only cost time.
+    return MinHash.bulk((s.tolist() for s in shingle_sets), num_perm=num_perm, hashfunc=int)
+
+
+def _lsh_candidates(minhashes: Sequence[MinHash], threshold: float, num_perm: int) -> set[tuple[int, int]]:
+    """Index pairs ``(i, j)``, ``i < j``, that share an LSH bucket at about ``threshold`` Jaccard."""
+    if len(minhashes) < 2:
+        return set()
+    lsh = MinHashLSH(threshold=min(max(threshold, 0.05), 0.99), num_perm=num_perm)
+    with lsh.insertion_session() as session:
+        for key, minhash in enumerate(minhashes):
+            session.insert(key, minhash, check_duplication=False)
+    pairs: set[tuple[int, int]] = set()
+    for key, minhash in enumerate(minhashes):
+        for other in lsh.query(minhash):
+            if other != key:
+                pairs.add((key, other) if key < other else (other, key))
+    return pairs
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> int:
+    return len(np.intersect1d(a, b, assume_unique=True))
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    if not len(a) or not len(b):
+        return 0.0
+    shared = _overlap(a, b)
+    return shared / (len(a) + len(b) - shared)
+
+
+def _shared_shingle_counts(sets: Sequence[np.ndarray], units: Sequence[int]) -> list[tuple[int, int, int]]:
+    """``(i, j, shared shingles)`` for every pair of sets of different units that share a shingle.
+
+    An inverted index, not all pairs: a shingle carried by more than ``_MAX_POSTINGS`` sets is skipped. Template
+    shingles are already gone, so only a large set of near copies (reported at article level) reaches that cap.
+    """
+    if len(sets) < 2:
+        return []
+    shingles = np.concatenate(sets)
+    owners = np.repeat(np.arange(len(sets), dtype=np.int64), [len(x) for x in sets])
+    order = np.argsort(shingles, kind="stable")
+    shingles, owners = shingles[order], owners[order]
+    starts = np.flatnonzero(np.r_[True, shingles[1:] != shingles[:-1]])
+    sizes = np.diff(np.r_[starts, len(shingles)])
+    unit_of = np.asarray(units, dtype=np.int64)
+    n = np.int64(len(sets))
+    codes = []
+    for size in range(2, _MAX_POSTINGS + 1):
+        first = starts[sizes == size]
+        if not len(first):
+            continue
+        left, right = np.triu_indices(size, k=1)
+        a = owners[first[:, None] + left[None, :]].ravel()
+        b = owners[first[:, None] + right[None, :]].ravel()
+        apart = unit_of[a] != unit_of[b]
+        a, b = a[apart], b[apart]
+        codes.append(np.minimum(a, b) * n + np.maximum(a, b))
+    if not codes:
+        return []
+    pairs, counts = np.unique(np.concatenate(codes), return_counts=True)
+    return [(int(code // n), int(code % n), int(count)) for code, count in zip(pairs, counts, strict=True)]
+
+
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        self.parent[max(ra, rb)] = min(ra, rb)
+        return True
+
+
+def _bottleneck(members: Sequence[int], edges: Sequence[_Edge]) -> float:
+    """Weakest edge of the maximum spanning tree over ``edges`` (Kruskal): the link holding the set together."""
+    index = {m: i for i, m in enumerate(members)}
+    forest = _UnionFind(len(members))
+    weakest = 1.0
+    for edge in sorted(edges, key=lambda e: -e.strength):
+        if forest.union(index[edge.a], index[edge.b]):
+            weakest = min(weakest, edge.strength)
+    return weakest
+
+
+def _connected(members: Sequence[int], edges: Sequence[_Edge]) -> bool:
+    index = {m: i for i, m in enumerate(members)}
+    forest = _UnionFind(len(members))
+    joined = 1
+    for edge in edges:
+        joined += forest.union(index[edge.a], index[edge.b])
+    return joined == len(members)
+
+
+def _sentences(text: str) -> list[tuple[str, str]]:
+    """(original, normalised) sentences long enough to matter."""
+    out = []
+    for raw in _SENTENCE_END.split(text):
+        sentence = " ".join(raw.split())
+        key = normalise(sentence)
+        if len(key.split()) >= _MIN_SENTENCE_WORDS:
+            out.append((sentence, key))
+    return out
+
+
+def _excerpt(text: str, limit: int = _EXCERPT_CHARS) -> str:
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    return flat[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class DuplicateDetector:
+    """Finds duplicate articles and duplicated sections (see the module docstring for the rules)."""
+
+    name = "duplicates"
+    version = "1"
+
+    def __init__(self, settings: DuplicateSettings) -> None:
+        self.settings = settings
+
+    def detect(self, corpus: AuditCorpus) -> Iterator[Finding]:
+        s = self.settings
+        shingler = _Shingler(s.shingle_words)
+        rows = [i for i, a in enumerate(corpus.articles) if self._usable(a)]
+        texts = {i: normalise(corpus.articles[i].text) for i in rows}
+        rows = [i for i in rows if len(texts[i]) >= s.min_article_chars]
+        locale = {i: str(corpus.articles[i].locale or "").casefold() for i in rows}
+
+        edges = self._exact_edges(rows, texts, locale)
+        copies = {e.b for e in edges}
+        representatives = [i for i in rows if i not in copies]  # the first of each set of exact copies
+        shingles = {i: shingler(texts[i]) for i in representatives}
+        edges += self._near_edges(representatives, shingles, locale)
+        edges += [e for e in self._semantic_edges(corpus, rows, edges) if locale[e.a] == locale[e.b]]
+
+        sets = self._sets(rows, edges)
+        set_of = {row: n for n, members in enumerate(sets) for row in members}
+        edges_of: dict[int, list[_Edge]] = {}
+        for edge in edges:
+            edges_of.setdefault(set_of[edge.a], []).append(edge)
+        for n, members in enumerate(sets):
+            if len(members) > 1:
+                yield self._set_finding(corpus, members, edges_of[n])
+        template = self._template_shingles([shingles[i] for i in representatives], [set_of[i] for i in representatives])
+        yield from self._section_findings(corpus, shingler, rows, set_of, template, locale)
+
+    # ------------------------------------------------------------------ article level
+
+    @staticmethod
+    def _usable(article: Article) -> bool:
+        return isinstance(article.text, str) and bool(article.article_id)
+
+    @staticmethod
+    def _exact_edges(rows: Sequence[int], texts: dict[int, str], locale: dict[int, str]) -> list[_Edge]:
+        by_hash: dict[tuple[str, str], list[int]] = {}
+        for i in rows:
+            by_hash.setdefault((locale[i], hashlib.sha256(texts[i].encode("utf-8")).hexdigest()), []).append(i)
+        edges = []
+        for group in by_hash.values():
+            # A star around the first copy: enough to connect the set, linear in its size.
+            edges += [_Edge(group[0], other, "exact", 1.0) for other in group[1:]]
+        return edges
+
+    def _near_edges(
+        self, representatives: Sequence[int], shingles: dict[int, np.ndarray], locale: dict[int, str]
+    ) -> list[_Edge]:
+        s = self.settings
+        sets = [shingles[i] for i in representatives]
+        candidates = _lsh_candidates(_minhashes(sets, s.num_perm), s.near_threshold - _LSH_MARGIN, s.num_perm)
+        edges = []
+        for x, y in sorted(candidates):
+            if locale[representatives[x]] != locale[representatives[y]]:
+                continue
+            jaccard = _jaccard(sets[x], sets[y])
+            if jaccard >= s.near_threshold:
+                # One edge between the first copies: exact edges already join every other copy to them.
+                edges.append(_Edge(representatives[x], representatives[y], "near", jaccard))
+        return edges
+
+    def _semantic_edges(self, corpus: AuditCorpus, rows: Sequence[int], known: Sequence[_Edge]) -> list[_Edge]:
+        s = self.settings
+        vectors = corpus.article_vectors
+        if vectors.ndim != 2 or vectors.shape[1] == 0 or not len(rows):
+            return []
+        chosen = np.asarray(rows, dtype=np.int64)
+        subset = vectors[chosen]
+        finite = np.isfinite(subset).all(axis=1) & (np.abs(subset).sum(axis=1) > 0)
+        chosen, subset = chosen[finite], subset[finite]
+        have = {(e.a, e.b) for e in known} | {(e.b, e.a) for e in known}
+        edges = []
+        for x, y, sim in candidate_pairs(subset, k=s.neighbours, min_similarity=s.semantic_article_similarity):
+            a, b = int(chosen[x]), int(chosen[y])
+            if (a, b) not in have:
+                edges.append(_Edge(a, b, "semantic", min(1.0, sim)))
+        return edges
+
+    @staticmethod
+    def _sets(rows: Sequence[int], edges: Sequence[_Edge]) -> list[list[int]]:
+        index = {row: n for n, row in enumerate(rows)}
+        forest = _UnionFind(len(rows))
+        for edge in edges:
+            forest.union(index[edge.a], index[edge.b])
+        sets: dict[int, list[int]] = {}
+        for row in rows:
+            sets.setdefault(forest.find(index[row]), []).append(row)
+        return list(sets.values())
+
+    def _set_finding(self, corpus: AuditCorpus, members: list[int], edges: list[_Edge]) -> Finding:
+        articles = [corpus.articles[i] for i in members]
+        check = _CHECK_ORDER[-1]
+        for n, candidate in enumerate(_CHECK_ORDER):
+            if _connected(members, [e for e in edges if e.check in _CHECK_ORDER[: n + 1]]):
+                check = candidate
+                break
+        allowed = _CHECK_ORDER[: _CHECK_ORDER.index(check) + 1]
+        score = _bottleneck(members, [e for e in edges if e.check in allowed])
+        canonical = _canonical(corpus, articles)
+        others = [a for a in articles if a.article_id != canonical.article_id]
+        title_of = {i: corpus.articles[i].title for i in members}
+        best_link: dict[int, _Edge] = {}
+        for edge in edges:
+            for end in (edge.a, edge.b):
+                if end not in best_link or _CHECK_ORDER.index(edge.check) < _CHECK_ORDER.index(best_link[end].check):
+                    best_link[end] = edge
+
+        evidence = [
+            Evidence(
+                article_id=canonical.article_id,
+                text=_excerpt(canonical.text),
+                link=canonical.url,
+                detail=f"suggested canonical: {_why_canonical(corpus, canonical)}",
+            )
+        ]
+        canonical_sentences = {key for _, key in _sentences(canonical.text)}
+        for article in others:
+            row = members[articles.index(article)]
+            added = [raw for raw, key in _sentences(article.text) if key not in canonical_sentences]
+            link = best_link.get(row)
+            relation = ""
+            if link is not None:
+                other = link.b if link.a == row else link.a
+                relation = f"{_describe(link)} '{title_of[other]}'; "
+            adds = (
+                f"adds {_plural(len(added), 'sentence')} the canonical article lacks"
+                if added
+                else "adds nothing the canonical article lacks"
+            )
+            quoted = added[:_MAX_ADDED_QUOTED]
+            evidence.append(
+                Evidence(
+                    article_id=article.article_id,
+                    text=" … ".join(quoted) if quoted else _excerpt(article.text),
+                    highlights=tuple(quoted),
+                    link=article.url,
+                    detail=relation + adds,
+                )
+            )
+
+        action: Action = "retire" if check == "exact" else "merge"
+        n = len(articles)
+        what = {
+            "exact": f"{n} articles have the same text",
+            "near": f"{n} articles are near copies of each other (word overlap {score:.0%} or more)",
+            "semantic": f"{n} articles say the same thing in other words (similarity {score:.2f} or more)",
+        }[check]
+        todo = (
+            f"keep '{canonical.title}' and retire {_plural(n - 1, 'copy') if n > 2 else 'the copy'}"
+            if check == "exact"
+            else f"merge into '{canonical.title}'"
+        )
+        article_ids = tuple(sorted(a.article_id for a in articles))
+        return Finding(
+            finding_id=make_finding_id("duplicate", check, article_ids, "set"),
+            kind="duplicate",
+            check=check,
+            article_ids=article_ids,
+            score=round(float(score), 4),
+            severity=_severity(check, score, self.settings),
+            summary=f"{what}: {todo}",
+            action=action,
+            evidence=tuple(evidence),
+            detector=self.name,
+            detector_version=self.version,
+            found_at=corpus.run_at,
+        )
+
+    # ------------------------------------------------------------------ section level
+
+    def _template_shingles(self, article_sets: Sequence[np.ndarray], units: Sequence[int]) -> np.ndarray:
+        """Shingles found in ``section_template_articles`` or more duplicate sets (a lone article is its own set)."""
+        per_unit: dict[int, list[np.ndarray]] = {}
+        for shingles, unit in zip(article_sets, units, strict=True):
+            per_unit.setdefault(unit, []).append(shingles)
+        if len(per_unit) < self.settings.section_template_articles:
+            return _NO_SHINGLES
+        pooled = np.concatenate(
+            [parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts)) for parts in per_unit.values()]
+        )
+        values, counts = np.unique(pooled, return_counts=True)
+        return values[counts >= self.settings.section_template_articles]
+
+    def _section_findings(
+        self,
+        corpus: AuditCorpus,
+        shingler: _Shingler,
+        rows: Sequence[int],
+        set_of: dict[int, int],
+        template: np.ndarray,
+        locale: dict[int, str],
+    ) -> Iterator[Finding]:
+        s = self.settings
+        row_of = {corpus.articles[i].article_id: i for i in rows}
+        chunks: list[Chunk] = []
+        distinctive: list[np.ndarray] = []
+        is_query: list[bool] = []
+        for chunk in corpus.chunks:
+            if chunk.article_id not in row_of or not isinstance(chunk.text, str):
+                continue
+            shingles = shingler(normalise(chunk.text))
+            kept = np.setdiff1d(shingles, template, assume_unique=True) if len(template) else shingles
+            if not len(kept):
+                continue
+            chunks.append(chunk)
+            distinctive.append(kept)
+            # A section is looked for elsewhere only by its text outside template blocks, if that is long enough;
+            # any section may contain one.
+            is_query.append(len(chunk.text) * len(kept) / len(shingles) >= s.min_section_chars)
+        if not any(is_query):
+            return
+        units = [set_of[row_of[c.article_id]] for c in chunks]
+        # One duplicated section per contained chunk: it and every chunk that holds it. Chaining through a long
+        # chunk that holds two different short ones would call unrelated sections copies of each other.
+        containers: dict[int, list[tuple[int, int, float]]] = {}
+        for x, y, shared in _shared_shingle_counts(distinctive, units):
+            if locale[row_of[chunks[x].article_id]] != locale[row_of[chunks[y].article_id]]:
+                continue
+            for query, other in ((x, y), (y, x)):
+                containment = shared / len(distinctive[query])
+                if is_query[query] and containment >= s.section_threshold:
+                    containers.setdefault(query, []).append((query, other, containment))
+        grouped: dict[frozenset[int], list[tuple[int, int, float]]] = {}
+        for query, found in containers.items():
+            grouped.setdefault(frozenset({query, *(m[1] for m in found)}), []).extend(found)
+        # A section and its twins hold each other, so each copy finds a share of the others: keep the widest view
+        # of one duplicated section and drop the views it includes.
+        sections: dict[frozenset[int], list[tuple[int, int, float]]] = {}
+        kept_by_chunk: dict[int, list[frozenset[int]]] = {}
+        for members in sorted(grouped, key=lambda m: (-len(m), sorted(m))):
+            if any(members <= wider for wider in kept_by_chunk.get(min(members), [])):
+                continue
+            sections[members] = grouped[members]
+            for member in members:
+                kept_by_chunk.setdefault(member, []).append(members)
+        # One finding per group of duplicate sets: a section shared with an article and with its near copy is
+        # one problem, not two.
+        by_units: dict[frozenset[int], list[list[tuple[int, int, float]]]] = {}
+        for section_matches in sections.values():
+            by_units.setdefault(frozenset(units[i] for m in section_matches for i in m[:2]), []).append(section_matches)
+        findings = []
+        for groups in by_units.values():
+            article_ids = tuple(sorted({chunks[i].article_id for g in groups for m in g for i in m[:2]}))
+            findings.append((article_ids, groups))
+        for article_ids, groups in sorted(findings):
+            yield self._section_finding(corpus, chunks, article_ids, groups)
+
+    def _section_finding(
+        self,
+        corpus: AuditCorpus,
+        chunks: Sequence[Chunk],
+        article_ids: tuple[str, ...],
+        groups: list[list[tuple[int, int, float]]],
+    ) -> Finding:
+        articles = [corpus.article_by_id[a] for a in article_ids]
+        canonical = _canonical(corpus, articles)
+        by_id = {a.article_id: a for a in articles}
+        evidence: list[Evidence] = []
+        strengths = []
+        headings = []
+        for section_matches in sorted(groups, key=lambda g: min(chunks[i].chunk_id for m in g for i in m[:2])):
+            strength = max(m[2] for m in section_matches)
+            strengths.append(strength)
+            members = sorted({i for m in section_matches for i in m[:2]}, key=lambda i: chunks[i].chunk_id)
+            heading = _heading(chunks[members[0]])
+            headings.append(heading)
+            for i in members:
+                chunk = chunks[i]
+                partners = {j for m in section_matches if i in m[:2] for j in m[:2] if j != i}
+                elsewhere = sorted({by_id[chunks[j].article_id].title for j in partners})
+                evidence.append(
+                    Evidence(
+                        article_id=chunk.article_id,
+                        chunk_id=chunk.chunk_id,
+                        text=_excerpt(chunk.text),
+                        link=by_id[chunk.article_id].url,
+                        detail=f"section '{_heading(chunk)}' is {strength:.0%} the same as one in "
+                        + ", ".join(f"'{t}'" for t in elsewhere),
+                    )
+                )
+        score = max(strengths)
+        n = len(articles)
+        sections = f"section '{headings[0]}'" if len(groups) == 1 else f"{len(groups)} sections"
+        others = n - 1
+        summary = (
+            f"The {sections} appear{'s' if len(groups) == 1 else ''} in {n} articles: keep "
+            f"{'it' if len(groups) == 1 else 'them'} in '{canonical.title}' and link there from the "
+            f"{'other' if others == 1 else f'{others} others'}"
+        )
+        return Finding(
+            finding_id=make_finding_id("duplicate", "section", article_ids, "sections"),
+            kind="duplicate",
+            check="section",
+            article_ids=article_ids,
+            score=round(float(score), 4),
+            severity=_severity("section", score, self.settings),
+            summary=summary,
+            action="merge",
+            evidence=tuple(evidence),
+            detector=self.name,
+            detector_version=self.version,
+            found_at=corpus.run_at,
+        )
+
+
+def _canonical(corpus: AuditCorpus, articles: Sequence[Article]) -> Article:
+    """Newest, then most linked-to, then longest; the article id breaks what is left of a tie."""
+    inbound = corpus.inbound_links
+
+    def rank(article: Article) -> tuple[datetime, int, int]:
+        updated = article.updated_at if isinstance(article.updated_at, datetime) else _OLDEST
+        if updated.tzinfo is None:
+            updated = updated.replace(tzinfo=UTC)
+        return (updated, inbound.get(article.article_id, 0), len(article.text))
+
+    # max() keeps the first of equals: sorting by id first makes a full tie pick the same article every run.
+    return max(sorted(articles, key=lambda a: a.article_id), key=rank)
+
+
+def _why_canonical(corpus: AuditCorpus, article: Article) -> str:
+    updated = article.updated_at.date().isoformat() if isinstance(article.updated_at, datetime) else "no date"
+    links = corpus.inbound_links.get(article.article_id, 0)
+    return f"updated {updated}, {_plural(links, 'inbound link')}, {len(article.text):,} characters"
+
+
+def _describe(edge: _Edge) -> str:
+    if edge.check == "exact":
+        return "exact copy of"
+    if edge.check == "near":
+        return f"{edge.strength:.0%} word overlap with"
+    return f"similarity {edge.strength:.2f} with"
+
+
+def _heading(chunk: Chunk) -> str:
+    if chunk.heading_path:
+        return chunk.heading_path[-1]
+    first = chunk.text.strip().split("\n", 1)[0]
+    return _excerpt(first, 60)
+
+
+def _severity(check: str, score: float, settings: DuplicateSettings) -> Severity:
+    """Exact copies are the surest and cheapest to fix; a paraphrase or a shared section asks for judgment."""
+    if check == "exact":
+        return "high"
+    if check == "near":
+        return severity_for(score, medium=0.0, high=0.9)
+    return "medium"
