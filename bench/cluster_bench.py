@@ -1,7 +1,9 @@
 """Clustering benchmark: ticket-like queries into gaps with the number of clusters unknown, on BANKING77.
 
 For each split (test: 3,080 queries, train: 10,003; 77 intents each), clustered SEPARATELY with the same
-default (size-adaptive) TicketClusterer:
+default (size-adaptive) TicketClusterer (UMAP -> HDBSCAN -> members checked in the original space -> long-tail
+queries joined to the cluster most of their nearest clustered neighbours are in; "noise before -> after" in the
+table is HDBSCAN's noise, then the long tail left after that vote):
   - embeds with the real MiniLM model (cached in bench/results/banking77_<split>.npy, keyed by a hash of the
     model name and the texts, so a changed file is re-embedded);
   - writes bench/results/banking77_<split>_assignments.csv (ticket_id,cluster_id) and _labels.csv

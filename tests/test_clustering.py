@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from kbcurator.gaps.clustering import LONG_TAIL, TicketClusterer, centroids
+from kbcurator.gaps.clustering import LONG_TAIL, TicketClusterer, _reassign, centroids
 
 DIM = 384
 SIZES = (70, 55, 45, 35, 25, 20)
@@ -158,3 +158,27 @@ def test_centroids_are_normalised_member_means_without_the_long_tail() -> None:
     assert set(got) == {0, 1}
     np.testing.assert_allclose(got[0], np.array([0.9, 0.3]) / np.linalg.norm([0.9, 0.3]), rtol=1e-6)
     np.testing.assert_allclose(got[1], [0, 1])
+
+
+def test_a_long_tail_query_joins_the_topic_its_neighbours_are_in_not_the_nearest_centroid() -> None:
+    # Topic A is a long arc of phrasings (0-60 degrees), its sibling B a tight knot at 80 degrees. A query at 62
+    # degrees sits nearer B's centre (18 degrees) than A's (32), but its nearest clustered neighbours are A's
+    # phrasings: it belongs to A. A query pointing elsewhere stays in the long tail however the vote goes.
+    def at(degrees: np.ndarray) -> np.ndarray:
+        rows = np.zeros((len(degrees), DIM), dtype=np.float32)
+        rows[:, 0], rows[:, 1] = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+        return rows
+
+    arc, knot = at(np.linspace(0, 60, 61)), at(80 + np.linspace(-1, 1, 20))
+    between, stray = at(np.array([62.0])), np.eye(1, DIM, 5, dtype=np.float32)
+    unit = np.vstack([arc, knot, between, stray])
+    labels = np.concatenate([np.zeros(len(arc)), np.ones(len(knot)), [LONG_TAIL, LONG_TAIL]]).astype(np.int64)
+    params = TicketClusterer()._params(len(unit))
+
+    final, similarity = _reassign(unit, labels, params)
+
+    assert final[-2] == 0
+    assert final[-1] == LONG_TAIL
+    np.testing.assert_array_equal(final[:-2], labels[:-2])
+    assert similarity[-2] == pytest.approx(float(unit[-2] @ centroids(unit, final)[0]), abs=1e-5)
+    assert similarity[-1] == 0.0
