@@ -17,7 +17,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from checks import ReleaseCheckParams, build_release_suites
+from flows.audit import audit_flow
 from kbcurator import quality, reindex
+from kbcurator.analysis.corpus import dead_links_from
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.embedding import load_embedder
 from kbcurator.errors import ValidationFailed
@@ -99,6 +101,7 @@ def reindex_flow(
     index_uri: str | None = None,
     model: str | None = None,
     force_publish: bool = False,
+    audit: bool = True,
 ) -> dict[str, Any]:
     """Build the index from the sources in ``config`` and publish it if every check passes.
 
@@ -107,6 +110,7 @@ def reindex_flow(
         index_uri: overrides the file's index_uri (any URI LanceDB accepts).
         model: overrides the embedding model.
         force_publish: publish a new release even when nothing changed since the current one.
+        audit: audit the current release's health after publishing (the ``kb-health`` artifact).
     """
     logger = get_run_logger()
     settings = load_settings(config, index_uri=index_uri, embedding={"model": model} if model else None)
@@ -161,6 +165,8 @@ def reindex_flow(
             "changes": changes.as_dict(),
             "build": asdict(candidate.stats),
             "rejected": len(rejected),
+            # What the crawl found gone, so a later audit of this release can name broken links.
+            "dead_links": dead_links_from(rejected),
             "checks": {
                 "success": report.success,
                 "failed": [o.label for o in report.failed],
@@ -199,6 +205,19 @@ def reindex_flow(
     (run.run_dir / "result.json").write_text(json.dumps(result, indent=1, default=str))
     create_markdown_artifact(markdown=summary, key="kb-reindex", description=outcome)
     logger.info(outcome)
+    if audit and report.success and current_tag is not None:
+        # The health audit reads the release just made current; a failed audit is reported, but the
+        # publish stands (nothing about the release is wrong).
+        state = audit_flow(
+            config=config, index_uri=index_uri, version=current_tag, run_dir=str(run.run_dir), return_state=True
+        )
+        if state.is_completed():
+            health = state.result()
+            result["health"] = {k: health[k] for k in ("findings", "new", "resolved", "severity", "exports")}
+        else:
+            logger.error("health audit failed: %s", state.message)
+            result["health"] = {"error": state.message}
+        (run.run_dir / "result.json").write_text(json.dumps(result, indent=1, default=str))
     if not report.success:
         quality.raise_if_failed(report)
         raise ValidationFailed(outcome)  # unreachable unless raise_if_failed changes; fail closed anyway

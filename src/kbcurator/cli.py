@@ -101,6 +101,15 @@ def reindex(
     typer.echo(f"current:  {result['current']}")
     typer.echo(f"articles: {result['articles']}  chunks: {result['chunks']}  skipped: {result['rejected']}")
     typer.echo(f"run:      {result['run_dir']}")
+    health = result.get("health")
+    if health and "error" in health:
+        typer.secho(f"health:   audit failed: {health['error']}", fg="red", err=True)
+    elif health:
+        severity = ", ".join(f"{n} {s}" for s, n in health["severity"].items())
+        typer.echo(
+            f"health:   {health['findings']} findings ({severity}; {health['new']} new, {health['resolved']} resolved)"
+            f" -> {health['exports']['markdown']}"
+        )
 
 
 @app.command()
@@ -321,3 +330,86 @@ def cluster(
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+EXIT_FINDINGS = 4
+
+
+@app.command()
+@_clear_errors
+def audit(
+    config: ConfigOption = DEFAULT_CONFIG,
+    index_uri: IndexOption = None,
+    version: Annotated[str, typer.Option(help="the release to audit: tag, number or 'current'")] = "current",
+    source: Annotated[
+        str | None, typer.Option("--source", help="audit the sources this YAML declares, without any index")
+    ] = None,
+    out: Annotated[str | None, typer.Option("--out", help="folder for findings.json and health.md")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="count ages and dated content from this date (YYYY-MM-DD)")
+    ] = None,
+    fail_on: Annotated[
+        str | None, typer.Option("--fail-on", help="exit 4 when a finding of this severity or worse: low|medium|high")
+    ] = None,
+    top: Annotated[int, typer.Option(help="how many findings to print")] = 10,
+) -> None:
+    """Find stale, duplicate and contradictory articles: in the current index, or in any declared source."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from kbcurator.records import SEVERITIES
+
+    if fail_on is not None and fail_on not in SEVERITIES:
+        raise ConfigError(f"--fail-on must be one of {', '.join(SEVERITIES)}, not {fail_on!r}")
+    run_at = None
+    if as_of is not None:
+        try:
+            run_at = datetime.fromisoformat(as_of)
+        except ValueError as exc:
+            raise ConfigError(f"--as-of must be a date like 2026-01-31, not {as_of!r}") from exc
+        run_at = run_at if run_at.tzinfo else run_at.replace(tzinfo=UTC)
+    if source is not None:
+        from kbcurator.analysis.pipeline import audit_corpus, read_source_corpus, write_audit_outputs
+        from kbcurator.embedding import load_embedder
+        from kbcurator.settings import load_settings
+
+        if out is None:
+            raise ConfigError("--source needs --out DIR: where findings.json is written")
+        settings = load_settings(source)
+        embedder = load_embedder(settings.embedding.model, settings.embedding.device, settings.embedding.batch_size)
+        corpus, rejected = read_source_corpus(settings, embedder=embedder, run_at=run_at or datetime.now(UTC))
+        result = audit_corpus(corpus, settings)
+        exports = write_audit_outputs(Path(out), result, None, corpus.article_by_id, rejected)
+        typer.echo(
+            f"{len(result.findings)} findings in {result.articles} articles ({len(rejected)} skipped): "
+            + ", ".join(f"{n} {s}" for s, n in result.severity_counts().items())
+        )
+        findings = [
+            {"severity": f.severity, "kind": f.kind, "check": f.check, "summary": f.summary, "action": f.action}
+            for f in result.findings
+        ]
+        failed = [f.record_id for f in result.failed_detectors]
+    else:
+        if out is not None:
+            raise ConfigError("--out goes with --source; an index audit writes into its run folder")
+        flow_module = importlib.import_module("flows.audit")
+        summary = flow_module.audit_flow(config=config, index_uri=index_uri, version=version, as_of=run_at)
+        typer.echo(summary["outcome"])
+        exports = summary["exports"]
+        findings = json.loads(Path(exports["json"]).read_text(encoding="utf-8"))["findings"]
+        failed = summary["failed_detectors"]
+    for finding in findings[:top]:
+        typer.echo(
+            f"  [{finding['severity']:<6}] {finding['kind']}/{finding['check']}: {finding['summary']}"
+            f" -> {finding['action']}"
+        )
+    if len(findings) > top:
+        typer.echo(f"  ... and {len(findings) - top} more")
+    typer.echo(f"report: {exports['markdown']}  findings: {exports['json']}")
+    if failed:
+        typer.secho(f"error: detector(s) failed: {', '.join(failed)}; see the report", fg="red", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    if fail_on is not None:
+        worst = SEVERITIES.index(fail_on)
+        if any(SEVERITIES.index(f["severity"]) >= worst for f in findings):
+            raise typer.Exit(EXIT_FINDINGS)

@@ -78,8 +78,8 @@ class AuditCorpus:
         """Article id -> how many other articles link to it (for choosing a canonical article)."""
         counts: dict[str, int] = {}
         for article in self.articles:
-            for link in set(article.links):
-                target = self.article_by_url.get(link.split("#", 1)[0])
+            for link in {link.split("#", 1)[0] for link in article.links}:  # anchors of one page count once
+                target = self.article_by_url.get(link)
                 if target is not None and target.article_id != article.article_id:
                     counts[target.article_id] = counts.get(target.article_id, 0) + 1
         return counts
