@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KB_", env_nested_delimiter="__", extra="forbid")
 
     index_uri: str = ".kbcurator/index"
+    # Handed to LanceDB with index_uri, for object stores: e.g. {"aws_endpoint": "http://127.0.0.1:9000",
+    # "allow_http": "true"} for MinIO. Empty: LanceDB reads the platform's environment (AWS_ENDPOINT_URL, ...).
+    # Env: KB_INDEX_STORAGE_OPTIONS__AWS_ENDPOINT=...; keep secrets there, not in the YAML file.
+    index_storage_options: dict[str, str] = Field(default_factory=dict)
     runs_dir: str = ".kbcurator/runs"
     sources: list[SourceConfig] = Field(default_factory=list)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
@@ -170,6 +174,7 @@ def _env_overrides() -> dict[str, Any]:
     class _EnvOnly(BaseSettings):
         model_config = SettingsConfigDict(env_prefix="KB_", env_nested_delimiter="__", extra="ignore")
         index_uri: str | None = None
+        index_storage_options: dict[str, str] | None = None
         runs_dir: str | None = None
         chunking: dict[str, Any] | None = None
         embedding: dict[str, Any] | None = None
