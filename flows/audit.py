@@ -47,7 +47,7 @@ def audit_flow(
     """
     logger = get_run_logger()
     settings = load_settings(config, index_uri=index_uri)
-    store = IndexStore(settings.index_uri)
+    store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
     release = store.resolve(version)
     if run_dir is None:
         run = start_run(settings.runs_dir)

@@ -55,7 +55,7 @@ def gaps_flow(config: str = DEFAULT_CONFIG, index_uri: str | None = None, versio
     settings = load_settings(config, index_uri=index_uri)
     if not settings.tickets:
         raise ConfigError(f"no ticket sources declared under 'tickets:' in {config}")
-    store = IndexStore(settings.index_uri)
+    store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
     release = store.resolve(version)
     manifest = manifest_of(release)
     run = start_run(settings.runs_dir)

@@ -115,7 +115,7 @@ def reindex_flow(
     logger = get_run_logger()
     settings = load_settings(config, index_uri=index_uri, embedding={"model": model} if model else None)
     sources = reindex.require_sources(settings, config)
-    store = IndexStore(settings.index_uri)
+    store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
     run = reindex.start_run(settings.runs_dir)
     logger.info("run %s: %d sources -> %s", run.run_id, len(sources), settings.index_uri)
 

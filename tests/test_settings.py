@@ -50,3 +50,12 @@ def test_bad_config_is_one_clear_error(tmp_path, text, message) -> None:
 def test_missing_config_names_the_file(tmp_path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_run_folders_must_be_local_even_when_the_index_is_not(tmp_path) -> None:
+    from kbcurator.errors import ConfigError
+    from kbcurator.reindex import start_run
+
+    with pytest.raises(ConfigError, match="runs_dir must be a local folder"):
+        start_run("s3://bucket/runs")
+    assert start_run(tmp_path / "runs").run_dir.is_dir()

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kbcurator.errors import SourceError
+from kbcurator.errors import ConfigError, SourceError
 from kbcurator.index.build import ReleaseCandidate
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.index.versions import IdChanges, compare_hashes, hashes_of
@@ -27,6 +27,10 @@ class RunContext:
 
 
 def start_run(runs_dir: str | Path) -> RunContext:
+    if "://" in str(runs_dir):
+        # The index may live on object storage; run folders (reports, GX data docs) are written with local file
+        # APIs, so a URI here would silently become a local folder named "s3:".
+        raise ConfigError(f"runs_dir must be a local folder, not a URI: {runs_dir}")
     started = datetime.now(UTC)
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     run_dir = Path(runs_dir) / run_id
