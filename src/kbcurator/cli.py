@@ -413,3 +413,80 @@ def audit(
         worst = SEVERITIES.index(fail_on)
         if any(SEVERITIES.index(f["severity"]) >= worst for f in findings):
             raise typer.Exit(EXIT_FINDINGS)
+
+
+def _utc_date(value: str | None, option: str) -> Any:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.strptime(value, "%Y-%m-%d")
+    except ValueError as exc:
+        raise ConfigError(f"{option} must be a date like 2026-01-31, not {value!r}") from exc
+    return parsed.replace(tzinfo=UTC)
+
+
+@app.command()
+@_clear_errors
+def triage(
+    item_id: Annotated[str, typer.Argument(help="a finding id (stale:broken_link:...) or gap id (gap-...)")],
+    status: Annotated[str, typer.Option(help="open, accepted, dismissed, snoozed, assigned or resolved")],
+    note: Annotated[str, typer.Option(help="why; shown next to the item")] = "",
+    until: Annotated[str | None, typer.Option(help="with snoozed: the day it comes back (YYYY-MM-DD, UTC)")] = None,
+    assignee: Annotated[str, typer.Option(help="with assigned: who works on it")] = "",
+    by: Annotated[str | None, typer.Option(help="who decides (default: $USER)")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    index_uri: IndexOption = None,
+) -> None:
+    """Record a decision on a finding or gap; it holds for the same id in later runs."""
+    from kbcurator.index.store import IndexStore
+    from kbcurator.triage import TriageStore
+
+    store = IndexStore(_settings(config, index_uri).index_uri)
+    decided_by = by or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+    decision = TriageStore(store).decide(
+        item_id,
+        status,
+        decided_by=decided_by,
+        note=note,
+        assignee=assignee,
+        snoozed_until=_utc_date(until, "--until"),
+    )
+    detail = {"snoozed": f" until {until}", "assigned": f" to {decision.assignee}"}.get(decision.status, "")
+    typer.echo(f"{decision.item_kind} {decision.item_id}: {decision.status}{detail} (by {decision.decided_by})")
+
+
+@app.command("open-items")
+@_clear_errors
+def open_items_command(
+    csv_path: Annotated[str | None, typer.Option("--csv", help="also write the list to this CSV file")] = None,
+    include_dismissed: Annotated[
+        bool, typer.Option(help="also list dismissed, still-snoozed and resolved items")
+    ] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="list as of this day (YYYY-MM-DD); default now")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    index_uri: IndexOption = None,
+) -> None:
+    """The findings of the latest audit and the gaps of the latest gaps run, with their triage."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from kbcurator.index.store import IndexStore
+    from kbcurator.triage import open_items, write_open_items_csv
+
+    store = IndexStore(_settings(config, index_uri).index_uri)
+    items = open_items(store, _utc_date(as_of, "--as-of") or datetime.now(UTC), include_dismissed=include_dismissed)
+    typer.echo(f"{len(items)} items in {store.uri}")
+    for item in items:
+        flag = " REOPENED" + (f" (was {item.reopened_from})" if item.reopened_from else "") if item.reopened else ""
+        grade = item.severity or f"{item.score:.2f}"
+        typer.echo(f"  [{item.status:<9}] {item.item_id}  {grade}{flag}  {item.summary}")
+        extra = [f"assignee: {item.assignee}"] if item.assignee else []
+        extra += [f"note: {item.note}"] if item.note else []
+        extra += [f"snoozed until {item.snoozed_until:%Y-%m-%d}"] if item.snoozed_until else []
+        if extra:
+            typer.echo("      " + "; ".join(extra))
+    if csv_path is not None:
+        rows = write_open_items_csv(Path(csv_path), items)
+        typer.echo(f"csv: {csv_path} ({rows} rows)")
