@@ -75,6 +75,14 @@ def _settings(config: str, index_uri: str | None) -> Any:
     return load_settings(config, index_uri=index_uri)
 
 
+def _store(config: str, index_uri: str | None) -> Any:
+    """The index named by the config (or ``--index-uri``), with the config's object-storage options."""
+    from kbcurator.index.store import IndexStore
+
+    settings = _settings(config, index_uri)
+    return IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
+
+
 @app.callback()
 def main() -> None:
     """kbcurator: curate a help center into a versioned, validated vector index."""
@@ -116,9 +124,9 @@ def reindex(
 @_clear_errors
 def versions(config: ConfigOption = DEFAULT_CONFIG, index_uri: IndexOption = None) -> None:
     """List releases, newest last; the last one is current."""
-    from kbcurator.index.store import IndexStore, manifest_of
+    from kbcurator.index.store import manifest_of
 
-    store = IndexStore(_settings(config, index_uri).index_uri)
+    store = _store(config, index_uri)
     releases = store.releases()
     if not releases:
         typer.echo(f"no releases in {store.uri}")
@@ -144,10 +152,9 @@ def diff(
     as_json: Annotated[bool, typer.Option("--json", help="every id, as JSON")] = False,
 ) -> None:
     """Articles and chunks added, changed and removed between two releases."""
-    from kbcurator.index.store import IndexStore
     from kbcurator.index.versions import diff_releases
 
-    result = diff_releases(IndexStore(_settings(config, index_uri).index_uri), old, new)
+    result = diff_releases(_store(config, index_uri), old, new)
     if as_json:
         typer.echo(
             json.dumps(
@@ -178,10 +185,9 @@ def rollback(
     index_uri: IndexOption = None,
 ) -> None:
     """Make an earlier release current again (nothing is deleted)."""
-    from kbcurator.index.store import IndexStore
     from kbcurator.index.versions import rollback as roll_back
 
-    release = roll_back(IndexStore(_settings(config, index_uri).index_uri), tag)
+    release = roll_back(_store(config, index_uri), tag)
     typer.echo(f"current is now {release.tag} (was {release.previous_tag})")
 
 
@@ -200,7 +206,8 @@ def search(
 
     if mode not in ("hybrid", "vector", "fts"):
         raise typer.BadParameter("mode must be hybrid, vector or fts")
-    index = open_index(_settings(config, index_uri).index_uri, version)
+    settings = _settings(config, index_uri)
+    index = open_index(settings.index_uri, version, storage_options=settings.index_storage_options)
     typer.echo(f"{index.release.tag}: top {k} for {text!r}")
     for rank, hit in enumerate(index.search(text, k=k, mode=mode), start=1):  # type: ignore[arg-type]
         snippet = " ".join(hit.text.split())[:140]
@@ -216,9 +223,9 @@ def manifest(
     index_uri: IndexOption = None,
 ) -> None:
     """Print a release's manifest (model, counts, sources, checks) as JSON."""
-    from kbcurator.index.store import IndexStore, manifest_of
+    from kbcurator.index.store import manifest_of
 
-    release = IndexStore(_settings(config, index_uri).index_uri).resolve(version)
+    release = _store(config, index_uri).resolve(version)
     data = manifest_of(release)
     data.get("checks", {}).pop("validation_result", None)
     typer.echo(
@@ -440,10 +447,9 @@ def triage(
     index_uri: IndexOption = None,
 ) -> None:
     """Record a decision on a finding or gap; it holds for the same id in later runs."""
-    from kbcurator.index.store import IndexStore
     from kbcurator.triage import TriageStore
 
-    store = IndexStore(_settings(config, index_uri).index_uri)
+    store = _store(config, index_uri)
     decided_by = by or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
     decision = TriageStore(store).decide(
         item_id,
@@ -472,10 +478,9 @@ def open_items_command(
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from kbcurator.index.store import IndexStore
     from kbcurator.triage import open_items, write_open_items_csv
 
-    store = IndexStore(_settings(config, index_uri).index_uri)
+    store = _store(config, index_uri)
     items = open_items(store, _utc_date(as_of, "--as-of") or datetime.now(UTC), include_dismissed=include_dismissed)
     typer.echo(f"{len(items)} items in {store.uri}")
     for item in items:
