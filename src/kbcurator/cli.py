@@ -495,3 +495,30 @@ def open_items_command(
     if csv_path is not None:
         rows = write_open_items_csv(Path(csv_path), items)
         typer.echo(f"csv: {csv_path} ({rows} rows)")
+
+
+@app.command()
+@_clear_errors
+def report(
+    out: Annotated[str | None, typer.Option("--out", help="the HTML file (default <runs_dir>/report.html)")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="show triage as of this day (YYYY-MM-DD); default now")
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    index_uri: IndexOption = None,
+) -> None:
+    """Write the KB owner's report (release, gaps, health findings, triage) as one HTML file; prints its path."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from kbcurator.index.store import IndexStore
+    from kbcurator.reports import write_report
+
+    settings = _settings(config, index_uri)
+    store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
+    path = write_report(
+        store,
+        Path(out) if out else Path(settings.runs_dir) / "report.html",
+        _utc_date(as_of, "--as-of") or datetime.now(UTC),
+    )
+    typer.echo(str(path))
