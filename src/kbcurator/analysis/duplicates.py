@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -58,6 +60,7 @@ _NO_SHINGLES = np.zeros(0, dtype=np.uint32)
 _LSH_MARGIN = 0.1
 _MIN_SENTENCE_WORDS = 4  # "Still stuck?" and headings are not what a merge needs to carry over
 _MAX_ADDED_QUOTED = 3
+_MAX_QUOTED_MEMBERS = 20
 _EXCERPT_CHARS = 300
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 # Stronger checks win when a set is held together by several kinds of evidence.
@@ -90,7 +93,9 @@ class _Shingler:
         tokens = normalised.split()
         if not tokens:
             return _NO_SHINGLES
-        codes = np.fromiter((self._code(t) for t in tokens), dtype=np.uint64, count=len(tokens))
+        for token in set(tokens).difference(self._codes):
+            self._codes[token] = self._code(token)
+        codes = np.fromiter(map(self._codes.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
         k = min(self.words, len(codes))
         n = len(codes) - k + 1
         rolled = np.zeros(n, dtype=np.uint64)
@@ -100,14 +105,31 @@ class _Shingler:
             rolled ^= rolled >> np.uint64(29)
             rolled *= np.uint64(0xBF58476D1CE4E5B9)
             rolled ^= rolled >> np.uint64(32)
-        return np.unique((rolled & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+        return _sorted_unique((rolled & np.uint64(0xFFFFFFFF)).astype(np.uint32))
 
-    def _code(self, token: str) -> int:
-        code = self._codes.get(token)
-        if code is None:
-            code = int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
-            self._codes[token] = code
-        return code
+    @staticmethod
+    def _code(token: str) -> int:
+        return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    # np.unique hashes in NumPy 2 and took 21 s on 10 million shingle codes that a sort dedupes in 0.3 s.
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return ordered[first]
+
+
+def _counted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values, sorted, and how often each occurs."""
+    ordered = np.sort(values)
+    if not len(ordered):
+        return ordered, np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    return ordered[starts], np.diff(np.r_[starts, len(ordered)])
 
 
 def _minhashes(shingle_sets: Sequence[np.ndarray], num_perm: int) -> list[MinHash]:
@@ -142,14 +164,17 @@ def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return shared / (len(a) + len(b) - shared)
 
 
-def _shared_shingle_counts(sets: Sequence[np.ndarray], units: Sequence[int]) -> list[tuple[int, int, int]]:
-    """``(i, j, shared shingles)`` for every pair of sets of different units that share a shingle.
+def _shared_shingle_counts(
+    sets: Sequence[np.ndarray], units: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(i, j, shared shingles)`` arrays for every pair of sets of different units that share a shingle.
 
     An inverted index, not all pairs: a shingle carried by more than ``_MAX_POSTINGS`` sets is skipped. Template
     shingles are already gone, so only a large set of near copies (reported at article level) reaches that cap.
     """
+    nothing = np.zeros(0, dtype=np.int64)
     if len(sets) < 2:
-        return []
+        return nothing, nothing, nothing
     shingles = np.concatenate(sets)
     owners = np.repeat(np.arange(len(sets), dtype=np.int64), [len(x) for x in sets])
     order = np.argsort(shingles, kind="stable")
@@ -170,9 +195,24 @@ def _shared_shingle_counts(sets: Sequence[np.ndarray], units: Sequence[int]) -> 
         a, b = a[apart], b[apart]
         codes.append(np.minimum(a, b) * n + np.maximum(a, b))
     if not codes:
-        return []
-    pairs, counts = np.unique(np.concatenate(codes), return_counts=True)
-    return [(int(code // n), int(code % n), int(count)) for code, count in zip(pairs, counts, strict=True)]
+        return nothing, nothing, nothing
+    pairs, counts = _counted(np.concatenate(codes))
+    return pairs // n, pairs % n, counts
+
+
+class _StageClock:
+    """Adds the wall time of each ``with clock(stage):`` block to ``into[stage]``."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.into[stage] = self.into.get(stage, 0.0) + time.perf_counter() - start
 
 
 class _UnionFind:
@@ -243,32 +283,43 @@ class DuplicateDetector:
 
     def __init__(self, settings: DuplicateSettings) -> None:
         self.settings = settings
+        # Seconds per stage of the last run (normalise, shingles, minhash, lsh, verify, knn, grouping, sections),
+        # for benchmarks and the audit log.
+        self.stage_seconds: dict[str, float] = {}
 
     def detect(self, corpus: AuditCorpus) -> Iterator[Finding]:
         s = self.settings
+        self.stage_seconds = {}
+        clock = _StageClock(self.stage_seconds)
         shingler = _Shingler(s.shingle_words)
-        rows = [i for i, a in enumerate(corpus.articles) if self._usable(a)]
-        texts = {i: normalise(corpus.articles[i].text) for i in rows}
-        rows = [i for i in rows if len(texts[i]) >= s.min_article_chars]
-        locale = {i: str(corpus.articles[i].locale or "").casefold() for i in rows}
-
-        edges = self._exact_edges(rows, texts, locale)
+        with clock("normalise"):
+            rows = [i for i, a in enumerate(corpus.articles) if self._usable(a)]
+            texts = {i: normalise(corpus.articles[i].text) for i in rows}
+            rows = [i for i in rows if len(texts[i]) >= s.min_article_chars]
+            locale = {i: str(corpus.articles[i].locale or "").casefold() for i in rows}
+            edges = self._exact_edges(rows, texts, locale)
         copies = {e.b for e in edges}
         representatives = [i for i in rows if i not in copies]  # the first of each set of exact copies
-        shingles = {i: shingler(texts[i]) for i in representatives}
-        edges += self._near_edges(representatives, shingles, locale)
-        edges += [e for e in self._semantic_edges(corpus, rows, edges) if locale[e.a] == locale[e.b]]
+        with clock("shingles"):
+            shingles = {i: shingler(texts[i]) for i in representatives}
+        edges += self._near_edges(representatives, shingles, locale, clock)
+        with clock("knn"):
+            edges += [e for e in self._semantic_edges(corpus, rows, edges) if locale[e.a] == locale[e.b]]
 
-        sets = self._sets(rows, edges)
-        set_of = {row: n for n, members in enumerate(sets) for row in members}
-        edges_of: dict[int, list[_Edge]] = {}
-        for edge in edges:
-            edges_of.setdefault(set_of[edge.a], []).append(edge)
-        for n, members in enumerate(sets):
-            if len(members) > 1:
-                yield self._set_finding(corpus, members, edges_of[n])
-        template = self._template_shingles([shingles[i] for i in representatives], [set_of[i] for i in representatives])
-        yield from self._section_findings(corpus, shingler, rows, set_of, template, locale)
+        with clock("grouping"):
+            sets = self._sets(rows, edges)
+            set_of = {row: n for n, members in enumerate(sets) for row in members}
+            edges_of: dict[int, list[_Edge]] = {}
+            for edge in edges:
+                edges_of.setdefault(set_of[edge.a], []).append(edge)
+            findings = [self._set_finding(corpus, m, edges_of[n]) for n, m in enumerate(sets) if len(m) > 1]
+        yield from findings
+        with clock("sections"):
+            template = self._template_shingles(
+                [shingles[i] for i in representatives], [set_of[i] for i in representatives]
+            )
+            findings = list(self._section_findings(corpus, shingler, rows, set_of, template, locale))
+        yield from findings
 
     # ------------------------------------------------------------------ article level
 
@@ -288,11 +339,29 @@ class DuplicateDetector:
         return edges
 
     def _near_edges(
-        self, representatives: Sequence[int], shingles: dict[int, np.ndarray], locale: dict[int, str]
+        self,
+        representatives: Sequence[int],
+        shingles: dict[int, np.ndarray],
+        locale: dict[int, str],
+        clock: _StageClock,
     ) -> list[_Edge]:
         s = self.settings
         sets = [shingles[i] for i in representatives]
-        candidates = _lsh_candidates(_minhashes(sets, s.num_perm), s.near_threshold - _LSH_MARGIN, s.num_perm)
+        with clock("minhash"):
+            minhashes = _minhashes(sets, s.num_perm)
+        with clock("lsh"):
+            candidates = _lsh_candidates(minhashes, s.near_threshold - _LSH_MARGIN, s.num_perm)
+        with clock("verify"):
+            return self._verified(representatives, sets, candidates, locale)
+
+    def _verified(
+        self,
+        representatives: Sequence[int],
+        sets: Sequence[np.ndarray],
+        candidates: set[tuple[int, int]],
+        locale: dict[int, str],
+    ) -> list[_Edge]:
+        s = self.settings
         edges = []
         for x, y in sorted(candidates):
             if locale[representatives[x]] != locale[representatives[y]]:
@@ -358,7 +427,8 @@ class DuplicateDetector:
             )
         ]
         canonical_sentences = {key for _, key in _sentences(canonical.text)}
-        for article in others:
+        # A very large set (a template gone wrong, a bulk import) is quoted in part; the finding names every member.
+        for article in others[:_MAX_QUOTED_MEMBERS]:
             row = members[articles.index(article)]
             added = [raw for raw, key in _sentences(article.text) if key not in canonical_sentences]
             link = best_link.get(row)
@@ -414,16 +484,14 @@ class DuplicateDetector:
 
     def _template_shingles(self, article_sets: Sequence[np.ndarray], units: Sequence[int]) -> np.ndarray:
         """Shingles found in ``section_template_articles`` or more duplicate sets (a lone article is its own set)."""
-        per_unit: dict[int, list[np.ndarray]] = {}
-        for shingles, unit in zip(article_sets, units, strict=True):
-            per_unit.setdefault(unit, []).append(shingles)
-        if len(per_unit) < self.settings.section_template_articles:
+        if len(set(units)) < self.settings.section_template_articles or not article_sets:
             return _NO_SHINGLES
-        pooled = np.concatenate(
-            [parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts)) for parts in per_unit.values()]
-        )
-        values, counts = np.unique(pooled, return_counts=True)
-        return values[counts >= self.settings.section_template_articles]
+        shingles = np.concatenate(article_sets).astype(np.uint64)
+        owners = np.repeat(np.asarray(units, dtype=np.uint64), [len(x) for x in article_sets])
+        # Each (shingle, set) once, however many members of the set carry it; then sets per shingle.
+        distinct = _sorted_unique((shingles << np.uint64(32)) | owners)
+        values, counts = _counted(distinct >> np.uint64(32))
+        return values[counts >= self.settings.section_template_articles].astype(np.uint32)
 
     def _section_findings(
         self,
@@ -436,14 +504,23 @@ class DuplicateDetector:
     ) -> Iterator[Finding]:
         s = self.settings
         row_of = {corpus.articles[i].article_id: i for i in rows}
+        candidates = [c for c in corpus.chunks if c.article_id in row_of and isinstance(c.text, str)]
+        all_shingles = [shingler(normalise(c.text)) for c in candidates]
+        if not all_shingles:
+            return
+        # One membership test for every chunk's shingles at once, then split back per chunk.
+        flat = np.concatenate(all_shingles)
+        outside = ~np.isin(flat, template, assume_unique=False) if len(template) else np.ones(len(flat), dtype=bool)
+        bounds = np.cumsum([len(x) for x in all_shingles])[:-1]
         chunks: list[Chunk] = []
         distinctive: list[np.ndarray] = []
         is_query: list[bool] = []
-        for chunk in corpus.chunks:
-            if chunk.article_id not in row_of or not isinstance(chunk.text, str):
-                continue
-            shingles = shingler(normalise(chunk.text))
-            kept = np.setdiff1d(shingles, template, assume_unique=True) if len(template) else shingles
+        for chunk, shingles, kept in zip(
+            candidates,
+            all_shingles,
+            np.split(flat[outside], np.searchsorted(np.flatnonzero(outside), bounds)),
+            strict=True,
+        ):
             if not len(kept):
                 continue
             chunks.append(chunk)
@@ -457,11 +534,18 @@ class DuplicateDetector:
         # One duplicated section per contained chunk: it and every chunk that holds it. Chaining through a long
         # chunk that holds two different short ones would call unrelated sections copies of each other.
         containers: dict[int, list[tuple[int, int, float]]] = {}
-        for x, y, shared in _shared_shingle_counts(distinctive, units):
+        left, right, shared = _shared_shingle_counts(distinctive, units)
+        # Most pairs share a shingle or two by chance: drop them in bulk before looking at any one.
+        sizes = np.array([len(d) for d in distinctive])
+        queries = np.array(is_query)
+        enough = (queries[left] & (shared >= s.section_threshold * sizes[left])) | (
+            queries[right] & (shared >= s.section_threshold * sizes[right])
+        )
+        for x, y, count in zip(left[enough].tolist(), right[enough].tolist(), shared[enough].tolist(), strict=True):
             if locale[row_of[chunks[x].article_id]] != locale[row_of[chunks[y].article_id]]:
                 continue
             for query, other in ((x, y), (y, x)):
-                containment = shared / len(distinctive[query])
+                containment = count / len(distinctive[query])
                 if is_query[query] and containment >= s.section_threshold:
                     containers.setdefault(query, []).append((query, other, containment))
         grouped: dict[frozenset[int], list[tuple[int, int, float]]] = {}

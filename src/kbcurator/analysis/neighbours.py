@@ -110,6 +110,10 @@ def candidate_pairs(
     # Best first, then by rows; a pair found from both ends keeps its higher similarity (the first seen).
     order = np.lexsort((high, low, -values))
     low, high, values = low[order], high[order], values[order]
-    _, first = np.unique(low * len(indices) + high, return_index=True)
-    first.sort()
+    # First occurrence of each pair in that order (a stable sort by pair, not np.unique: it hashes in NumPy 2
+    # and is many times slower on large arrays).
+    keys = low * len(indices) + high
+    by_key = np.argsort(keys, kind="stable")
+    sorted_keys = keys[by_key]
+    first = np.sort(by_key[np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]]) if len(keys) else by_key
     return [(int(low[x]), int(high[x]), float(values[x])) for x in first]
