@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from checks import ReleaseCheckParams, build_release_suites
@@ -28,6 +29,7 @@ from kbcurator.index.publish import publish
 from kbcurator.index.store import IndexStore
 from kbcurator.ingest import read_articles
 from kbcurator.records import Article, IndexRelease, Rejected
+from kbcurator.reports import write_report
 from kbcurator.settings import Settings, SourceConfig, load_settings
 
 DEFAULT_CONFIG = "kb_sources/sample.yaml"
@@ -217,6 +219,12 @@ def reindex_flow(
         else:
             logger.error("health audit failed: %s", state.message)
             result["health"] = {"error": state.message}
+        # The KB owner's page for the morning: release, gaps, findings and triage in one file.
+        report_path = write_report(store, run.run_dir / "report.html", datetime.now(UTC))
+        result["report"] = str(report_path)
+        create_link_artifact(
+            key="kb-report", link=report_path.resolve().as_uri(), link_text="KB report", description=outcome
+        )
         (run.run_dir / "result.json").write_text(json.dumps(result, indent=1, default=str))
     if not report.success:
         quality.raise_if_failed(report)

@@ -65,6 +65,14 @@ def test_the_nightly_run_audits_what_it_published(nightly) -> None:
     assert (Path(result["run_dir"]) / "health.md").read_text().startswith("# KB health: `release-0001`")
 
 
+def test_the_nightly_run_writes_the_report_and_links_it(nightly) -> None:
+    report = Path(nightly["result"]["report"])
+    page = report.read_text(encoding="utf-8")
+    assert "release-0001" in page and "10 seconds" in page and "<script" not in page
+    links = _artifacts("kb-report")
+    assert links and links[0]["data"] == f"[KB report]({report.resolve().as_uri()})"
+
+
 def _artifacts(key: str) -> list[dict[str, Any]]:
     # The client's read_artifacts sends null run filters, which this server version rejects: ask directly.
     with get_client(sync_client=True) as client:

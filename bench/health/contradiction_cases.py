@@ -44,7 +44,6 @@ import csv
 import hashlib
 import itertools
 import json
-import os
 import re
 import sys
 import time
@@ -54,21 +53,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
-for _key, _value in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "UNSTRUCTURED_DISABLE_NOTICE": "1",
-    "DO_NOT_TRACK": "1",
-    "LANCEDB_LOG": "error",
-}.items():
-    os.environ.setdefault(_key, _value)
+sys.path.insert(0, str(REPO))
+from bench.health.common import CachedEmbedder, set_offline_env  # noqa: E402
+
+set_offline_env()
 
 SHARED = REPO.parent / "shared" / "data"
 EDITS = REPO / "bench" / "data" / "health" / "contradiction_edits.csv"
@@ -174,33 +165,6 @@ def dataset(name: str, cases: Sequence[Case]) -> Dataset:
 # ---------------------------------------------------------------- corpus and detector
 
 
-class CachedEmbedder:
-    """The real model behind a vector cache keyed by text hash, so reruns do not re-embed."""
-
-    def __init__(self) -> None:
-        self.name = MODEL
-        self._model: Any = None
-        self._cache: dict[str, np.ndarray] = {}
-        if CACHE.exists():
-            with np.load(CACHE) as stored:
-                self._cache = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._cache}.items())
-        if missing:
-            if self._model is None:
-                from kbcurator.embedding import load_embedder
-
-                self._model = load_embedder(MODEL)
-            print(f"embedding {len(missing)} chunks with {MODEL} ...", file=sys.stderr)
-            vectors = self._model.embed([t for _, t in missing])
-            self._cache.update(zip([k for k, _ in missing], vectors, strict=True))
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            np.savez(CACHE, keys=np.array(list(self._cache)), vectors=np.stack(list(self._cache.values())))
-        return np.stack([self._cache[k] for k in keys]).astype(np.float32)
-
-
 def corpus_of(data: Dataset, embedder: CachedEmbedder) -> Any:
     from kbcurator.analysis.corpus import corpus_from_articles
     from kbcurator.chunking import ChunkPolicy
@@ -275,7 +239,7 @@ def evaluate(split: str = "report", settings: Any = None, *, details: list[dict[
         return []
     settings = settings or ContradictionSettings()
     cases = read_cases()
-    embedder = CachedEmbedder()
+    embedder = CachedEmbedder(CACHE, MODEL)
     totals: dict[str, dict[str, int]] = {}
     articles = 0
     seconds = 0.0

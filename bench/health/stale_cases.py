@@ -73,7 +73,6 @@ import argparse
 import csv
 import dataclasses
 import hashlib
-import os
 import re
 import sys
 import tempfile
@@ -91,16 +90,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests"))
 
-for _key, _value in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "UNSTRUCTURED_DISABLE_NOTICE": "1",
-    "DO_NOT_TRACK": "1",
-    "LANCEDB_LOG": "error",
-}.items():
-    os.environ.setdefault(_key, _value)
+sys.path.insert(0, str(REPO))
+from bench.health.common import set_offline_env  # noqa: E402
+
+set_offline_env()
 
 SHARED = REPO.parent / "shared" / "data"
 LABELS = REPO / "bench" / "data" / "health" / "stale_dated_labels.csv"

@@ -118,6 +118,8 @@ def reindex(
             f"health:   {health['findings']} findings ({severity}; {health['new']} new, {health['resolved']} resolved)"
             f" -> {health['exports']['markdown']}"
         )
+    if result.get("report"):
+        typer.echo(f"report:   {result['report']}")
 
 
 @app.command()
