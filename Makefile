@@ -33,6 +33,7 @@ demo: install
 	$(BIN)/kbcurator reindex --config kb_sources/sample.yaml
 	$(BIN)/kbcurator search "Can my dog get COVID-19?" -k 3 --config kb_sources/sample.yaml
 	$(BIN)/kbcurator gaps --config kb_sources/sample.yaml
+	$(BIN)/kbcurator report --config kb_sources/sample.yaml
 
 lint: install
 	$(BIN)/ruff check src tests flows checks bench
