@@ -96,7 +96,7 @@ def test_the_changed_fact_is_a_contradiction_with_both_sentences(nightly) -> Non
 
 
 def test_articles_that_agree_are_not_contradictions(nightly) -> None:
-    # Eight CDC articles say "at least 20 seconds" and "60% alcohol"; only the edited copy disagrees.
+    # Nine CDC articles say "20 seconds" and several "60% alcohol"; only the edited copy disagrees.
     for finding in _of(nightly["findings"], "contradiction"):
         if "second" in finding["summary"] or "%" in finding["summary"]:
             assert _id(EDITED) in finding["article_ids"], finding["summary"]
