@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from kbcurator.records import Article, make_article_id, sha256_hex
 
@@ -54,3 +55,18 @@ def make_article(
 
 def sample_articles() -> list[Article]:
     return [make_article(slug, title, body) for slug, (title, body) in TOPICS.items()]
+
+
+def published_sample(index_dir: str, dimension: int = 256) -> tuple[Any, Any, Any]:
+    """The sample articles built with the hashing fake and published as release-0001: (store, release, embedder)."""
+    from fakes import FakeHashingEmbedder
+
+    from kbcurator.chunking import ChunkPolicy
+    from kbcurator.index.build import build_candidate
+    from kbcurator.index.publish import publish
+    from kbcurator.index.store import IndexStore
+
+    store = IndexStore(index_dir)
+    embedder = FakeHashingEmbedder(dimension=dimension)
+    candidate = build_candidate(sample_articles(), store=store, embedder=embedder, policy=ChunkPolicy())
+    return store, publish(store, candidate, checks_passed=True, manifest={}), embedder

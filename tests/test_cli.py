@@ -69,3 +69,14 @@ def test_errors_are_one_clear_line_and_a_nonzero_exit(two_releases, tmp_path) ->
     assert "never downloads weights" in search.output
     missing = runner.invoke(app, ["versions", "--config", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == EXIT_ERROR and "settings file not found" in missing.output
+
+
+@pytest.mark.parametrize(
+    "command", [["versions"], ["audit"], ["report", "--out", "r.html"], ["open-items"], ["search", "refund"]]
+)
+def test_reading_a_mistyped_index_path_is_an_error_and_creates_nothing(tmp_path, command) -> None:
+    missing = tmp_path / "no-such-index"
+    outcome = CliRunner().invoke(app, [*command, "--index-uri", str(missing)])
+    assert outcome.exit_code == 1
+    assert f"no index at {missing}" in outcome.output
+    assert not missing.exists()

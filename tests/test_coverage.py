@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from builders import sample_articles
-from fakes import FakeHashingEmbedder
+from builders import published_sample
 
-from kbcurator.chunking import ChunkPolicy
 from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors, cluster_coverage, gap_priority, rank_gaps
-from kbcurator.index.build import build_candidate
-from kbcurator.index.publish import publish
-from kbcurator.index.store import IndexStore
 
 POLICY = CoveragePolicy(answered_lift=0.3, related_lift=0.1, covered_share=0.5)
 
 
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory):
-    store = IndexStore(str(tmp_path_factory.mktemp("kb") / "index"))
-    embedder = FakeHashingEmbedder(dimension=256)
-    candidate = build_candidate(sample_articles(), store=store, embedder=embedder, policy=ChunkPolicy())
-    release = publish(store, candidate, checks_passed=True, manifest={})
+    store, release, embedder = published_sample(str(tmp_path_factory.mktemp("kb") / "index"))
     return ReleaseVectors(store, release), embedder
 
 

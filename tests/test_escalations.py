@@ -6,27 +6,19 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from builders import sample_articles
-from fakes import FakeHashingEmbedder
+from builders import published_sample, sample_articles
 
 from kbcurator.analysis.base import AuditCorpus
 from kbcurator.analysis.config import StaleSettings
 from kbcurator.analysis.escalations import escalations_by_article
 from kbcurator.analysis.staleness import StalenessDetector
-from kbcurator.chunking import ChunkPolicy
 from kbcurator.gaps.coverage import ReleaseVectors
-from kbcurator.index.build import build_candidate
-from kbcurator.index.publish import publish
-from kbcurator.index.store import IndexStore
 from kbcurator.records import Ticket
 
 
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory):
-    store = IndexStore(str(tmp_path_factory.mktemp("kb") / "index"))
-    embedder = FakeHashingEmbedder(dimension=256)
-    candidate = build_candidate(sample_articles(), store=store, embedder=embedder, policy=ChunkPolicy())
-    release = publish(store, candidate, checks_passed=True, manifest={})
+    store, release, embedder = published_sample(str(tmp_path_factory.mktemp("kb") / "index"))
     return ReleaseVectors(store, release), embedder
 
 

@@ -75,11 +75,20 @@ def _settings(config: str, index_uri: str | None) -> Any:
     return load_settings(config, index_uri=index_uri)
 
 
+def _require_index(uri: str) -> None:
+    """Commands that read an index must not create one: a mistyped path is an error, not an empty index."""
+    from pathlib import Path
+
+    if ("://" not in uri or uri.startswith("file://")) and not Path(uri.removeprefix("file://")).exists():
+        raise ConfigError(f"no index at {uri}: build one with `kbcurator reindex`, or check --index-uri / index_uri")
+
+
 def _store(config: str, index_uri: str | None) -> Any:
-    """The index named by the config (or ``--index-uri``), with the config's object-storage options."""
+    """The existing index named by the config (or ``--index-uri``), with the config's object-storage options."""
     from kbcurator.index.store import IndexStore
 
     settings = _settings(config, index_uri)
+    _require_index(settings.index_uri)
     return IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
 
 
@@ -209,6 +218,7 @@ def search(
     if mode not in ("hybrid", "vector", "fts"):
         raise typer.BadParameter("mode must be hybrid, vector or fts")
     settings = _settings(config, index_uri)
+    _require_index(settings.index_uri)
     index = open_index(settings.index_uri, version, storage_options=settings.index_storage_options)
     typer.echo(f"{index.release.tag}: top {k} for {text!r}")
     for rank, hit in enumerate(index.search(text, k=k, mode=mode), start=1):  # type: ignore[arg-type]
@@ -401,6 +411,7 @@ def audit(
     else:
         if out is not None:
             raise ConfigError("--out goes with --source; an index audit writes into its run folder")
+        _store(config, index_uri).resolve(version)  # a bad config, path or version is one line, before Prefect starts
         flow_module = importlib.import_module("flows.audit")
         summary = flow_module.audit_flow(config=config, index_uri=index_uri, version=version, as_of=run_at)
         typer.echo(summary["outcome"])
@@ -513,11 +524,10 @@ def report(
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from kbcurator.index.store import IndexStore
     from kbcurator.reports import write_report
 
     settings = _settings(config, index_uri)
-    store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
+    store = _store(config, index_uri)
     path = write_report(
         store,
         Path(out) if out else Path(settings.runs_dir) / "report.html",

@@ -11,7 +11,7 @@ import numpy as np
 from kbcurator.analysis.base import AuditCorpus
 from kbcurator.analysis.config import ReviewSettings
 from kbcurator.chunking import ChunkPolicy, chunk_articles, embedding_input
-from kbcurator.embedding.base import Embedder
+from kbcurator.embedding.base import Embedder, unit_rows
 from kbcurator.index import schema
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.records import Article, Chunk, IndexRelease, Rejected
@@ -34,10 +34,7 @@ def _utc(value: Any) -> datetime | None:
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.ndim != 2 or not len(vectors):
-        return vectors.reshape(len(vectors), -1).astype(np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms > 0, norms, 1.0)
+    return unit_rows(vectors.reshape(len(vectors), -1))
 
 
 def corpus_from_release(

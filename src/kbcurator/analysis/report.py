@@ -8,6 +8,7 @@ from typing import Any
 
 from kbcurator.analysis.audit import AuditResult
 from kbcurator.analysis.store import AuditDiff
+from kbcurator.markdown import table_cell
 from kbcurator.records import Article, Finding
 
 KIND_TITLES = {"contradiction": "Contradictions", "duplicate": "Duplicates", "stale": "Stale content"}
@@ -43,10 +44,7 @@ def findings_payload(result: AuditResult, diff: AuditDiff | None = None) -> dict
 
 
 def _cell(text: str, limit: int = 220) -> str:
-    text = " ".join(str(text).split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return table_cell(text, limit)
 
 
 def _highlight(text: str, highlights: tuple[str, ...], limit: int = 300) -> str:

@@ -19,6 +19,8 @@ from typing import Literal
 
 import numpy as np
 
+from kbcurator.embedding.base import unit_rows
+
 LONG_TAIL = -1
 
 Reducer = Literal["auto", "umap", "pca"]
@@ -183,7 +185,7 @@ class TicketClusterer:
             raise ValueError(f"vectors must be a 2-D array (n, d), got shape {x.shape}")
         if not np.isfinite(x).all():
             raise ValueError("vectors contain NaN or infinite values")
-        unit = _unit_rows(x)
+        unit = unit_rows(x)
         # A zero vector has no direction to compare: it is long tail, and stays out of every statistic.
         usable = np.flatnonzero(np.linalg.norm(unit, axis=1) > 0)
         if len(usable) < len(unit):
@@ -296,7 +298,7 @@ class TicketClusterer:
         params = replace(params, n_components=max(1, min(params.n_components, n - 1, dim)), n_neighbors=0)
         projected = PCA(n_components=params.n_components, random_state=params.random_state).fit_transform(unit)
         # Back onto the unit sphere: Euclidean distance then ranks pairs as cosine does.
-        return _unit_rows(np.asarray(projected, dtype=np.float64)), params
+        return unit_rows(np.asarray(projected, dtype=np.float64)), params
 
 
 def _cosine_knn(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -509,12 +511,6 @@ def _trivial(labels: np.ndarray, unit: np.ndarray, params: ClusterParams) -> Clu
         similarity=similarity,
         reduced=np.zeros((len(labels), 0), dtype=np.float64),
     )
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    # Zero rows (an empty text through some embedders) stay zero instead of turning into NaN.
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
 def _normalised(vector: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ from kbcurator.gaps.clustering import LONG_TAIL, centroids
 from kbcurator.gaps.coverage import Coverage, CoveragePolicy, ReleaseVectors, cluster_coverage, gap_priority, rank_gaps
 from kbcurator.gaps.tracking import PreviousCluster, Trend, match_clusters
 from kbcurator.index.store import IndexStore, lance_errors
+from kbcurator.markdown import table_cell
 from kbcurator.records import GapCluster, Ticket
 
 GAPS_TABLE = "gaps"
@@ -293,12 +294,12 @@ def gaps_markdown(
             gap.coverage.suggestion(),
             gap.cluster.central_query,
         )
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(table_cell(c) for c in cells) + " |")
     covered = [g for g in gaps if g.coverage.action == "covered"]
     lines += ["", f"Covered by the KB already: {len(covered)} clusters."]
     for gap in covered[:top]:
         best = gap.coverage.best_articles[0].title if gap.coverage.best_articles else "?"
-        lines.append(f"- {_cell(gap.cluster.label)} ({gap.cluster.size}): {_cell(best)}")
+        lines.append(f"- {table_cell(gap.cluster.label)} ({gap.cluster.size}): {table_cell(best)}")
     if long_tail:
         lines += [
             "",
@@ -308,16 +309,10 @@ def gaps_markdown(
             "| question | closest article |",
             "|---|---|",
         ]
-        lines += [f"| {_cell(q.text)} | {_cell(q.closest_title)} |" for q in long_tail[:top]]
+        lines += [f"| {table_cell(q.text)} | {table_cell(q.closest_title)} |" for q in long_tail[:top]]
     if resolved:
         lines += ["", f"Resolved since the last run: {len(resolved)} gaps."]
     return "\n".join(lines) + "\n"
-
-
-def _cell(text: str) -> str:
-    # Ticket text is customer input: it must read as text wherever the Markdown is rendered.
-    flat = " ".join(str(text).split())[:160]
-    return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
 def write_gap_exports(
