@@ -93,6 +93,34 @@ class GapSettings(BaseModel):
     representatives: int = 5
 
 
+class ExecutionSettings(BaseModel):
+    """Where the reindex flow's heavy tasks (chunking, embedding) run. Default: in this process."""
+
+    # A running Dask scheduler, e.g. "tcp://10.0.0.5:8786": tasks go to its workers (prefect-dask).
+    dask_address: str | None = None
+    # With no address: start a local Dask cluster of this many worker processes for the run (0: in-process).
+    local_workers: int = 0
+    threads_per_worker: int = 1
+    # Work per task, sized so one worker holds it comfortably: articles per chunking task, chunks per embedding task.
+    chunk_batch_articles: int = 250
+    embed_batch_chunks: int = 1024
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.dask_address) or self.local_workers > 0
+
+
+class AnnSettings(BaseModel):
+    """The approximate vector index that publish builds on big chunk tables (see kbcurator.index.ann)."""
+
+    # Publish builds the index once the chunks table holds at least this many rows; below it, exact search is
+    # fast enough and exact.
+    min_rows: int = 50_000
+    index_type: Literal["IVF_PQ", "IVF_HNSW_SQ"] = "IVF_HNSW_SQ"
+    nprobes: int = 20  # IVF partitions searched per query
+    refine_factor: int | None = None  # re-rank this many times k candidates with exact distances
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KB_", env_nested_delimiter="__", extra="forbid")
 
@@ -109,6 +137,8 @@ class Settings(BaseSettings):
     tickets: list[TicketSourceConfig] = Field(default_factory=list)
     gaps: GapSettings = Field(default_factory=GapSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    ann: AnnSettings = Field(default_factory=AnnSettings)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -181,6 +211,8 @@ def _env_overrides() -> dict[str, Any]:
         checks: dict[str, Any] | None = None
         gaps: dict[str, Any] | None = None
         health: dict[str, Any] | None = None
+        execution: dict[str, Any] | None = None
+        ann: dict[str, Any] | None = None
 
     try:
         values = _EnvOnly().model_dump(exclude_none=True)

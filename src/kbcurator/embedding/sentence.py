@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from kbcurator.embedding.base import Embedder
 from kbcurator.errors import EmbeddingError
+
+# "package.module:ClassName": an embedder class of the user's own (or a benchmark's), built with no arguments.
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def resolve_model_path(model: str) -> Path:
@@ -77,7 +82,25 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+def _embedder_from_import_path(spec: str) -> Embedder:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise EmbeddingError(f"cannot import embedder {spec!r}: {exc}") from exc
+    embedder = factory()
+    if not isinstance(embedder, Embedder):
+        raise EmbeddingError(f"{spec!r} does not build an embedder (name, dimension, embed(texts))")
+    return embedder
+
+
 @lru_cache(maxsize=4)
-def load_embedder(model: str, device: str = "cpu", batch_size: int = 64) -> SentenceTransformerEmbedder:
-    """One loaded model per process and setting: loading costs seconds, a nightly run needs it once."""
+def load_embedder(model: str, device: str = "cpu", batch_size: int = 64) -> Embedder:
+    """One loaded model per process and setting: loading costs seconds, a nightly run needs it once.
+
+    ``model`` is a local model directory, an installed package that ships weights, or ``module:Class``
+    naming an embedder class to build with no arguments.
+    """
+    if _IMPORT_PATH.match(model) and not Path(model).expanduser().is_dir():
+        return _embedder_from_import_path(model)
     return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size)
