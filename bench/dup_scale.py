@@ -41,7 +41,6 @@ import argparse
 import hashlib
 import json
 import random
-import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -53,21 +52,20 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench" / "health"))
+sys.path.insert(0, str(REPO / "bench"))
 
 from duplicate_cases import SHARED, CachedEmbedder  # noqa: E402  (sets the offline environment too)
+from scale_corpus import NUMBER as _NUMBER  # noqa: E402  (the perturbations bench/scale.py applies too)
+from scale_corpus import SENTENCE as _SENTENCE  # noqa: E402
+from scale_corpus import WORD as _WORD  # noqa: E402
+from scale_corpus import renamer  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
-# Share of word types renamed per replica. At 0.35 a 5-word shingle survived in ~12% of replicas, so at 100x
-# the same shingles recurred across a dozen replicas of one base article and counted as template text; at 0.6
-# one survives in ~1% (a replica is a new article, as intended).
-RENAME_SHARE = 0.6
+# Word types renamed per replica: scale_corpus.RENAME_SHARE (0.6, see there why).
 REPLICA_NOISE = 0.032  # per-dimension sigma: cosine ~0.85 to the base chunk in 384 dimensions
 COPY_NOISE = 0.010  # cosine ~0.98
 EXACT_SHARE, NEAR_SHARE, PASTE_SHARE = 0.01, 0.02, 0.01
 STAGES = ("normalise", "shingles", "minhash", "lsh", "verify", "knn", "grouping", "sections")
-_WORD = re.compile(r"[^\W\d_]+")
-_NUMBER = re.compile(r"\b\d+\b")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
 def base_corpus(which: str) -> tuple[list[Any], list[Any], np.ndarray]:
@@ -115,18 +113,6 @@ class Replicator:
         self.chunks = chunks
         self.vectors = vectors
 
-    @staticmethod
-    def _renamer(replica: int):
-        def rename(match: re.Match[str]) -> str:
-            word = match.group(0)
-            digest = hashlib.blake2b(f"{replica}|{word.casefold()}".encode(), digest_size=8).digest()
-            if int.from_bytes(digest[:4], "little") / 2**32 >= RENAME_SHARE:
-                return word
-            # Letters only, so that changing the numbers of a copy later leaves the renamed words alone.
-            return word[:3] + "".join(chr(ord("a") + b % 26) for b in digest[4:8])
-
-        return rename
-
     def build(self, scale: int, seed: int = 7) -> tuple[Any, dict[str, int], dict[str, set[frozenset[str]]]]:
         from kbcurator.analysis.base import AuditCorpus
         from kbcurator.records import Article, Chunk, sha256_hex
@@ -166,7 +152,7 @@ class Replicator:
 
         pool: list[tuple[Article, list[str], np.ndarray, list[tuple[str, ...]]]] = []
         for replica in range(scale):
-            rename = self._renamer(replica)
+            rename = renamer(replica)
             for base in self.articles:
                 rows = self.rows[base.article_id]
                 texts = [self.chunks[r].text for r in rows]
