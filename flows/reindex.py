@@ -16,15 +16,26 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.futures import wait
 
 from checks import ReleaseCheckParams, build_release_suites
 from flows.audit import audit_flow
+from flows.build_tasks import chunk_batch_task, embed_batch_task, embedder_identity_task
+from flows.execution import dask_task_runner
 from kbcurator import quality, reindex
 from kbcurator.analysis.corpus import dead_links_from
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.embedding import load_embedder
-from kbcurator.errors import ValidationFailed
-from kbcurator.index.build import ReleaseCandidate, build_candidate
+from kbcurator.errors import EmbeddingError, ValidationFailed
+from kbcurator.index.build import (
+    ChunkedBatch,
+    ReleaseCandidate,
+    assemble_candidate,
+    build_candidate,
+    plan_build,
+)
+from kbcurator.index.embedding_cache import EmbeddingCache
 from kbcurator.index.publish import publish
 from kbcurator.index.store import IndexStore
 from kbcurator.ingest import read_articles
@@ -58,6 +69,89 @@ def build_task(articles: list[Article], settings: Settings, store: IndexStore) -
         checkpoint_every=settings.embedding.checkpoint_every,
     )
     return candidate
+
+
+def read_sources(sources: list[SourceConfig]) -> tuple[list[Article], list[Rejected]]:
+    articles: list[Article] = []
+    rejected: list[Rejected] = []
+    for source in sources:
+        remote = source.kind == "sitemap" or (source.kind == "zendesk" and "://" in source.location)
+        reader = read_source_task.with_options(retries=2, retry_delay_seconds=10) if remote else read_source_task
+        found, skipped = reader(source)
+        articles += found
+        rejected += skipped
+    return articles, rejected
+
+
+def _batches(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), max(1, size))]
+
+
+@flow(name="reindex-build-distributed", log_prints=True)
+def distributed_build_flow(
+    config: str = DEFAULT_CONFIG, index_uri: str | None = None, model: str | None = None
+) -> dict[str, Any]:
+    """Read, chunk and embed on the task runner this subflow is given (a Dask cluster); returns the candidate.
+
+    Chunking runs in batches of ``execution.chunk_batch_articles`` articles and embedding in batches of
+    ``execution.embed_batch_chunks`` chunks, so each task fits one worker.
+    """
+    logger = get_run_logger()
+    settings = load_settings(config, index_uri=index_uri, embedding={"model": model} if model else None)
+    store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
+    execution = settings.execution
+    clock = time.perf_counter()
+    articles, rejected = read_sources(reindex.require_sources(settings, config))
+    read_s = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    identity = embedder_identity_task.submit(settings.embedding)  # loads the model on a worker meanwhile
+    policy = ChunkPolicy(**settings.chunking.model_dump())
+    name, dimension = identity.result()
+    plan = plan_build(articles, store=store, model=name, policy=policy)
+    work = _batches(list(plan.to_chunk), execution.chunk_batch_articles)
+    chunk_futures = [chunk_batch_task.submit(batch, policy) for batch in work]
+    batches: list[ChunkedBatch] = [future.result() for future in chunk_futures]
+    chunk_s = time.perf_counter() - clock
+    logger.info("chunked %d articles in %d tasks (%.1f s)", len(plan.to_chunk), len(batches), chunk_s)
+
+    clock = time.perf_counter()
+    texts_by_hash = {h: text for batch in batches for h, text in batch.texts_by_hash.items()}
+    cache = EmbeddingCache(store)
+    missing = sorted(set(texts_by_hash) - cache.known(name, list(texts_by_hash)))
+    embed_futures = [
+        embed_batch_task.submit(
+            {h: texts_by_hash[h] for h in hashes},
+            settings.embedding,
+            settings.index_uri,
+            settings.index_storage_options,
+        )
+        for hashes in _batches(missing, execution.embed_batch_chunks)
+    ]
+    wait(embed_futures)
+    embedded = sum(future.result() for future in embed_futures)
+    vectors = cache.lookup(name, list(texts_by_hash))
+    lost = len(set(texts_by_hash) - set(vectors))
+    if lost:
+        raise EmbeddingError(f"{lost} chunk vectors are missing from the embedding cache after the embedding tasks")
+    embed_s = time.perf_counter() - clock
+    logger.info("embedded %d chunks in %d tasks (%.1f s)", embedded, len(embed_futures), embed_s)
+    candidate = assemble_candidate(
+        plan,
+        batches,
+        vectors,
+        model=name,
+        dimension=dimension,
+        policy=policy,
+        chunks_embedded=embedded,
+        chunk_seconds=chunk_s,
+        embed_seconds=embed_s,
+    )
+    return {
+        "candidate": candidate,
+        "rejected": rejected,
+        "timings": {"read_s": read_s, "build_s": chunk_s + embed_s},
+    }
 
 
 @task(name="check", cache_policy=NO_CACHE)
@@ -122,20 +216,22 @@ def reindex_flow(
     logger.info("run %s: %d sources -> %s", run.run_id, len(sources), settings.index_uri)
 
     timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    articles: list[Article] = []
-    rejected: list[Rejected] = []
-    for source in sources:
-        remote = source.kind == "sitemap" or (source.kind == "zendesk" and "://" in source.location)
-        reader = read_source_task.with_options(retries=2, retry_delay_seconds=10) if remote else read_source_task
-        found, skipped = reader(source)
-        articles += found
-        rejected += skipped
-
-    timings["read_s"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    candidate = build_task(articles, settings, store)
-    timings["build_s"] = time.perf_counter() - clock
+    rejected: list[Rejected]
+    if settings.execution.distributed:
+        where = settings.execution.dask_address or f"a local Dask cluster of {settings.execution.local_workers}"
+        logger.info("chunking and embedding on %s", where)
+        api_url = get_client(sync_client=True).api_url
+        runner = dask_task_runner(settings.execution, api_url=str(api_url))
+        built = distributed_build_flow.with_options(task_runner=runner)(config=config, index_uri=index_uri, model=model)
+        candidate, rejected = built["candidate"], list(built["rejected"])
+        timings.update(built["timings"])
+    else:
+        clock = time.perf_counter()
+        articles, rejected = read_sources(sources)
+        timings["read_s"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        candidate = build_task(articles, settings, store)
+        timings["build_s"] = time.perf_counter() - clock
     rejected += candidate.rejected
     reindex.write_rejections(run.run_dir, rejected)
     changes = reindex.changes_since_current(store, candidate)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -116,6 +117,129 @@ def _reusable_article_ids(
     return reuse, chunks.filter(mask)
 
 
+@dataclass(frozen=True, slots=True)
+class BuildPlan:
+    """What a build starts from: the unique articles, and which of them the current release already holds."""
+
+    ordered: tuple[Article, ...]
+    reused_rows: tuple[dict[str, Any], ...]  # chunk rows (vectors included) copied from the current release
+    reuse_ids: frozenset[str]
+    to_chunk: tuple[Article, ...]
+    rejected: tuple[Rejected, ...]
+    current_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkedBatch:
+    """One batch of articles chunked (a unit of work a worker can do alone): rows still without vectors."""
+
+    rows: tuple[dict[str, Any], ...]
+    texts_by_hash: dict[str, str]  # content hash -> the text to embed
+    article_ids: tuple[str, ...]  # articles that produced chunks
+    rejected: tuple[Rejected, ...]
+    seconds: float
+
+
+def plan_build(articles: Iterable[Article], *, store: IndexStore, model: str, policy: ChunkPolicy) -> BuildPlan:
+    """Drop repeated article ids (the first occurrence wins) and find what the current release can give back."""
+    unique: dict[str, Article] = {}
+    rejected: list[Rejected] = []
+    for article in articles:
+        if article.article_id in unique:
+            rejected.append(Rejected(article.url, "build", "duplicate of an article already read", article.source_id))
+            continue
+        unique[article.article_id] = article
+    ordered = tuple(unique.values())
+    current = store.current()
+    reuse_ids, reused_chunks = _reusable_article_ids(store, current, ordered, model, policy.policy_hash)
+    rows: list[dict[str, Any]] = []
+    if reused_chunks is not None:
+        for row in reused_chunks.to_pylist():
+            article = unique[row["article_id"]]
+            # Metadata copied from the article may change without the text changing (updated_at, url).
+            for name in _ARTICLE_FIELDS_ON_CHUNKS:
+                row[name] = getattr(article, name)
+            rows.append(row)
+    return BuildPlan(
+        ordered=ordered,
+        reused_rows=tuple(rows),
+        reuse_ids=frozenset(reuse_ids),
+        to_chunk=tuple(a for a in ordered if a.article_id not in reuse_ids),
+        rejected=tuple(rejected),
+        current_tag=current.tag if current else "",
+    )
+
+
+def chunk_batch(articles: Iterable[Article], policy: ChunkPolicy) -> ChunkedBatch:
+    """Chunk articles into rows awaiting vectors. Pure: needs neither the store nor the model."""
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    texts_by_hash: dict[str, str] = {}
+    article_ids: list[str] = []
+    rejected: list[Rejected] = []
+    for outcome in chunk_articles(articles, policy):
+        if isinstance(outcome, Rejected):
+            rejected.append(outcome)
+            continue
+        article, chunks = outcome
+        article_ids.append(article.article_id)
+        for chunk in chunks:
+            rows.append(_chunk_row(article, chunk))
+            texts_by_hash[chunk.content_hash] = embedding_input(article.title, chunk.text)
+    return ChunkedBatch(
+        rows=tuple(rows),
+        texts_by_hash=texts_by_hash,
+        article_ids=tuple(article_ids),
+        rejected=tuple(rejected),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def assemble_candidate(
+    plan: BuildPlan,
+    batches: Sequence[ChunkedBatch],
+    vectors: Mapping[str, np.ndarray],
+    *,
+    model: str,
+    dimension: int,
+    policy: ChunkPolicy,
+    chunks_embedded: int,
+    chunk_seconds: float,
+    embed_seconds: float,
+) -> ReleaseCandidate:
+    """The release candidate from the reused rows, the chunked batches and a vector for every new chunk hash."""
+    rows = [dict(row) for row in plan.reused_rows]
+    new_hashes: set[str] = set()
+    for batch in batches:
+        for row in batch.rows:
+            rows.append({**row, "vector": vectors[row["content_hash"]].tolist()})
+        new_hashes.update(batch.texts_by_hash)
+    for row in rows:
+        row["row_hash"] = _row_hash(row)
+    kept_ids = set(plan.reuse_ids).union(*(batch.article_ids for batch in batches))
+    kept_in_order = [a for a in plan.ordered if a.article_id in kept_ids]
+    rejected = [*plan.rejected, *(r for batch in batches for r in batch.rejected)]
+    stats = BuildStats(
+        articles=len(kept_in_order),
+        chunks=len(rows),
+        articles_reused=len(plan.reuse_ids),
+        articles_chunked=len(plan.to_chunk),
+        chunks_embedded=chunks_embedded,
+        chunks_from_cache=len(new_hashes) - chunks_embedded,
+        chunk_seconds=round(chunk_seconds, 3),
+        embed_seconds=round(embed_seconds, 3),
+    )
+    return ReleaseCandidate(
+        articles=articles_to_table(kept_in_order, policy.policy_hash),
+        chunks=pa.Table.from_pylist(rows, schema=schema.chunks_schema(dimension)),
+        model=model,
+        dimension=dimension,
+        chunk_policy=policy.policy_hash,
+        stats=stats,
+        rejected=tuple(rejected),
+    )
+
+
 def build_candidate(
     articles: Iterable[Article],
     *,
@@ -125,88 +249,38 @@ def build_candidate(
     on_progress: Callable[[str], None] | None = None,
     checkpoint_every: int = 256,
 ) -> ReleaseCandidate:
-    """Chunk and embed ``articles`` into a release candidate (nothing is published here).
+    """Chunk and embed ``articles`` into a release candidate in this process (nothing is published here).
 
     Vectors are written to the embedding cache every ``checkpoint_every`` chunks, which bounds the
-    work an interrupted run loses.
+    work an interrupted run loses. The reindex flow runs the same stages as tasks on a Dask cluster when
+    the settings ask for one.
 
     Duplicate article ids (the same canonical URL reached twice) keep the first occurrence.
     """
     say = on_progress or (lambda _message: None)
-    unique: dict[str, Article] = {}
-    rejected: list[Rejected] = []
-    for article in articles:
-        if article.article_id in unique:
-            rejected.append(Rejected(article.url, "build", "duplicate of an article already read", article.source_id))
-            continue
-        unique[article.article_id] = article
-    ordered = list(unique.values())
-
-    current = store.current()
-    reuse_ids, reused_chunks = _reusable_article_ids(store, current, ordered, embedder.name, policy.policy_hash)
-    by_id = {a.article_id: a for a in ordered}
-    rows: list[dict[str, Any]] = []
-    if reused_chunks is not None:
-        for row in reused_chunks.to_pylist():
-            article = by_id[row["article_id"]]
-            # Metadata copied from the article may change without the text changing (updated_at, url).
-            for name in _ARTICLE_FIELDS_ON_CHUNKS:
-                row[name] = getattr(article, name)
-            rows.append(row)
-    say(f"reusing {len(reuse_ids)} unchanged articles ({len(rows)} chunks) from {current.tag if current else '-'}")
-
-    to_chunk = [a for a in ordered if a.article_id not in reuse_ids]
+    plan = plan_build(articles, store=store, model=embedder.name, policy=policy)
+    say(
+        f"reusing {len(plan.reuse_ids)} unchanged articles ({len(plan.reused_rows)} chunks) "
+        f"from {plan.current_tag or '-'}"
+    )
+    batch = chunk_batch(plan.to_chunk, policy)
+    say(f"chunked {len(plan.to_chunk)} new or changed articles into {len(batch.rows)} chunks in {batch.seconds:.1f} s")
     started = time.perf_counter()
-    new_rows: list[dict[str, Any]] = []
-    texts_by_hash: dict[str, str] = {}
-    kept_articles = [a for a in ordered if a.article_id in reuse_ids]
-    for outcome in chunk_articles(to_chunk, policy):
-        if isinstance(outcome, Rejected):
-            rejected.append(outcome)
-            continue
-        article, chunks = outcome
-        kept_articles.append(article)
-        for chunk in chunks:
-            new_rows.append(_chunk_row(article, chunk))
-            texts_by_hash[chunk.content_hash] = embedding_input(article.title, chunk.text)
-    chunk_seconds = time.perf_counter() - started
-    say(f"chunked {len(to_chunk)} new or changed articles into {len(new_rows)} chunks in {chunk_seconds:.1f} s")
-    started = time.perf_counter()
-
-    cache = EmbeddingCache(store)
     vectors, embedded = embed_with_cache(
-        texts_by_hash,
+        batch.texts_by_hash,
         embedder,
-        cache,
+        EmbeddingCache(store),
         batch_size=checkpoint_every,
         on_batch=lambda done, total: say(f"embedded {done}/{total} chunks"),
     )
-    embed_seconds = time.perf_counter() - started
-    for row in new_rows:
-        row["vector"] = vectors[row["content_hash"]].tolist()
-    rows.extend(new_rows)
-    for row in rows:
-        row["row_hash"] = _row_hash(row)
-
-    kept_ids = {a.article_id for a in kept_articles}
-    kept_in_order = [a for a in ordered if a.article_id in kept_ids]
-    chunks_table = pa.Table.from_pylist(rows, schema=schema.chunks_schema(embedder.dimension))
-    stats = BuildStats(
-        articles=len(kept_in_order),
-        chunks=len(rows),
-        articles_reused=len(reuse_ids),
-        articles_chunked=len(to_chunk),
-        chunks_embedded=embedded,
-        chunks_from_cache=len(texts_by_hash) - embedded,
-        chunk_seconds=round(chunk_seconds, 3),
-        embed_seconds=round(embed_seconds, 3),
-    )
-    return ReleaseCandidate(
-        articles=articles_to_table(kept_in_order, policy.policy_hash),
-        chunks=chunks_table,
+    return assemble_candidate(
+        plan,
+        [batch],
+        vectors,
         model=embedder.name,
         dimension=embedder.dimension,
-        chunk_policy=policy.policy_hash,
-        stats=stats,
-        rejected=tuple(rejected),
+        policy=policy,
+        chunks_embedded=embedded,
+        chunk_seconds=batch.seconds,
+        embed_seconds=time.perf_counter() - started,
     )

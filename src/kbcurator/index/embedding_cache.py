@@ -20,14 +20,29 @@ class EmbeddingCache:
     def __init__(self, store: IndexStore) -> None:
         self._store = store
 
-    def lookup(self, model: str, content_hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        if not content_hashes or not self._store.has_table(schema.EMBEDDING_CACHE):
-            return {}
+    def _rows(self, model: str, columns: list[str]) -> pa.Table | None:
+        if not self._store.has_table(schema.EMBEDDING_CACHE):
+            return None
+        quoted = model.replace("'", "''")
         with lance_errors("cannot read the embedding cache"):
-            table = self._store.db.open_table(schema.EMBEDDING_CACHE).to_arrow()
+            table = self._store.db.open_table(schema.EMBEDDING_CACHE)
+            # LanceDB filters by model and reads only the columns asked for: the vectors are most of the bytes.
+            rows: pa.Table = table.search().where(f"model = '{quoted}'").select(columns).limit(None).to_arrow()
+        return rows
+
+    def known(self, model: str, content_hashes: Sequence[str]) -> set[str]:
+        """The hashes among ``content_hashes`` that already have a vector for ``model`` (no vectors read)."""
+        rows = self._rows(model, ["content_hash"]) if content_hashes else None
+        if rows is None:
+            return set()
+        return set(rows["content_hash"].to_pylist()) & set(content_hashes)
+
+    def lookup(self, model: str, content_hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        table = self._rows(model, ["content_hash", "vector"]) if content_hashes else None
+        if table is None:
+            return {}
         wanted = pa.array(sorted(set(content_hashes)), type=pa.string())
-        mask = pc.and_(pc.equal(table["model"], model), pc.is_in(table["content_hash"], value_set=wanted))
-        hits = table.filter(mask)
+        hits = table.filter(pc.is_in(table["content_hash"], value_set=wanted))
         found: dict[str, np.ndarray] = {}
         for content_hash, vector in zip(hits["content_hash"].to_pylist(), hits["vector"].to_pylist(), strict=True):
             found.setdefault(content_hash, np.asarray(vector, dtype=np.float32))
@@ -47,7 +62,10 @@ class EmbeddingCache:
         )
         table = self._store.open_or_create(schema.EMBEDDING_CACHE, schema.embedding_cache_schema())
         with lance_errors("cannot write the embedding cache"):
-            table.merge_insert("cache_key").when_not_matched_insert_all().execute(rows)
+            # An append, not an upsert: callers add only hashes they found missing, and an upsert scans the
+            # whole cache per batch (quadratic over a big build). A rare double (two runs at once) is harmless:
+            # lookup keeps one vector per hash, and equal keys hold equal vectors.
+            table.add(rows)
 
 
 def embed_with_cache(

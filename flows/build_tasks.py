@@ -1,0 +1,44 @@
+"""The tasks a Dask worker runs for the reindex: one batch of chunking or embedding each.
+
+Kept apart from flows/reindex.py so a worker process imports only what these need (not the checks, Great
+Expectations or the report code).
+"""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from kbcurator.chunking import ChunkPolicy
+from kbcurator.embedding import load_embedder
+from kbcurator.index.build import ChunkedBatch, chunk_batch
+from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
+from kbcurator.index.store import IndexStore
+from kbcurator.records import Article
+from kbcurator.settings import EmbeddingSettings
+
+
+@task(name="chunk-batch", cache_policy=NO_CACHE, retries=1)
+def chunk_batch_task(articles: list[Article], policy: ChunkPolicy) -> ChunkedBatch:
+    return chunk_batch(articles, policy)
+
+
+@task(name="embedder-identity", cache_policy=NO_CACHE)
+def embedder_identity_task(embedding: EmbeddingSettings) -> tuple[str, int]:
+    embedder = load_embedder(embedding.model, embedding.device, embedding.batch_size)
+    return embedder.name, embedder.dimension
+
+
+@task(name="embed-batch", cache_policy=NO_CACHE, retries=1)
+def embed_batch_task(
+    texts_by_hash: dict[str, str], embedding: EmbeddingSettings, index_uri: str, storage_options: dict[str, str]
+) -> int:
+    """Embed one batch on a worker and write the vectors to the index's embedding cache.
+
+    Vectors go to LanceDB, not back through the scheduler: the flow reads them once, from the cache, when it
+    assembles the release (and a rerun after a crash finds them there).
+    """
+    embedder = load_embedder(embedding.model, embedding.device, embedding.batch_size)  # once per worker process
+    cache = EmbeddingCache(IndexStore(index_uri, storage_options=storage_options))
+    _, embedded = embed_with_cache(texts_by_hash, embedder, cache, batch_size=embedding.checkpoint_every)
+    return embedded

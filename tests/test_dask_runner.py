@@ -1,0 +1,107 @@
+"""The reindex on a Dask cluster (settings.execution): a real local cluster of worker processes, a real Prefect
+flow, GX checks and LanceDB. The release it publishes must equal the in-process one, row for row.
+
+The embedder is the deterministic fake (named as such): the worker processes import it by ``module:Class``,
+as they would a user's own embedder; the real model on workers costs a model load per worker.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import yaml
+from conftest import SAMPLE
+
+from kbcurator.index.store import IndexStore, manifest_of
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
+
+FAKE_EMBEDDER = "fakes:FakeHashingEmbedder"  # tests/ is on sys.path, which spawned workers inherit
+
+
+def _site(tmp_path: Path, count: int = 24) -> Path:
+    site = tmp_path / "site"
+    (site / "articles").mkdir(parents=True)
+    for page in sorted((SAMPLE / "site" / "articles").glob("*.html"))[:count]:
+        shutil.copy(page, site / "articles" / page.name)
+    return site
+
+
+def _config(tmp_path: Path, name: str, site: Path, execution: dict | None = None) -> str:
+    config = tmp_path / f"{name}.yaml"
+    settings = {
+        "index_uri": str(tmp_path / name / "index"),
+        "runs_dir": str(tmp_path / name / "runs"),
+        "sources": [
+            {
+                "id": "cdc",
+                "kind": "folder",
+                "location": str(site),
+                "include": ["articles/*.html"],
+                "base_url": "https://help.example.com/",
+            }
+        ],
+        "embedding": {"model": FAKE_EMBEDDER},
+        # Small batches, so a couple dozen articles still make several tasks per worker.
+        "execution": {"chunk_batch_articles": 5, "embed_batch_chunks": 7, **(execution or {})},
+    }
+    config.write_text(yaml.safe_dump(settings))
+    return str(config)
+
+
+def _published_chunks(config: str) -> pa.Table:
+    settings = yaml.safe_load(Path(config).read_text())
+    store = IndexStore(settings["index_uri"])
+    release = store.current()
+    assert release is not None
+    return store.read_table("chunks", release.chunks_version).sort_by("chunk_id")
+
+
+def test_a_local_cluster_publishes_the_same_release_as_in_process(tmp_path) -> None:
+    from flows.reindex import reindex_flow
+
+    site = _site(tmp_path)
+    # A page that unstructured cannot chunk into anything is recorded on the Dask path too.
+    (site / "articles" / "empty.html").write_text("<html><head><title>Empty</title></head><body></body></html>")
+    in_process = reindex_flow(config=_config(tmp_path, "local", site), audit=False)
+    on_dask = reindex_flow(config=_config(tmp_path, "dask", site, {"local_workers": 2}), audit=False)
+
+    assert on_dask["outcome"] == "published release-0001"
+    assert on_dask["articles"] == in_process["articles"] == 24
+    assert on_dask["rejected"] == in_process["rejected"] >= 1
+    expected, actual = (
+        _published_chunks(_config(tmp_path, "local", site)),
+        _published_chunks(_config(tmp_path, "dask", site, {"local_workers": 2})),
+    )
+    assert actual["chunk_id"].to_pylist() == expected["chunk_id"].to_pylist()
+    assert actual["row_hash"].to_pylist() == expected["row_hash"].to_pylist()
+    np.testing.assert_allclose(
+        np.asarray(actual["vector"].to_pylist()), np.asarray(expected["vector"].to_pylist()), atol=1e-6
+    )
+    assert on_dask["build"]["chunks_embedded"] == in_process["build"]["chunks_embedded"] > 0
+
+
+def test_an_existing_scheduler_address_is_used_and_an_edit_reembeds_only_what_changed(tmp_path) -> None:
+    from distributed import LocalCluster
+
+    from flows.reindex import reindex_flow
+
+    site = _site(tmp_path, count=12)
+    # Threads in this process stand in for a remote scheduler's workers (no spawn cost); the flow only sees an address.
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        config = _config(tmp_path, "remote", site, {"dask_address": cluster.scheduler_address})
+        first = reindex_flow(config=config, audit=False)
+        assert first["outcome"] == "published release-0001"
+        page = sorted((site / "articles").glob("*.html"))[0]
+        page.write_text(page.read_text().replace("</article>", "<p>A new sentence about ventilation.</p></article>", 1))
+        second = reindex_flow(config=config, audit=False)
+
+    assert second["outcome"] == "published release-0002"
+    assert second["build"]["articles_reused"] == 11 and second["build"]["articles_chunked"] == 1
+    assert 1 <= second["build"]["chunks_embedded"] <= 2
+    store = IndexStore(yaml.safe_load(Path(config).read_text())["index_uri"])
+    assert manifest_of(store.resolve("current"))["changes"]["articles"]["changed"] == 1
