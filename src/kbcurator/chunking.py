@@ -34,6 +34,15 @@ def embedding_input(title: str, chunk_text: str) -> str:
     return f"{title}\n\n{chunk_text}"
 
 
+def _languages(locale: str) -> list[str]:
+    """The article's declared language for unstructured ("en-us" -> ["en"]), so it skips detecting it per page.
+
+    Detection (langdetect) was about 30% of chunking time; where the locale says nothing usable, detect.
+    """
+    language = locale.split("-")[0].split("_")[0].lower()
+    return [language] if language.isalpha() and 2 <= len(language) <= 3 else ["auto"]
+
+
 def chunk_article(article: Article, policy: ChunkPolicy) -> list[Chunk]:
     """Chunk one article. Ids depend on the article and the chunk's own text, not on its position,
     so an edit to one section leaves the other chunks' ids (and embeddings) untouched."""
@@ -42,7 +51,8 @@ def chunk_article(article: Article, policy: ChunkPolicy) -> list[Chunk]:
     from unstructured.documents.elements import Title
     from unstructured.partition.html import partition_html
 
-    elements = partition_html(text=article.body_html) if article.body_html.strip() else []
+    languages = _languages(article.locale)
+    elements = partition_html(text=article.body_html, languages=languages) if article.body_html.strip() else []
     if not elements:
         return []
     composite = chunk_by_title(
