@@ -43,3 +43,19 @@ def test_the_package_imports_neither_flows_nor_checks() -> None:
         source = path.read_text()
         assert "from flows" not in source and "import flows" not in source, path
         assert "from checks" not in source and "import checks" not in source, path
+
+
+def test_the_dask_deployment_sets_settings_the_reindex_reads(monkeypatch) -> None:
+    from kbcurator.settings import load_settings
+
+    deployments = {d["name"]: d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
+    env = deployments["nightly-reindex-dask"]["work_pool"]["job_variables"]["env"]
+    # Only one nightly reindex may be on at a time.
+    assert not all(
+        s["active"] for name in ("nightly-reindex", "nightly-reindex-dask") for s in deployments[name]["schedules"]
+    )
+    for key, value in env.items():
+        monkeypatch.setenv(key, value.replace("{{ $DASK_SCHEDULER_ADDRESS }}", "tcp://10.0.0.5:8786"))
+    execution = load_settings(REPO / "kb_sources" / "sample.yaml").execution
+    assert execution.dask_address == "tcp://10.0.0.5:8786" and execution.distributed
+    assert execution.embed_batch_chunks == int(env["KB_EXECUTION__EMBED_BATCH_CHUNKS"])
