@@ -11,6 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from kbcurator.analysis.config import ReviewSettings
+from kbcurator.analysis.neighbours import NeighbourIndex
 from kbcurator.records import Article, Chunk, Finding, Severity
 
 
@@ -36,6 +37,9 @@ class AuditCorpus:
     dead_links: Mapping[str, str] = field(default_factory=dict)
     reviews: Mapping[str, ReviewSettings] = field(default_factory=dict)
     escalations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # A prebuilt k-NN index over chunk_vectors' rows (a published release's vector index), or None: search
+    # in memory.
+    chunk_index: NeighbourIndex | None = None
 
     def __post_init__(self) -> None:
         if len(self.chunks) != len(self.chunk_vectors):

@@ -395,6 +395,7 @@ class ContradictionDetector:
             k=self.settings.neighbours,
             min_similarity=self.settings.candidate_similarity,
             owners=owners,
+            index=corpus.chunk_index,
         )
         hits: list[_Hit] = []
         unexplained: list[tuple[_Sentence, _Sentence, float]] = []

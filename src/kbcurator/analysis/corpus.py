@@ -13,8 +13,10 @@ from kbcurator.analysis.config import ReviewSettings
 from kbcurator.chunking import ChunkPolicy, chunk_articles, embedding_input
 from kbcurator.embedding.base import Embedder, unit_rows
 from kbcurator.index import schema
+from kbcurator.index.ann import chunk_index_for
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.records import Article, Chunk, IndexRelease, Rejected
+from kbcurator.settings import AnnSettings
 
 _DEAD_PREFIXES = ("HTTP 404", "HTTP 410")
 
@@ -45,10 +47,13 @@ def corpus_from_release(
     reviews: Mapping[str, ReviewSettings],
     dead_links: Mapping[str, str] | None = None,
     escalations: Mapping[str, tuple[str, ...]] | None = None,
+    ann: AnnSettings | None = None,
 ) -> AuditCorpus:
     """The articles, chunks and vectors one release points at.
 
-    Dead links default to what the release's manifest recorded from its crawl.
+    Dead links default to what the release's manifest recorded from its crawl. Where the release's chunks
+    version carries a vector index, the corpus' ``chunk_index`` searches through it with the breadth of
+    ``ann`` (default :class:`~kbcurator.settings.AnnSettings`).
     """
     article_rows = store.read_table(schema.ARTICLES, release.articles_version).to_pylist()
     chunk_table = store.read_table(schema.CHUNKS, release.chunks_version)
@@ -88,15 +93,18 @@ def corpus_from_release(
     matrix = vectors.reshape(len(rows), dimension)[order] if rows else np.zeros((0, dimension), dtype=np.float32)
     if dead_links is None:
         dead_links = dict(manifest_of(release).get("dead_links") or {})
+    unit = _unit_rows(matrix)
+    chunk_index = chunk_index_for(store, release, [c.chunk_id for c in chunks], ann, vectors=unit) if rows else None
     return AuditCorpus(
         articles=articles,
         chunks=chunks,
-        chunk_vectors=_unit_rows(matrix),
+        chunk_vectors=unit,
         run_at=run_at,
         index_version=release.tag,
         dead_links=dead_links,
         reviews=reviews,
         escalations=escalations or {},
+        chunk_index=chunk_index,
     )
 
 

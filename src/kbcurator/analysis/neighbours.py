@@ -8,11 +8,18 @@ Where the switch sits (measured on 2 CPU cores, 384-dimensional clustered unit v
 ``bench/dup_scale.py``): the exact search takes about 2.8 s at 11,100 rows, 4-10 s at 20,000 and 21-32 s at
 40,000 (quadratic); the HNSW graph below (M=16, efConstruction=48) about 2.8 s, 2.3-5.9 s and 6.5-12 s, with
 recall@10 of 0.986-0.999 against the exact search. The two cost the same near 10,000 rows.
+
+A published release past ``AnnSettings.min_rows`` chunks carries a LanceDB vector index built once at publish
+time; a :class:`NeighbourIndex` over it (``kbcurator.index.ann.LanceChunkIndex``) answers the same question
+without building anything in memory. The contradiction detector's chunk pairs use it; the duplicate detector's
+semantic check compares article vectors (means of chunk vectors), which no published index holds, and stays on
+the in-memory path, whose faiss HNSW graph above ``EXACT_BELOW`` rows is itself an approximate index, not a scan.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -22,6 +29,35 @@ _HNSW_M = 16
 _HNSW_EF_CONSTRUCTION = 48
 _HNSW_EF_SEARCH = 48
 _BLOCK = 1024
+
+
+class NeighbourIndex(Protocol):
+    """A prebuilt k-NN index over a set of rows (e.g. a corpus' chunks, in its order)."""
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each query's ``k`` nearest rows other than itself (query ``i`` is row ``i``).
+
+        Returns:
+            ``(indices, similarities)`` as :func:`nearest_neighbours` returns them: shape ``(len(queries), k)``
+            with ``k`` capped at the row count less one, best first, -1 for a slot left unfilled.
+        """
+        ...
+
+
+def recall_at_k(approximate: np.ndarray, exact: np.ndarray) -> float:
+    """Share of the exact neighbours (``-1`` slots ignored) that the approximate search also found, per row.
+
+    Both are ``(n, k)`` index arrays for the same rows, e.g. from :func:`nearest_neighbours` with and without
+    an approximate path. 1.0 when there is nothing to find.
+    """
+    if approximate.shape[0] != exact.shape[0]:
+        raise ValueError("both searches must cover the same rows")
+    wanted = found = 0
+    for approx_row, exact_row in zip(approximate, exact, strict=True):
+        truth = set(exact_row[exact_row >= 0].tolist())
+        wanted += len(truth)
+        found += len(truth.intersection(approx_row[approx_row >= 0].tolist()))
+    return found / wanted if wanted else 1.0
 
 
 def nearest_neighbours(vectors: np.ndarray, k: int, *, exact_below: int = EXACT_BELOW) -> tuple[np.ndarray, np.ndarray]:
@@ -81,12 +117,15 @@ def candidate_pairs(
     min_similarity: float,
     owners: Sequence[str] | None = None,
     exact_below: int = EXACT_BELOW,
+    index: NeighbourIndex | None = None,
 ) -> list[tuple[int, int, float]]:
     """Pairs ``(i, j, similarity)`` with ``i < j`` that are among each other's k nearest and similar enough.
 
     Args:
         owners: when given, pairs whose rows have the same owner (chunks of one article) are left out; ``k``
             is widened by the largest owner's row count so one long article cannot crowd out its neighbours.
+        index: a prebuilt index over the same rows (a published release's vector index): searched with
+            ``vectors`` as the queries instead of building a search in memory.
     """
     if owners is not None and len(owners) != len(vectors):
         raise ValueError("owners must have one entry per vector")
@@ -97,7 +136,10 @@ def candidate_pairs(
             np.asarray(owners, dtype=object).astype(str), return_inverse=True, return_counts=True
         )
         search_k = k + int(counts.max()) - 1
-    indices, sims = nearest_neighbours(vectors, search_k, exact_below=exact_below)
+    if index is not None:
+        indices, sims = index.search(vectors, search_k)
+    else:
+        indices, sims = nearest_neighbours(vectors, search_k, exact_below=exact_below)
     if not indices.size:
         return []
     rows = np.repeat(np.arange(len(indices), dtype=np.int64), indices.shape[1])

@@ -17,9 +17,11 @@ import pyarrow as pa
 
 from kbcurator.errors import ValidationFailed
 from kbcurator.index import schema
+from kbcurator.index.ann import build_vector_index
 from kbcurator.index.build import ReleaseCandidate
 from kbcurator.index.store import IndexStore, lance_errors
 from kbcurator.records import IndexRelease
+from kbcurator.settings import AnnSettings
 
 TAG_PREFIX = "release-"
 
@@ -67,10 +69,14 @@ def publish(
     checks_passed: bool,
     manifest: dict[str, Any],
     fts: bool = True,
+    ann: AnnSettings | None = None,
 ) -> IndexRelease:
     """Write ``candidate`` as the next release. Refuses unless its checks passed.
 
     ``manifest`` is stored with the release; model, dimension, counts, tag and versions are added here.
+    With ``ann``, a chunks table of at least ``ann.min_rows`` rows gets a vector index (recorded under
+    ``"ann"``; ``{}`` below the threshold); a failure to build one is recorded under ``"ann_error"`` and the
+    release is published all the same, searched exactly.
     """
     if not checks_passed:
         raise ValidationFailed("checks failed: not publishing; the current release stays current")
@@ -89,7 +95,13 @@ def publish(
             chunks.create_index("text", config=lancedb.index.FTS(), replace=True)
         except (RuntimeError, ValueError, OSError) as exc:  # search falls back to vector-only
             manifest = {**manifest, "fts_error": str(exc)}
+    if ann is not None:
+        try:
+            manifest = {**manifest, "ann": build_vector_index(chunks, ann)}
+        except (RuntimeError, ValueError, OSError, pa.ArrowException) as exc:  # search stays exact
+            manifest = {**manifest, "ann_error": str(exc)}
 
+    # Taken after the indices: building one commits a new version, and the tag must carry it.
     articles_version, chunks_version = int(articles.version), int(chunks.version)
     _tag(articles, tag, articles_version)
     _tag(chunks, tag, chunks_version)

@@ -9,8 +9,10 @@ from typing import Any, Literal
 from kbcurator.embedding.base import Embedder
 from kbcurator.errors import PublishError
 from kbcurator.index import schema
+from kbcurator.index.ann import has_vector_index, is_hnsw, tune_query
 from kbcurator.index.store import CURRENT, IndexStore, lance_errors, manifest_of
 from kbcurator.records import IndexRelease
+from kbcurator.settings import AnnSettings
 
 SearchMode = Literal["vector", "hybrid", "fts"]
 
@@ -28,14 +30,22 @@ class SearchHit:
 
 
 class KBIndex:
-    """A pinned view of one release. ``refresh()`` moves a view opened on "current" to the newest one."""
+    """A pinned view of one release. ``refresh()`` moves a view opened on "current" to the newest one.
 
-    def __init__(self, store: IndexStore, ref: str | int | None, embedder: Embedder | None) -> None:
+    Vector and hybrid search go through the release's vector index where its chunks version has one, with
+    the search breadth of ``ann`` (defaults: :class:`~kbcurator.settings.AnnSettings`); otherwise exactly.
+    """
+
+    def __init__(
+        self, store: IndexStore, ref: str | int | None, embedder: Embedder | None, *, ann: AnnSettings | None = None
+    ) -> None:
         self.store = store
         self._ref = CURRENT if ref is None else ref
         self._embedder = embedder
+        self._ann = ann or AnnSettings()
         self.release: IndexRelease = store.resolve(self._ref)
         self._chunks: Any = None
+        self._vector_index: tuple[bool, bool] | None = None  # (has one, is HNSW) at the release's version
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -48,13 +58,30 @@ class KBIndex:
         newest = self.store.resolve(CURRENT)
         moved = newest.seq != self.release.seq
         if moved:
-            self.release, self._chunks = newest, None
+            self.release, self._chunks, self._vector_index = newest, None, None
         return moved
 
     def _table(self) -> Any:
         if self._chunks is None:
             self._chunks = self.store.open_at(schema.CHUNKS, self.release.chunks_version)
         return self._chunks
+
+    @property
+    def has_vector_index(self) -> bool:
+        """Whether searches of this release go through an approximate vector index (else they are exact)."""
+        return self._index_kind()[0]
+
+    def _index_kind(self) -> tuple[bool, bool]:
+        if self._vector_index is None:
+            table = self._table()
+            with lance_errors(f"cannot list the indices of {self.release.tag}"):
+                self._vector_index = (has_vector_index(table), is_hnsw(table))
+        return self._vector_index
+
+    def _tuned(self, query: Any, k: int) -> Any:
+        query = query.distance_type("cosine")  # the metric the index was trained with, and the one we report
+        indexed, hnsw = self._index_kind()
+        return tune_query(query, self._ann, k, hnsw=hnsw) if indexed else query
 
     def _embedder_for_release(self) -> Embedder:
         manifest = self.manifest
@@ -84,9 +111,7 @@ class KBIndex:
                     from lancedb.rerankers import RRFReranker
 
                     frame = (
-                        table.search(query_type="hybrid")
-                        .vector(vector)
-                        .text(text)
+                        self._tuned(table.search(query_type="hybrid").vector(vector).text(text), k)
                         .select(columns)
                         .rerank(RRFReranker(return_score="all"))
                         .limit(k)
@@ -96,7 +121,7 @@ class KBIndex:
                 except (RuntimeError, ValueError) as exc:  # an index missing at this version
                     if "index" not in str(exc).lower():
                         raise
-            frame = table.search(vector).distance_type("cosine").select(columns).limit(k).to_pandas()
+            frame = self._tuned(table.search(vector), k).select(columns).limit(k).to_pandas()
             frame["similarity"] = 1.0 - frame["_distance"]
             return _hits(frame, "similarity")
 
@@ -125,12 +150,14 @@ def open_index(
     *,
     embedder: Embedder | None = None,
     storage_options: dict[str, str] | None = None,
+    ann: AnnSettings | None = None,
 ) -> KBIndex:
     """Open a release for reading: ``version`` is None or "current", a tag ("release-0003"), or a number.
 
-    The query embedder defaults to the model recorded in the release's manifest.
+    The query embedder defaults to the model recorded in the release's manifest; ``ann`` sets the search
+    breadth through a vector index (``Settings.ann``), where the release has one.
     """
-    return KBIndex(IndexStore(uri, storage_options=storage_options), version, embedder)
+    return KBIndex(IndexStore(uri, storage_options=storage_options), version, embedder, ann=ann)
 
 
 def _finite(value: Any) -> float | None:
