@@ -11,7 +11,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
 
+from flows.execution import dask_task_runner
+from flows.worker_tasks import detect_task
+from kbcurator.analysis.audit import AuditResult, combine_runs, default_detectors
+from kbcurator.analysis.base import AuditCorpus
 from kbcurator.analysis.corpus import corpus_from_release
 from kbcurator.analysis.escalations import ticket_escalations
 from kbcurator.analysis.pipeline import audit_corpus, reviews_of, write_audit_outputs
@@ -23,9 +28,34 @@ from kbcurator.gaps.coverage import ReleaseVectors
 from kbcurator.index.embedding_cache import EmbeddingCache
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.reindex import start_run
-from kbcurator.settings import load_settings
+from kbcurator.settings import Settings, load_settings
 
 DEFAULT_CONFIG = "kb_sources/sample.yaml"
+
+
+def _audit_on_dask(
+    settings: Settings, release_seq: int, corpus: AuditCorpus, escalations: dict[str, tuple[str, ...]]
+) -> AuditResult:
+    """One task per detector on the Dask cluster; each worker reads the release from the index itself."""
+    names = [detector.name for detector in default_detectors(settings.health)]
+    get_run_logger().info("running %d detectors on Dask: %s", len(names), ", ".join(names))
+    runner = dask_task_runner(settings.execution, api_url=str(get_client(sync_client=True).api_url))
+    with runner:
+        futures = [
+            runner.submit(
+                detect_task,
+                parameters={
+                    "settings": settings,
+                    "release_seq": release_seq,
+                    "detector": name,
+                    "run_at": corpus.run_at,
+                    "escalations": escalations,
+                },
+            )
+            for name in names
+        ]
+        runs = [future.result() for future in futures]
+    return combine_runs(corpus, runs)
 
 
 @flow(name="audit", log_prints=True)
@@ -71,7 +101,10 @@ def audit_flow(
             logger.warning("failing-article check skipped: %s", exc)
         logger.info("%d articles answer escalated tickets", len(escalations))
     corpus = corpus_from_release(store, release, run_at=run_at, reviews=reviews_of(settings), escalations=escalations)
-    result = audit_corpus(corpus, settings)
+    if settings.execution.distributed:
+        result = _audit_on_dask(settings, release.seq, corpus, escalations)
+    else:
+        result = audit_corpus(corpus, settings)
     findings = FindingStore(store)
     diff = findings.diff(result)
     findings.write_run(run_id, result, diff)

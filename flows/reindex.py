@@ -21,8 +21,8 @@ from prefect.futures import wait
 
 from checks import ReleaseCheckParams, build_release_suites
 from flows.audit import audit_flow
-from flows.build_tasks import chunk_batch_task, embed_batch_task, embedder_identity_task
 from flows.execution import dask_task_runner
+from flows.worker_tasks import chunk_batch_task, embed_batch_task, embedder_identity_task
 from kbcurator import quality, reindex
 from kbcurator.analysis.corpus import dead_links_from
 from kbcurator.chunking import ChunkPolicy

@@ -7,6 +7,7 @@ as they would a user's own embedder; the real model on workers costs a model loa
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -85,9 +86,15 @@ def test_a_local_cluster_publishes_the_same_release_as_in_process(tmp_path) -> N
     assert on_dask["build"]["chunks_embedded"] == in_process["build"]["chunks_embedded"] > 0
 
 
-def test_an_existing_scheduler_address_is_used_and_an_edit_reembeds_only_what_changed(tmp_path) -> None:
+def _finding_ids(run_dir: Path) -> set[str]:
+    payload = json.loads((run_dir / "findings.json").read_text())
+    return {finding["finding_id"] for finding in payload["findings"]}
+
+
+def test_an_existing_scheduler_address_builds_incrementally_and_audits_like_in_process(tmp_path) -> None:
     from distributed import LocalCluster
 
+    from flows.audit import audit_flow
     from flows.reindex import reindex_flow
 
     site = _site(tmp_path, count=12)
@@ -99,6 +106,17 @@ def test_an_existing_scheduler_address_is_used_and_an_edit_reembeds_only_what_ch
         page = sorted((site / "articles").glob("*.html"))[0]
         page.write_text(page.read_text().replace("</article>", "<p>A new sentence about ventilation.</p></article>", 1))
         second = reindex_flow(config=config, audit=False)
+        on_dask = audit_flow(config=config, run_dir=str(tmp_path / "audit-dask"))
+
+    settings = yaml.safe_load(Path(config).read_text())
+    del settings["execution"]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump(settings))
+    in_process = audit_flow(config=str(plain), run_dir=str(tmp_path / "audit-plain"))
+    # Every detector ran on the cluster and found what it finds here.
+    assert on_dask["failed_detectors"] == [] and on_dask["findings"] > 0
+    assert on_dask["counts"] == in_process["counts"]
+    assert _finding_ids(tmp_path / "audit-dask") == _finding_ids(tmp_path / "audit-plain")
 
     assert second["outcome"] == "published release-0002"
     assert second["build"]["articles_reused"] == 11 and second["build"]["articles_chunked"] == 1

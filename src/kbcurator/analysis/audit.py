@@ -57,26 +57,37 @@ def default_detectors(settings: HealthSettings) -> list[Detector]:
     return detectors
 
 
-def run_audit(corpus: AuditCorpus, detectors: Sequence[Detector]) -> AuditResult:
-    """Run every detector; findings are sorted worst first and unique by id.
+@dataclass(frozen=True)
+class DetectorRun:
+    """One detector's part of an audit: what it found, or why it failed, and how long it took."""
 
-    A detector that raises is a bug, but one broken detector must not hide what the others found: it is
-    recorded as a ``Rejected`` (stage ``audit``) with its error, logged, and the audit goes on.
-    """
+    detector: str
+    findings: list[Finding]
+    seconds: float
+    failure: Rejected | None = None
+
+
+def run_detector(corpus: AuditCorpus, detector: Detector) -> DetectorRun:
+    """Run one detector. One that raises is a bug, but must not hide what the others find: its error is
+    recorded as a ``Rejected`` (stage ``audit``) and logged."""
+    clock = time.perf_counter()
+    try:
+        found = list(detector.detect(corpus))
+    except Exception as exc:  # see docstring: recorded, logged, reported
+        logger.exception("detector %s failed", detector.name)
+        failure = Rejected(detector.name, "audit", f"detector failed: {type(exc).__name__}: {exc}")
+        return DetectorRun(detector.name, [], time.perf_counter() - clock, failure)
+    return DetectorRun(detector.name, found, time.perf_counter() - clock)
+
+
+def combine_runs(corpus: AuditCorpus, runs: Sequence[DetectorRun]) -> AuditResult:
+    """The audit from its detectors' runs (wherever they ran): findings worst first and unique by id."""
     findings: dict[str, Finding] = {}
-    seconds: dict[str, float] = {}
-    failed: list[Rejected] = []
-    for detector in detectors:
-        clock = time.perf_counter()
-        try:
-            for finding in detector.detect(corpus):
-                kept = findings.get(finding.finding_id)
-                if kept is None or finding.score > kept.score:
-                    findings[finding.finding_id] = finding
-        except Exception as exc:  # see docstring: recorded, logged, reported
-            logger.exception("detector %s failed", detector.name)
-            failed.append(Rejected(detector.name, "audit", f"detector failed: {type(exc).__name__}: {exc}"))
-        seconds[detector.name] = time.perf_counter() - clock
+    for run in runs:
+        for finding in run.findings:
+            kept = findings.get(finding.finding_id)
+            if kept is None or finding.score > kept.score:
+                findings[finding.finding_id] = finding
     rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
     ordered = sorted(findings.values(), key=lambda f: (rank[f.severity], -f.score, f.kind, f.check, f.finding_id))
     return AuditResult(
@@ -85,6 +96,11 @@ def run_audit(corpus: AuditCorpus, detectors: Sequence[Detector]) -> AuditResult
         run_at=corpus.run_at,
         articles=len(corpus.articles),
         chunks=len(corpus.chunks),
-        seconds_by_detector=seconds,
-        failed_detectors=failed,
+        seconds_by_detector={run.detector: run.seconds for run in runs},
+        failed_detectors=[run.failure for run in runs if run.failure is not None],
     )
+
+
+def run_audit(corpus: AuditCorpus, detectors: Sequence[Detector]) -> AuditResult:
+    """Run every detector here, one after the other; a detector that fails is recorded, not fatal."""
+    return combine_runs(corpus, [run_detector(corpus, detector) for detector in detectors])

@@ -1,21 +1,27 @@
-"""The tasks a Dask worker runs for the reindex: one batch of chunking or embedding each.
+"""The tasks a Dask worker runs: one batch of chunking or embedding each for the reindex, one detector each for
+the audit.
 
-Kept apart from flows/reindex.py so a worker process imports only what these need (not the checks, Great
+Kept apart from the flow modules so a worker process imports only what these need (not the checks, Great
 Expectations or the report code).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from kbcurator.analysis.audit import DetectorRun, default_detectors, run_detector
+from kbcurator.analysis.corpus import corpus_from_release
+from kbcurator.analysis.pipeline import reviews_of
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.embedding import load_embedder
 from kbcurator.index.build import ChunkedBatch, chunk_batch
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
 from kbcurator.index.store import IndexStore
 from kbcurator.records import Article
-from kbcurator.settings import EmbeddingSettings
+from kbcurator.settings import EmbeddingSettings, Settings
 
 
 @task(name="chunk-batch", cache_policy=NO_CACHE, retries=1)
@@ -42,3 +48,17 @@ def embed_batch_task(
     cache = EmbeddingCache(IndexStore(index_uri, storage_options=storage_options))
     _, embedded = embed_with_cache(texts_by_hash, embedder, cache, batch_size=embedding.checkpoint_every)
     return embedded
+
+
+@task(name="detect", cache_policy=NO_CACHE)
+def detect_task(
+    settings: Settings, release_seq: int, detector: str, run_at: datetime, escalations: dict[str, tuple[str, ...]]
+) -> DetectorRun:
+    """Run one detector over one release, read by the worker itself from the index (not shipped to it)."""
+    store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
+    release = store.resolve(release_seq)
+    corpus = corpus_from_release(store, release, run_at=run_at, reviews=reviews_of(settings), escalations=escalations)
+    chosen = [d for d in default_detectors(settings.health) if d.name == detector]
+    if not chosen:
+        raise ValueError(f"no enabled detector named {detector!r}")
+    return run_detector(corpus, chosen[0])
