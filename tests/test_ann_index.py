@@ -281,24 +281,56 @@ def test_the_chunk_index_answers_as_exact_search_does(published) -> None:
     assert older.chunk_index is None
 
 
+class RememberingIndex:
+    """Delegates to a chunk index, answering a repeated question from memory and counting the searches."""
+
+    def __init__(self, index: LanceChunkIndex) -> None:
+        self.index = index
+        self.searches = 0
+        self._answers: dict[tuple[bytes, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        self.searches += 1
+        key = (queries.tobytes(), k)
+        if key not in self._answers:
+            self._answers[key] = self.index.search(queries, k)
+        return self._answers[key]
+
+
 def test_contradiction_pairs_through_the_index_match_the_in_memory_ones(releases) -> None:
     uri, _, settings = releases(AnnSettings().index_type)  # the default type: a full k-NN pass is the slow part
     store = IndexStore(uri)
     corpus = corpus_from_release(store, store.resolve("release-0002"), run_at=RUN_AT, reviews={}, ann=settings)
+    assert isinstance(corpus.chunk_index, LanceChunkIndex)
+    index = RememberingIndex(corpus.chunk_index)
     owners = [chunk.article_id for chunk in corpus.chunks]
     contradiction = ContradictionSettings()
     kwargs = {"k": contradiction.neighbours, "min_similarity": contradiction.candidate_similarity, "owners": owners}
     in_memory = {(i, j): sim for i, j, sim in candidate_pairs(corpus.chunk_vectors, **kwargs)}
-    indexed = {(i, j): sim for i, j, sim in candidate_pairs(corpus.chunk_vectors, **kwargs, index=corpus.chunk_index)}
+    indexed = {(i, j): sim for i, j, sim in candidate_pairs(corpus.chunk_vectors, **kwargs, index=index)}
     planted = (0, CHUNKS_PER_ARTICLE)  # corpus rows follow (article_id, position): the same as the table's
     assert planted in in_memory and indexed[planted] == pytest.approx(in_memory[planted], abs=1e-6)
     assert len(in_memory.keys() & indexed.keys()) >= PAIR_RECALL * len(in_memory)
 
     detector = ContradictionDetector(contradiction)
-    through_index = list(detector.detect(corpus))
+    through_index = list(detector.detect(replace(corpus, chunk_index=index)))
+    assert index.searches == 2  # the detector asked the index, not an in-memory search
     in_memory_findings = list(detector.detect(replace(corpus, chunk_index=None)))
     assert {f.finding_id for f in through_index} == {f.finding_id for f in in_memory_findings}
     assert any(set(f.article_ids) == {"a00000", "a00001"} for f in through_index)  # 30 days against 14
+
+
+def test_an_index_that_covers_every_row_is_kept_and_a_changed_table_rebuilds_it(tmp_path) -> None:
+    vectors = clustered(800, seed=11)
+    store = IndexStore(str(tmp_path / "index"))
+    settings = AnnSettings(min_rows=100)
+    first = manifest_of(publish(store, candidate_of(vectors), checks_passed=True, manifest={}, ann=settings))
+    again = manifest_of(publish(store, candidate_of(vectors), checks_passed=True, manifest={}, ann=settings))
+    assert "reused" not in first["ann"] and again["ann"]["reused"] is True
+    grown = np.vstack([vectors, clustered(40, seed=12)[:CHUNKS_PER_ARTICLE]])  # one more article
+    rebuilt = publish(store, candidate_of(grown), checks_passed=True, manifest={}, ann=settings)
+    assert "reused" not in manifest_of(rebuilt)["ann"] and manifest_of(rebuilt)["ann"]["rows"] == len(grown)
+    assert has_vector_index(store.open_at(schema.CHUNKS, rebuilt.chunks_version))
 
 
 def test_a_failed_index_build_leaves_the_publish_standing(tmp_path, monkeypatch) -> None:

@@ -78,7 +78,8 @@ def build_vector_index(table: Any, settings: AnnSettings) -> dict[str, Any]:
         What was built, for the release manifest (``index_type``, ``rows``, ``metric``, ``num_partitions``,
         ``num_sub_vectors`` or ``m``/``ef_construction``, ``seconds``), or ``{}`` below the threshold, where
         nothing is built and an index left from an earlier, bigger version is dropped so that the release
-        searches exactly, as its manifest says.
+        searches exactly, as its manifest says. An index of the same type that already covers every row (a
+        publish that changed nothing) is kept: ``{"reused": True, ...}``.
 
     Raises:
         Whatever LanceDB raises when it cannot train or write the index (callers decide whether that fails).
@@ -86,10 +87,13 @@ def build_vector_index(table: Any, settings: AnnSettings) -> dict[str, Any]:
     from lancedb.index import IvfHnswSq, IvfPq
 
     rows = int(table.count_rows())
-    if rows < settings.min_rows:
-        for existing in vector_indices(table):
-            table.drop_index(existing.name)
+    existing = vector_indices(table)
+    if rows == 0 or rows < settings.min_rows:
+        for index in existing:
+            table.drop_index(index.name)
         return {}
+    if len(existing) == 1 and _covers(existing[0], settings):
+        return {"index_type": settings.index_type, "rows": rows, "metric": "cosine", "reused": True, "seconds": 0.0}
     dimension = table.schema.field(VECTOR_COLUMN).type.list_size
     partitions = num_partitions(rows, settings.index_type)
     built: dict[str, Any] = {
@@ -112,6 +116,17 @@ def build_vector_index(table: Any, settings: AnnSettings) -> dict[str, Any]:
     table.create_index(VECTOR_COLUMN, config=config, replace=True)
     built["seconds"] = round(time.perf_counter() - start, 3)
     return built
+
+
+def _covers(index: Any, settings: AnnSettings) -> bool:
+    """Whether ``index`` is of the configured type and metric and every row is in it (rows changed or added
+    since it was built are not: a merge rewrites them)."""
+    details = getattr(index, "index_details", None) or {}
+    return (
+        str(index.index_type).replace("_", "").lower() == settings.index_type.replace("_", "").lower()
+        and str(details.get("metric_type", "")).lower() == "cosine"
+        and int(index.num_unindexed_rows) == 0
+    )
 
 
 def tune_query(query: Any, settings: AnnSettings, k: int, *, hnsw: bool, refine: bool = True) -> Any:
