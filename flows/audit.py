@@ -100,7 +100,9 @@ def audit_flow(
         except KBError as exc:  # unreadable tickets cost the failing-article check, not the audit
             logger.warning("failing-article check skipped: %s", exc)
         logger.info("%d articles answer escalated tickets", len(escalations))
-    corpus = corpus_from_release(store, release, run_at=run_at, reviews=reviews_of(settings), escalations=escalations)
+    corpus = corpus_from_release(
+        store, release, run_at=run_at, reviews=reviews_of(settings), escalations=escalations, ann=settings.ann
+    )
     if settings.execution.distributed:
         result = _audit_on_dask(settings, release.seq, corpus, escalations)
     else:

@@ -41,7 +41,7 @@ from kbcurator.index.store import IndexStore
 from kbcurator.ingest import read_articles
 from kbcurator.records import Article, IndexRelease, Rejected
 from kbcurator.reports import write_report
-from kbcurator.settings import Settings, SourceConfig, load_settings
+from kbcurator.settings import AnnSettings, Settings, SourceConfig, load_settings
 
 DEFAULT_CONFIG = "kb_sources/sample.yaml"
 
@@ -179,9 +179,13 @@ def check_task(
 
 @task(name="publish", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def publish_task(
-    candidate: ReleaseCandidate, store: IndexStore, report: quality.ValidationReport, manifest: dict[str, Any]
+    candidate: ReleaseCandidate,
+    store: IndexStore,
+    report: quality.ValidationReport,
+    manifest: dict[str, Any],
+    ann: AnnSettings,
 ) -> IndexRelease:
-    release = publish(store, candidate, checks_passed=report.success, manifest=manifest)
+    release = publish(store, candidate, checks_passed=report.success, manifest=manifest, ann=ann)
     get_run_logger().info(
         "published %s (articles v%d, chunks v%d)",
         release.tag,
@@ -275,7 +279,7 @@ def reindex_flow(
             },
         }
         clock = time.perf_counter()
-        release = publish_task(candidate, store, report, manifest)
+        release = publish_task(candidate, store, report, manifest, settings.ann)
         timings["publish_s"] = time.perf_counter() - clock
         release_tag = release.tag
         outcome = f"published {release.tag}"

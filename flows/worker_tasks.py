@@ -57,7 +57,9 @@ def detect_task(
     """Run one detector over one release, read by the worker itself from the index (not shipped to it)."""
     store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
     release = store.resolve(release_seq)
-    corpus = corpus_from_release(store, release, run_at=run_at, reviews=reviews_of(settings), escalations=escalations)
+    corpus = corpus_from_release(
+        store, release, run_at=run_at, reviews=reviews_of(settings), escalations=escalations, ann=settings.ann
+    )
     chosen = [d for d in default_detectors(settings.health) if d.name == detector]
     if not chosen:
         raise ValueError(f"no enabled detector named {detector!r}")

@@ -219,7 +219,7 @@ def search(
         raise typer.BadParameter("mode must be hybrid, vector or fts")
     settings = _settings(config, index_uri)
     _require_index(settings.index_uri)
-    index = open_index(settings.index_uri, version, storage_options=settings.index_storage_options)
+    index = open_index(settings.index_uri, version, storage_options=settings.index_storage_options, ann=settings.ann)
     typer.echo(f"{index.release.tag}: top {k} for {text!r}")
     for rank, hit in enumerate(index.search(text, k=k, mode=mode), start=1):  # type: ignore[arg-type]
         snippet = " ".join(hit.text.split())[:140]
