@@ -230,7 +230,7 @@ def search_figures(index_uri: Path, queries: list[str]) -> dict[str, Any]:
     """Latency of exact and approximate top-10 vector search, and the approximate search's recall@10."""
     from kbcurator.embedding import load_embedder
     from kbcurator.index import open_index
-    from kbcurator.index.store import IndexStore
+    from kbcurator.index.publish import publish
     from kbcurator.settings import AnnSettings
 
     production = AnnSettings()
@@ -242,52 +242,50 @@ def search_figures(index_uri: Path, queries: list[str]) -> dict[str, Any]:
     try:
         from kbcurator.index import ann
     except ImportError:
-        ann = None
-    if ann is not None and ann.has_vector_index(chunks):
-        # The release was published with an approximate index (past the production threshold): the exact
-        # figure is a flat scan of the same table version, bypassing it.
-        out["release_has_vector_index"] = True
-
+        ann = None  # type: ignore[assignment]
+    out["release_has_vector_index"] = bool(ann and ann.has_vector_index(chunks))
+    if out["release_has_vector_index"]:
+        # Published with an approximate index (past the production threshold): the exact figure is a flat scan
+        # of the same table version, bypassing it.
         def exact(text: str) -> list[str]:
             query = chunks.search(embedder.embed([text])[0]).distance_type("cosine").bypass_vector_index()
             return query.select(["chunk_id"]).limit(K).to_arrow()["chunk_id"].to_pylist()
+
+        out["exact_path"] = "flat scan of the release's chunks version (bypass_vector_index)"
     else:
-        out["release_has_vector_index"] = False
 
         def exact(text: str) -> list[str]:
             return [hit.chunk_id for hit in exact_index.search(text, k=K, mode="vector")]
 
+        out["exact_path"] = "open_index(...).search(mode='vector') on a release without a vector index"
     exact_ids, out["exact"] = timed(exact, queries)
-    if ann is None:
-        out["approximate"] = "not measured: kbcurator.index.ann is not on this checkout"
-        return out
 
-    # The approximate index on a copy, built whatever the size (min_rows=0), with production search settings.
+    reader_takes_ann = "ann" in inspect.signature(open_index).parameters
+    if ann is None or "ann" not in inspect.signature(publish).parameters or not reader_takes_ann:
+        out["approximate"] = "not measured: this checkout's publish/open_index do not take AnnSettings yet"
+        return out
+    # The approximate index at every scale: the release republished on a copy with min_rows=0, so that the
+    # reader's own path searches through it; search breadth as in production.
+    settings = production.model_copy(update={"min_rows": 0})
     copy_uri = index_uri.parent / f"{index_uri.name}-ann"
     shutil.rmtree(copy_uri, ignore_errors=True)
     shutil.copytree(index_uri, copy_uri)
-    settings = production.model_copy(update={"min_rows": 0})
-    copy_store = IndexStore(str(copy_uri))
-    table = copy_store.db.open_table("chunks")
-    table.checkout_latest()
     started = time.perf_counter()
-    built = ann.build_vector_index(table, settings)
-    out["ann_build_s"] = round(time.perf_counter() - started, 2)
-    out["ann_index"] = built
-    if "ann" in inspect.signature(open_index).parameters and _release_sees_index(copy_store, ann):
-        approx_index = open_index(str(copy_uri), embedder=embedder, ann=settings)  # type: ignore[call-arg]
-        out["approximate_path"] = "open_index(..., ann=AnnSettings).search(mode='vector')"
+    release = republish(copy_uri, settings)
+    out["republish_s"] = round(time.perf_counter() - started, 2)
+    out["ann_index"] = json.loads(release.manifest_json).get("ann") or json.loads(release.manifest_json).get(
+        "ann_error"
+    )
+    if isinstance(out["ann_index"], dict):
+        out["ann_build_s"] = out["ann_index"].get("seconds")
+    approx_index = open_index(str(copy_uri), embedder=embedder, ann=settings)  # type: ignore[call-arg]
+    if not getattr(approx_index, "has_vector_index", False):
+        out["approximate"] = f"not measured: the republished copy has no vector index ({out['ann_index']})"
+        return out
+    out["approximate_path"] = "open_index(..., ann=AnnSettings).search(mode='vector') through the vector index"
 
-        def approximate(text: str) -> list[str]:
-            return [hit.chunk_id for hit in approx_index.search(text, k=K, mode="vector")]
-    else:
-        # The reader's own path through the index is not there yet (or the copied release points at the version
-        # before the index): search the indexed table version the way kbcurator.index.ann tunes a query.
-        out["approximate_path"] = "LanceDB table search with kbcurator.index.ann.tune_query (reader path not used)"
-
-        def approximate(text: str) -> list[str]:
-            query = ann.tune_query(table.search(embedder.embed([text])[0]).distance_type("cosine"), settings, K)
-            return query.select(["chunk_id"]).limit(K).to_arrow()["chunk_id"].to_pylist()
+    def approximate(text: str) -> list[str]:
+        return [hit.chunk_id for hit in approx_index.search(text, k=K, mode="vector")]
 
     approx_ids, out["approximate"] = timed(approximate, queries)
     out["recall_at_10"] = round(recall(approx_ids, exact_ids), 4)
@@ -295,9 +293,26 @@ def search_figures(index_uri: Path, queries: list[str]) -> dict[str, Any]:
     return out
 
 
-def _release_sees_index(store: Any, ann: Any) -> bool:
-    release = store.current()
-    return bool(release) and ann.has_vector_index(store.open_at("chunks", release.chunks_version))
+def republish(uri: Path, settings: Any) -> Any:
+    """Publish the current release of the index at ``uri`` again, unchanged, with the vector index of ``settings``."""
+    from kbcurator.index.build import BuildStats, ReleaseCandidate
+    from kbcurator.index.publish import publish
+    from kbcurator.index.store import IndexStore, manifest_of
+
+    store = IndexStore(str(uri))
+    current = store.current()
+    manifest = manifest_of(current)
+    articles = store.read_table("articles", current.articles_version)
+    chunks = store.read_table("chunks", current.chunks_version)
+    candidate = ReleaseCandidate(
+        articles=articles,
+        chunks=chunks,
+        model=manifest["model"],
+        dimension=manifest["dimension"],
+        chunk_policy=manifest["chunk_policy"],
+        stats=BuildStats(articles.num_rows, chunks.num_rows, articles.num_rows, 0, 0, chunks.num_rows, 0.0, 0.0),
+    )
+    return publish(store, candidate, checks_passed=True, manifest={"note": "scale benchmark copy"}, ann=settings)  # type: ignore[call-arg]
 
 
 def recall(approximate: list[list[str]], exact: list[list[str]]) -> float:
@@ -435,10 +450,24 @@ def run_child(mode: str, scale: int, work: Path, args: argparse.Namespace) -> di
         str(args.seed),
     ]
     print(f"[{datetime.now():%H:%M:%S}] {mode} {scale}x ...", file=sys.stderr, flush=True)
+    started_at = datetime.now().isoformat(timespec="seconds")
     started = time.perf_counter()
     subprocess.run(command, check=True)
     print(f"[{datetime.now():%H:%M:%S}] {mode} {scale}x done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    return json.loads(result.read_text())
+    # The machine is shared: its load says how much of a figure is someone else's work.
+    load = [round(x, 2) for x in os.getloadavg()]
+    return {**json.loads(result.read_text()), "measured_at": started_at, "load_average_at_end": load}
+
+
+def merge_earlier(results: dict[str, Any], earlier: dict[str, Any]) -> None:
+    """Keep what an earlier run measured and this one did not, each part marked with the run it came from."""
+    done = {r["scale"] for r in results["scales"]}
+    when = earlier.get("started_at", "an earlier run")
+    kept = [{**r, "from_run": r.get("from_run", when)} for r in earlier.get("scales", []) if r["scale"] not in done]
+    results["scales"] = sorted(results["scales"] + kept, key=lambda r: r["scale"])
+    for name in ("dask", "minilm"):
+        if name not in results and name in earlier:
+            results[name] = {**earlier[name], "from_run": earlier[name].get("from_run", when)}
 
 
 # ---------------------------------------------------------------- report
@@ -550,6 +579,13 @@ def report(results: dict[str, Any]) -> str:
     if off:
         lines += ["", "Not close to linear from 10x to 100x (ratio outside 7-13): "]
         lines[-1] += ", ".join(f"{k} {v:.1f}" for k, v in off.items())
+    earlier = sorted(
+        {f"{r['scale']}x: {r['from_run']}" for r in rows if r.get("from_run")}
+        | {f"{n}: {results[n]['from_run']}" for n in ("dask", "minilm") if results.get(n, {}).get("from_run")}
+    )
+    if earlier:
+        lines += ["", "Measured in an earlier run (merged; ratios across runs carry both runs' machine load): "]
+        lines[-1] += "; ".join(earlier)
     walls = [f"{r['scale']}x {r['wall_s']:.0f} s" for r in rows]
     walls += [
         f"{results[name]['mode']} at {results[name]['scale']}x {results[name]['wall_s']:.0f} s"
@@ -591,8 +627,9 @@ def report(results: dict[str, Any]) -> str:
         for r in (minilm, one):
             if r:
                 b = r["full"]["build"]
+                name = results["stand_in_embedder"] if r["embedder"] == STAND_IN else r["embedder"]
                 lines.append(
-                    f"| {r['embedder']} | {r['full']['seconds']} | {b['embed_seconds']:.1f} "
+                    f"| {name} | {r['full']['seconds']} | {b['embed_seconds']:.1f} "
                     f"| {b['chunks_embedded']:,} | {r['full']['embed_chunks_per_s']} |"
                 )
         projected = results.get("minilm_100x_projection")
@@ -615,6 +652,11 @@ def main() -> None:
     parser.add_argument("--skip-minilm", action="store_true", help="leave out the real model's 1x build")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default=str(BENCH / "results" / "scale.json"))
+    parser.add_argument(
+        "--merge",
+        metavar="JSON",
+        help="an earlier result of this script: its scales (and Dask, real-model runs) not run now are kept, marked",
+    )
     parser.add_argument("--child", choices=("inprocess", "dask", "minilm"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -639,6 +681,8 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "stand_in_embedder": "bench-lexical-hashing-384",
         "seed": args.seed,
+        "started_at": datetime.now().isoformat(timespec="seconds"),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "scales": [],
     }
     try:
@@ -655,6 +699,9 @@ def main() -> None:
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    if args.merge:
+        merge_earlier(results, json.loads(Path(args.merge).read_text()))
 
     if "minilm" in results:
         rate = results["minilm"]["full"]["embed_chunks_per_s"]
