@@ -4,13 +4,18 @@ For each split (test: 3,080 queries, train: 10,003; 77 intents each), clustered 
 default (size-adaptive) TicketClusterer (UMAP -> HDBSCAN -> members checked in the original space -> long-tail
 queries joined to the cluster most of their nearest clustered neighbours are in; "noise before -> after" in the
 table is HDBSCAN's noise, then the long tail left after that vote):
-  - embeds with the real MiniLM model (cached in bench/results/banking77_<split>.npy, keyed by a hash of the
-    model name and the texts, so a changed file is re-embedded);
+  - embeds with the real MiniLM model, or the model --model names (a local sentence-transformers directory or
+    an installed package, as embedding.model takes it), cached in bench/results/banking77_<split>[_<model>].npy,
+    keyed by a hash of the model name and the texts, so a changed file is re-embedded;
   - writes bench/results/banking77_<split>_assignments.csv (ticket_id,cluster_id) and _labels.csv
     (ticket_id,label) and scores them with the official scorer, /work/shared/eval/cluster_scores.py;
   - runs the reference baseline on the same vectors: k-means with K=77 GIVEN (sklearn, n_init=10).
 
     python bench/cluster_bench.py [--splits test train] [--seed 0] [--out bench/results/cluster_bench.json]
+    python bench/cluster_bench.py --model /path/to/all-mpnet-base-v2   # -> cluster_bench_all-mpnet-base-v2.json
+
+With --model other than the default, every file written under bench/results carries the suffix _<model> (the
+folder's or package's name), so the MiniLM figures and caches stay as they are.
 
 Constants were tuned on train (and train subsamples of 1,000-6,000 queries), never on test; test is the
 number to report. The scorer's "strict" line counts every long-tail query as its own singleton cluster.
@@ -49,6 +54,17 @@ for key, value in {
 }.items():
     os.environ.setdefault(key, value)
 
+_NOT_IN_NAME = re.compile(r"[^a-z0-9.-]+")
+
+
+def model_tag(model: str) -> str:
+    """File-name suffix for ``model``: none for the default, so its files keep their names."""
+    if model == MODEL:
+        return ""
+    short = Path(model).expanduser().name if Path(model).expanduser().is_dir() else model
+    return "_" + (_NOT_IN_NAME.sub("-", short.lower()).strip("-.") or "model")
+
+
 _SCORE_LINE = re.compile(r"^(strict|as_cluster): NMI=([\d.]+) ARI=([\d.]+) ACC=([\d.]+)", re.MULTILINE)
 
 
@@ -59,11 +75,12 @@ def read_split(split: str) -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r["category"] for r in rows]
 
 
-def embed_cached(split: str, texts: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+def embed_cached(split: str, texts: list[str], model: str = MODEL) -> tuple[np.ndarray, dict[str, Any]]:
     """Vectors for ``texts``, from the cache when its key (model + texts) still matches."""
-    key = hashlib.sha256("\n".join([MODEL, *texts]).encode("utf-8")).hexdigest()
-    vectors_path = RESULTS / f"banking77_{split}.npy"
-    meta_path = RESULTS / f"banking77_{split}.json"
+    key = hashlib.sha256("\n".join([model, *texts]).encode("utf-8")).hexdigest()
+    tag = model_tag(model)
+    vectors_path = RESULTS / f"banking77_{split}{tag}.npy"
+    meta_path = RESULTS / f"banking77_{split}{tag}.json"
     if vectors_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("key") == key:
@@ -73,14 +90,14 @@ def embed_cached(split: str, texts: list[str]) -> tuple[np.ndarray, dict[str, An
     from kbcurator.embedding import load_embedder
 
     started = time.perf_counter()
-    embedder = load_embedder(MODEL)
+    embedder = load_embedder(model)
     load_s = time.perf_counter() - started
     started = time.perf_counter()
     vectors = embedder.embed(texts)
     seconds = time.perf_counter() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
     np.save(vectors_path, vectors)
-    meta = {"key": key, "model": MODEL, "n": len(texts), "embed_s": round(seconds, 2), "per_s": len(texts) / seconds}
+    meta = {"key": key, "model": model, "n": len(texts), "embed_s": round(seconds, 2), "per_s": len(texts) / seconds}
     meta_path.write_text(json.dumps(meta, indent=2))
     return vectors, {**meta, "cached": False, "model_load_s": round(load_s, 2)}
 
@@ -114,7 +131,7 @@ def strict_scores(truth: list[str], labels: np.ndarray) -> dict[str, float]:
     }
 
 
-def run_split(split: str, seed: int, n_seeds: int) -> dict[str, Any]:
+def run_split(split: str, seed: int, n_seeds: int, model: str = MODEL) -> dict[str, Any]:
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
 
@@ -123,8 +140,9 @@ def run_split(split: str, seed: int, n_seeds: int) -> dict[str, Any]:
 
     texts, truth = read_split(split)
     ids = [f"{split}-{i:05d}" for i in range(len(texts))]
-    vectors, embed_meta = embed_cached(split, texts)
-    labels_csv = RESULTS / f"banking77_{split}_labels.csv"
+    vectors, embed_meta = embed_cached(split, texts, model)
+    tag = model_tag(model)
+    labels_csv = RESULTS / f"banking77_{split}{tag}_labels.csv"
     write_csv(labels_csv, ("ticket_id", "label"), list(zip(ids, truth, strict=True)))
 
     started = time.perf_counter()
@@ -133,7 +151,7 @@ def run_split(split: str, seed: int, n_seeds: int) -> dict[str, Any]:
     started = time.perf_counter()
     names = label_clusters(texts, result.labels, vectors)
     label_s = time.perf_counter() - started
-    assignments = RESULTS / f"banking77_{split}_assignments.csv"
+    assignments = RESULTS / f"banking77_{split}{tag}_assignments.csv"
     write_csv(assignments, ("ticket_id", "cluster_id"), list(zip(ids, result.labels.tolist(), strict=True)))
     output, scores = score(assignments, labels_csv)
 
@@ -142,7 +160,7 @@ def run_split(split: str, seed: int, n_seeds: int) -> dict[str, Any]:
     with threadpool_limits(limits=os.cpu_count() or 1):
         kmeans_labels = KMeans(n_clusters=K_TRUE, n_init=10, random_state=seed).fit_predict(vectors)
     kmeans_s = time.perf_counter() - started
-    kmeans_csv = RESULTS / f"banking77_{split}_kmeans77_assignments.csv"
+    kmeans_csv = RESULTS / f"banking77_{split}{tag}_kmeans77_assignments.csv"
     write_csv(kmeans_csv, ("ticket_id", "cluster_id"), list(zip(ids, kmeans_labels.tolist(), strict=True)))
     kmeans_output, kmeans_scores = score(kmeans_csv, labels_csv)
 
@@ -219,8 +237,15 @@ def main() -> int:
     parser.add_argument("--splits", nargs="+", default=["test", "train"], choices=["test", "train"])
     parser.add_argument("--seed", type=int, default=0, help="the seed whose assignments are written and scored")
     parser.add_argument("--seeds", type=int, default=5, help="seeds in all, for the spread line (1: none)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "cluster_bench.json")
+    parser.add_argument(
+        "--model",
+        default=MODEL,
+        help="embedding model: a local sentence-transformers directory or an installed package (default: %(default)s)",
+    )
+    parser.add_argument("--out", type=Path, help="default: bench/results/cluster_bench[_<model>].json")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = RESULTS / f"cluster_bench{model_tag(args.model)}.json"
 
     missing = [str(p) for p in (*(DATA / f"{s}.csv" for s in args.splits), SCORER) if not p.exists()]
     if missing:
@@ -238,7 +263,7 @@ def main() -> int:
     print(f"UMAP/numba warm-up: {warm_s:.1f} s", flush=True)
     results = []
     for split in args.splits:
-        r = run_split(split, args.seed, args.seeds)
+        r = run_split(split, args.seed, args.seeds, args.model)
         results.append(r)
         e = r["embedding"]
         embedded = (
