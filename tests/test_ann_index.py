@@ -206,7 +206,9 @@ def releases(tmp_path_factory):
             candidate = candidate_of(vectors)
             below = AnnSettings(min_rows=ROWS + 1, index_type=index_type)
             publish(store, candidate, checks_passed=True, manifest={}, ann=below)
-            past = AnnSettings(min_rows=ROWS // 2, index_type=index_type, refine_factor=REFINE)
+            past = AnnSettings(
+                min_rows=ROWS // 2, index_type=index_type, refine_factor=REFINE, audit_min_rows=ROWS // 2
+            )
             publish(store, candidate, checks_passed=True, manifest={}, ann=past)
             built[index_type] = uri, vectors, past
         return built[index_type]
@@ -280,6 +282,12 @@ def test_the_chunk_index_answers_as_exact_search_does(published) -> None:
     # The release before the index reads as an in-memory corpus.
     older = corpus_from_release(store, store.resolve("release-0001"), run_at=RUN_AT, reviews={}, ann=settings)
     assert older.chunk_index is None
+    # So does a release with an index but fewer chunks than the audit's threshold: in memory is faster there.
+    small = settings.model_copy(update={"audit_min_rows": ROWS + 1})
+    assert (
+        corpus_from_release(store, store.resolve("release-0002"), run_at=RUN_AT, reviews={}, ann=small).chunk_index
+        is None
+    )
 
 
 class RememberingIndex:

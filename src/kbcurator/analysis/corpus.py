@@ -94,7 +94,12 @@ def corpus_from_release(
     if dead_links is None:
         dead_links = dict(manifest_of(release).get("dead_links") or {})
     unit = _unit_rows(matrix)
-    chunk_index = chunk_index_for(store, release, [c.chunk_id for c in chunks], ann, vectors=unit) if rows else None
+    search = ann or AnnSettings()
+    chunk_index = (
+        chunk_index_for(store, release, [c.chunk_id for c in chunks], search, vectors=unit)
+        if rows and len(rows) >= search.audit_min_rows
+        else None
+    )
     return AuditCorpus(
         articles=articles,
         chunks=chunks,
