@@ -1,4 +1,5 @@
-"""Recall and cost of the LanceDB vector index against exact k-NN, on synthetic clustered unit vectors.
+"""Recall and cost of the LanceDB vector index against exact k-NN, on synthetic clustered unit vectors (or on
+real embeddings with ``--vectors``).
 
 For each row count: build the index (IVF_PQ, IVF_HNSW_SQ) on a chunks-like table, search every row's 10
 nearest other rows in batched queries through :class:`~kbcurator.index.ann.LanceChunkIndex` at a few search
@@ -50,6 +51,15 @@ def clustered(rows: int, seed: int = 0) -> np.ndarray:
     return (data / np.linalg.norm(data, axis=1, keepdims=True)).astype(np.float32)
 
 
+def real_vectors(paths: list[str]) -> np.ndarray:
+    parts = []
+    for path in paths:
+        loaded = np.load(path)
+        parts.append(loaded["vectors"] if path.endswith(".npz") else loaded)
+    data = np.unique(np.concatenate(parts).astype(np.float32), axis=0)  # repeated texts are not neighbours
+    return data / np.linalg.norm(data, axis=1, keepdims=True)
+
+
 def exact_for(vectors: np.ndarray, sample: np.ndarray) -> np.ndarray:
     sims = vectors[sample] @ vectors.T
     sims[np.arange(len(sample)), sample] = -np.inf
@@ -93,12 +103,22 @@ def main() -> None:
     parser.add_argument("--in-memory", action="store_true", help="also time the in-memory exact and faiss paths")
     parser.add_argument("--exact-below", type=int, default=60_000, help="in-memory exact search only below this")
     parser.add_argument("--single", type=int, default=200, help="single queries timed as the reader sends them")
+    parser.add_argument(
+        "--vectors",
+        nargs="+",
+        default=None,
+        help="real embeddings instead of synthetic ones: .npy files or .npz files with a 'vectors' array (e.g. the "
+        "MiniLM caches other benchmarks leave in bench/results); all rows of all files, one run",
+    )
     args = parser.parse_args()
+    if args.vectors:
+        real = real_vectors(args.vectors)
+        args.rows = [len(real)]
     print(f"k={K}, recall@{K} over {SAMPLE} sampled rows, {os.cpu_count()} CPUs\n")
     row("rows", "path", "parameters", "build s", "query all rows s", f"recall@{K}")
     row(*["---"] * 6)
     for rows in args.rows:
-        vectors = clustered(rows)
+        vectors = real if args.vectors else clustered(rows)
         sample = np.random.default_rng(1).choice(rows, size=min(SAMPLE, rows), replace=False)
         truth = exact_for(vectors, sample)
         if args.in_memory:
