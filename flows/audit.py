@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
 
-from flows.execution import dask_task_runner
+from flows.execution import dask_task_runner, require_scheduler
 from flows.worker_tasks import detect_task
 from kbcurator.analysis.audit import AuditResult, combine_runs, default_detectors
 from kbcurator.analysis.base import AuditCorpus
@@ -39,6 +39,7 @@ def _audit_on_dask(
     """One task per detector on the Dask cluster; each worker reads the release from the index itself."""
     names = [detector.name for detector in default_detectors(settings.health)]
     get_run_logger().info("running %d detectors on Dask: %s", len(names), ", ".join(names))
+    require_scheduler(settings.execution)
     runner = dask_task_runner(settings.execution, api_url=str(get_client(sync_client=True).api_url))
     with runner:
         futures = [

@@ -12,6 +12,26 @@ from typing import Any
 from kbcurator.errors import ConfigError
 from kbcurator.settings import ExecutionSettings
 
+_SCHEDULER_CONNECT_S = 10
+
+
+def require_scheduler(execution: ExecutionSettings) -> None:
+    """Fail fast, naming the address, when the configured Dask scheduler cannot be reached.
+
+    Without this a typo in the address surfaces as a bare connection timeout from deep inside the task runner.
+    """
+    if not execution.dask_address:
+        return
+    from distributed import Client
+
+    try:
+        Client(execution.dask_address, timeout=_SCHEDULER_CONNECT_S, set_as_default=False).close()
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at {execution.dask_address} (execution.dask_address): {exc}; "
+            "nothing was built or published"
+        ) from exc
+
 
 def dask_task_runner(execution: ExecutionSettings, *, api_url: str | None = None) -> Any:
     """A ``DaskTaskRunner`` for the scheduler the settings name, or for a local cluster of worker processes.

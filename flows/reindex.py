@@ -21,7 +21,7 @@ from prefect.futures import wait
 
 from checks import ReleaseCheckParams, build_release_suites
 from flows.audit import audit_flow
-from flows.execution import dask_task_runner
+from flows.execution import dask_task_runner, require_scheduler
 from flows.worker_tasks import chunk_batch_task, embed_batch_task, embedder_identity_task
 from kbcurator import quality, reindex
 from kbcurator.analysis.corpus import dead_links_from
@@ -224,6 +224,7 @@ def reindex_flow(
     if settings.execution.distributed:
         where = settings.execution.dask_address or f"a local Dask cluster of {settings.execution.local_workers}"
         logger.info("chunking and embedding on %s", where)
+        require_scheduler(settings.execution)
         api_url = get_client(sync_client=True).api_url
         runner = dask_task_runner(settings.execution, api_url=str(api_url))
         built = distributed_build_flow.with_options(task_runner=runner)(config=config, index_uri=index_uri, model=model)

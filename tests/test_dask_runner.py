@@ -123,3 +123,23 @@ def test_an_existing_scheduler_address_builds_incrementally_and_audits_like_in_p
     assert 1 <= second["build"]["chunks_embedded"] <= 2
     store = IndexStore(yaml.safe_load(Path(config).read_text())["index_uri"])
     assert manifest_of(store.resolve("current"))["changes"]["articles"]["changed"] == 1
+
+
+def test_an_unreachable_scheduler_is_a_clear_error_and_publishes_nothing(tmp_path) -> None:
+    from flows.reindex import reindex_flow
+    from kbcurator.errors import ConfigError
+
+    site = _site(tmp_path, count=3)
+    config = _config(tmp_path, "nowhere", site, {"dask_address": "tcp://127.0.0.1:1"})
+    with pytest.raises(ConfigError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:1"):
+        reindex_flow(config=config, audit=False)
+    assert IndexStore(str(tmp_path / "nowhere" / "index")).current() is None
+
+
+@pytest.mark.parametrize("execution", [{"local_workers": -1}, {"chunk_batch_articles": 0}, {"embed_batch_chunks": 0}])
+def test_execution_settings_that_cannot_work_are_refused(tmp_path, execution) -> None:
+    from kbcurator.errors import ConfigError
+    from kbcurator.settings import load_settings
+
+    with pytest.raises(ConfigError, match="execution"):
+        load_settings(_config(tmp_path, "bad", _site(tmp_path, count=1), execution))

@@ -99,11 +99,11 @@ class ExecutionSettings(BaseModel):
     # A running Dask scheduler, e.g. "tcp://10.0.0.5:8786": tasks go to its workers (prefect-dask).
     dask_address: str | None = None
     # With no address: start a local Dask cluster of this many worker processes for the run (0: in-process).
-    local_workers: int = 0
-    threads_per_worker: int = 1
+    local_workers: int = Field(default=0, ge=0)
+    threads_per_worker: int = Field(default=1, ge=1)
     # Work per task, sized so one worker holds it comfortably: articles per chunking task, chunks per embedding task.
-    chunk_batch_articles: int = 250
-    embed_batch_chunks: int = 1024
+    chunk_batch_articles: int = Field(default=250, ge=1)
+    embed_batch_chunks: int = Field(default=1024, ge=1)
 
     @property
     def distributed(self) -> bool:
@@ -115,15 +115,15 @@ class AnnSettings(BaseModel):
 
     # Publish builds the index once the chunks table holds at least this many rows; below it, exact search is
     # fast enough and exact.
-    min_rows: int = 50_000
+    min_rows: int = Field(default=50_000, ge=0)
     index_type: Literal["IVF_PQ", "IVF_HNSW_SQ"] = "IVF_HNSW_SQ"
-    nprobes: int = 20  # IVF partitions searched per query
+    nprobes: int = Field(default=20, ge=1)  # IVF partitions searched per query
     # Re-rank this many times k candidates with exact distances: recall@10 0.989-0.993 -> 0.998-1.000 for ~10%
     # more time (bench/ann_recall.md); the scalar quantisation, not the graph's breadth, is what loses recall.
-    refine_factor: int | None = 2
+    refine_factor: int | None = Field(default=2, ge=1)
     # The audit's k-NN pass over every chunk goes through the published index only from this many chunks: below
     # it, the in-memory faiss graph is faster (50k chunks: 32 s in memory vs 50 s through the index; level at 100k).
-    audit_min_rows: int = 100_000
+    audit_min_rows: int = Field(default=100_000, ge=0)
 
 
 class Settings(BaseSettings):
