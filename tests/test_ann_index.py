@@ -329,17 +329,33 @@ def test_contradiction_pairs_through_the_index_match_the_in_memory_ones(releases
     assert any(set(f.article_ids) == {"a00000", "a00001"} for f in through_index)  # 30 days against 14
 
 
-def test_an_index_that_covers_every_row_is_kept_and_a_changed_table_rebuilds_it(tmp_path) -> None:
+def test_a_publish_that_adds_a_few_rows_keeps_the_index_and_finds_them_and_a_big_change_retrains(tmp_path) -> None:
     vectors = clustered(800, seed=11)
     store = IndexStore(str(tmp_path / "index"))
-    settings = AnnSettings(min_rows=100)
+    settings = AnnSettings(min_rows=100, max_unindexed_share=0.1)
     first = manifest_of(publish(store, candidate_of(vectors), checks_passed=True, manifest={}, ann=settings))
     again = manifest_of(publish(store, candidate_of(vectors), checks_passed=True, manifest={}, ann=settings))
-    assert "reused" not in first["ann"] and again["ann"]["reused"] is True
-    grown = np.vstack([vectors, clustered(40, seed=12)[:CHUNKS_PER_ARTICLE]])  # one more article
-    rebuilt = publish(store, candidate_of(grown), checks_passed=True, manifest={}, ann=settings)
-    assert "reused" not in manifest_of(rebuilt)["ann"] and manifest_of(rebuilt)["ann"]["rows"] == len(grown)
-    assert has_vector_index(store.open_at(schema.CHUNKS, rebuilt.chunks_version))
+    assert "reused" not in first["ann"] and again["ann"]["reused"] is True and again["ann"]["unindexed_rows"] == 0
+
+    # Ten more articles (5% of the rows): the trained index stays, and the rows it lacks are still found.
+    grown = np.vstack([vectors, clustered(400, seed=12)[:40]])
+    kept = publish(store, candidate_of(grown), checks_passed=True, manifest={}, ann=settings)
+    assert manifest_of(kept)["ann"]["reused"] is True and manifest_of(kept)["ann"]["unindexed_rows"] == 40
+    embedder = LookupEmbedder(grown)
+    index = open_index(store.uri, embedder=embedder, ann=settings)
+    assert index.has_vector_index
+    for row in range(800, 840, 3):
+        hits = index.search(f"row {row}", k=5, mode="vector")
+        assert row_of(hits[0].chunk_id) == exact_top(grown, embedder.embed([f"row {row}"])[0], 1)[0]
+
+    # Past the share (200 rows added to 840): retrained over every row.
+    bigger = np.vstack([grown, clustered(400, seed=13)[:200]])
+    retrained = manifest_of(publish(store, candidate_of(bigger), checks_passed=True, manifest={}, ann=settings))
+    assert "reused" not in retrained["ann"] and retrained["ann"]["rows"] == len(bigger)
+    table = store.open_at(schema.CHUNKS, store.current().chunks_version)
+    assert has_vector_index(table) and sum(int(i.num_unindexed_rows) for i in table.list_indices()) == 0
+    # The earlier release still reads at its own version, with its own index.
+    assert store.open_at(schema.CHUNKS, kept.chunks_version).count_rows() == len(grown)
 
 
 def test_a_failed_index_build_leaves_the_publish_standing(tmp_path, monkeypatch) -> None:

@@ -124,6 +124,9 @@ class AnnSettings(BaseModel):
     # The audit's k-NN pass over every chunk goes through the published index only from this many chunks: below
     # it, the in-memory faiss graph is faster (50k chunks: 32 s in memory vs 50 s through the index; level at 100k).
     audit_min_rows: int = Field(default=100_000, ge=0)
+    # A publish keeps the current index while the rows it lacks (added or rewritten since it was trained) are at
+    # most this share of the table: LanceDB searches those rows exactly beside the index. Past it, publish retrains.
+    max_unindexed_share: float = Field(default=0.1, ge=0, le=1)
 
 
 class Settings(BaseSettings):

@@ -84,8 +84,11 @@ def build_vector_index(table: Any, settings: AnnSettings) -> dict[str, Any]:
         What was built, for the release manifest (``index_type``, ``rows``, ``metric``, ``num_partitions``,
         ``num_sub_vectors`` or ``m``/``ef_construction``, ``seconds``), or ``{}`` below the threshold, where
         nothing is built and an index left from an earlier, bigger version is dropped so that the release
-        searches exactly, as its manifest says. An index of the same type that already covers every row (a
-        publish that changed nothing) is kept: ``{"reused": True, ...}``.
+        searches exactly, as its manifest says. An index of the configured type that leaves at most
+        ``settings.max_unindexed_share`` of the rows out (a publish that changed nothing, or a few articles) is
+        kept: ``{"reused": True, "unindexed_rows": ...}``. LanceDB searches the rows an index lacks exactly and
+        merges them into its results, and rows deleted or rewritten since the build are masked out, so a kept
+        index answers for the whole version; retraining it for 1% of changed rows cost 225 s at 215,000 rows.
 
     Raises:
         Whatever LanceDB raises when it cannot train or write the index (callers decide whether that fails).
@@ -98,8 +101,17 @@ def build_vector_index(table: Any, settings: AnnSettings) -> dict[str, Any]:
         for index in existing:
             table.drop_index(index.name)
         return {}
-    if len(existing) == 1 and _covers(existing[0], settings):
-        return {"index_type": settings.index_type, "rows": rows, "metric": "cosine", "reused": True, "seconds": 0.0}
+    if len(existing) == 1 and _same_kind(existing[0], settings):
+        unindexed = int(existing[0].num_unindexed_rows)
+        if unindexed <= settings.max_unindexed_share * rows:
+            return {
+                "index_type": settings.index_type,
+                "rows": rows,
+                "metric": "cosine",
+                "reused": True,
+                "unindexed_rows": unindexed,
+                "seconds": 0.0,
+            }
     dimension = table.schema.field(VECTOR_COLUMN).type.list_size
     partitions = num_partitions(rows, settings.index_type)
     built: dict[str, Any] = {
@@ -124,14 +136,12 @@ def build_vector_index(table: Any, settings: AnnSettings) -> dict[str, Any]:
     return built
 
 
-def _covers(index: Any, settings: AnnSettings) -> bool:
-    """Whether ``index`` is of the configured type and metric and every row is in it (rows changed or added
-    since it was built are not: a merge rewrites them)."""
+def _same_kind(index: Any, settings: AnnSettings) -> bool:
+    """Whether ``index`` is of the configured type and metric (an index built under other settings is rebuilt)."""
     details = getattr(index, "index_details", None) or {}
     return (
         str(index.index_type).replace("_", "").lower() == settings.index_type.replace("_", "").lower()
         and str(details.get("metric_type", "")).lower() == "cosine"
-        and int(index.num_unindexed_rows) == 0
     )
 
 
