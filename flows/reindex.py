@@ -36,6 +36,7 @@ from kbcurator.index.build import (
     plan_build,
 )
 from kbcurator.index.embedding_cache import EmbeddingCache
+from kbcurator.index.parse_memo import ParseMemo
 from kbcurator.index.publish import publish
 from kbcurator.index.store import IndexStore
 from kbcurator.ingest import read_articles
@@ -47,10 +48,16 @@ DEFAULT_CONFIG = "kb_sources/sample.yaml"
 
 
 @task(name="read-source", cache_policy=NO_CACHE)
-def read_source_task(source: SourceConfig) -> tuple[list[Article], list[Rejected]]:
-    articles, rejected = read_articles(source)
+def read_source_task(source: SourceConfig, store: IndexStore) -> tuple[list[Article], list[Rejected]]:
+    memo = ParseMemo(store)
+    articles, rejected = read_articles(source, memo=memo)
     get_run_logger().info(
-        "source %s (%s): %d articles, %d skipped", source.id, source.kind, len(articles), len(rejected)
+        "source %s (%s): %d articles (%d unchanged pages not parsed again), %d skipped",
+        source.id,
+        source.kind,
+        len(articles),
+        memo.reused,
+        len(rejected),
     )
     return articles, rejected
 
@@ -71,13 +78,13 @@ def build_task(articles: list[Article], settings: Settings, store: IndexStore) -
     return candidate
 
 
-def read_sources(sources: list[SourceConfig]) -> tuple[list[Article], list[Rejected]]:
+def read_sources(sources: list[SourceConfig], store: IndexStore) -> tuple[list[Article], list[Rejected]]:
     articles: list[Article] = []
     rejected: list[Rejected] = []
     for source in sources:
         remote = source.kind == "sitemap" or (source.kind == "zendesk" and "://" in source.location)
         reader = read_source_task.with_options(retries=2, retry_delay_seconds=10) if remote else read_source_task
-        found, skipped = reader(source)
+        found, skipped = reader(source, store)
         articles += found
         rejected += skipped
     return articles, rejected
@@ -101,7 +108,7 @@ def distributed_build_flow(
     store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
     execution = settings.execution
     clock = time.perf_counter()
-    articles, rejected = read_sources(reindex.require_sources(settings, config))
+    articles, rejected = read_sources(reindex.require_sources(settings, config), store)
     read_s = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -232,7 +239,7 @@ def reindex_flow(
         timings.update(built["timings"])
     else:
         clock = time.perf_counter()
-        articles, rejected = read_sources(sources)
+        articles, rejected = read_sources(sources, store)
         timings["read_s"] = time.perf_counter() - clock
         clock = time.perf_counter()
         candidate = build_task(articles, settings, store)

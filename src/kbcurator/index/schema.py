@@ -8,6 +8,7 @@ ARTICLES = "articles"
 CHUNKS = "chunks"
 RELEASES = "releases"
 EMBEDDING_CACHE = "embedding_cache"
+PARSE_MEMO = "parse_memo"
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -77,5 +78,15 @@ def embedding_cache_schema() -> pa.Schema:
             pa.field("model", pa.string()),
             pa.field("content_hash", pa.string()),
             pa.field("vector", pa.list_(pa.float32())),
+        ]
+    )
+
+
+def parse_memo_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("page_key", pa.string(), nullable=False),  # kbcurator.index.parse_memo.page_key
+            pa.field("article_id", pa.string()),
+            pa.field("article_hash", pa.string()),  # of every field of the article parsed from the page
         ]
     )

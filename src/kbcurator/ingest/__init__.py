@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from kbcurator.records import Article, RawPage, Rejected
 from kbcurator.settings import SourceConfig
+
+if TYPE_CHECKING:
+    from kbcurator.index.parse_memo import ParseMemo
 
 
 def read_source(source: SourceConfig) -> Iterator[RawPage | Rejected]:
@@ -33,10 +37,42 @@ def parse_pages(pages: Iterable[RawPage | Rejected], source: SourceConfig) -> It
             yield parse_page(page, default_locale=source.locale, base_url=source.base_url)
 
 
-def read_articles(source: SourceConfig) -> tuple[list[Article], list[Rejected]]:
-    """Every article of a source, and every page or file that was skipped with where and why."""
+def read_articles(source: SourceConfig, *, memo: ParseMemo | None = None) -> tuple[list[Article], list[Rejected]]:
+    """Every article of a source, and every page or file that was skipped with where and why.
+
+    With ``memo``, a page parsed before into an article the current release still holds is not parsed again
+    (see kbcurator.index.parse_memo), and the pages parsed now are recorded in it. The result is the same.
+    """
+    if memo is None:
+        return _split(parse_pages(read_source(source), source))
+    from kbcurator.index.parse_memo import page_key
+    from kbcurator.ingest.parse import parse_page
+
+    pages = list(read_source(source))
+    keys = [
+        None if isinstance(page, Rejected) else page_key(page, default_locale=source.locale, base_url=source.base_url)
+        for page in pages
+    ]
+    known = memo.recall([key for key in keys if key is not None])
+    parsed: list[tuple[str, Article]] = []
+    outcomes: list[Article | Rejected] = []
+    for page, key in zip(pages, keys, strict=True):
+        if isinstance(page, Rejected):
+            outcomes.append(page)
+        elif key is not None and key in known:
+            outcomes.append(known[key])
+        else:
+            outcome = parse_page(page, default_locale=source.locale, base_url=source.base_url)
+            if key is not None and isinstance(outcome, Article):
+                parsed.append((key, outcome))
+            outcomes.append(outcome)
+    memo.remember(parsed)
+    return _split(outcomes)
+
+
+def _split(items: Iterable[Article | Rejected]) -> tuple[list[Article], list[Rejected]]:
     articles: list[Article] = []
     rejected: list[Rejected] = []
-    for item in parse_pages(read_source(source), source):
+    for item in items:
         (rejected if isinstance(item, Rejected) else articles).append(item)  # type: ignore[arg-type]
     return articles, rejected

@@ -43,7 +43,11 @@ from dateutil import parser as date_parser
 from kbcurator.errors import ParseError
 from kbcurator.records import Article, RawPage, Rejected, make_article_id, sha256_hex
 
-__all__ = ["normalise_locale", "normalise_url", "parse_page", "strip_liquid"]
+__all__ = ["PARSER_VERSION", "normalise_locale", "normalise_url", "parse_page", "strip_liquid"]
+
+# Part of the key under which a rebuild reuses a page's article instead of parsing it (kbcurator.index.parse_memo).
+# Bump it with any change here that changes what a page parses to, so every page is parsed again once.
+PARSER_VERSION = "1"
 
 # Never content: removed before anything is measured.
 _INVISIBLE = ("script", "style", "noscript", "template", "svg", "iframe", "object", "embed")
