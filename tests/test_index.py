@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from builders import make_article, sample_articles
 from fakes import FakeHashingEmbedder
 
-from kbcurator.chunking import ChunkPolicy
+from kbcurator.chunking import ChunkPolicy, embedding_input
 from kbcurator.errors import PublishError, ValidationFailed
 from kbcurator.index import open_index
 from kbcurator.index.build import build_candidate
@@ -67,6 +68,18 @@ def test_unchanged_articles_are_not_chunked_or_embedded_again(store) -> None:
     changed = build_candidate(articles, store=store, embedder=embedder, policy=POLICY)
     assert changed.stats.articles_reused == 4 and changed.stats.articles_chunked == 1
     assert 0 < len(embedder.embedded_texts) - first_cost <= 2
+
+
+def test_every_row_of_a_partly_reused_candidate_carries_its_own_chunks_vector(store) -> None:
+    embedder = FakeHashingEmbedder()
+    articles = sample_articles()
+    _publish(store, articles, embedder)
+    articles[2] = _edited(articles[2], "Exports arrive by email within 3 days as a ZIP archive.")
+    candidate = build_candidate(articles, store=store, embedder=embedder, policy=POLICY)
+    assert candidate.stats.articles_reused == 4 and candidate.stats.articles_chunked == 1
+    chunks = candidate.chunks.to_pylist()
+    expected = FakeHashingEmbedder().embed([embedding_input(row["title"], row["text"]) for row in chunks])
+    assert np.allclose(np.array([row["vector"] for row in chunks]), expected)
 
 
 def test_embedding_cache_survives_a_run_that_never_published(store) -> None:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fakes import FakeHashingEmbedder
 
 import kbcurator.ingest.parse as parse_module
 from kbcurator.chunking import ChunkPolicy
@@ -17,7 +18,6 @@ from kbcurator.index.store import IndexStore
 from kbcurator.index.versions import rollback
 from kbcurator.ingest import read_articles
 from kbcurator.settings import SourceConfig
-from tests.fakes import FakeHashingEmbedder
 
 PAGES = {
     "reset-password.md": "---\ntitle: Reset your password\nlast_modified_at: 2026-01-04\n---\n\n"

@@ -74,6 +74,25 @@ def articles_to_table(articles: Sequence[Article], chunk_policy: str) -> pa.Tabl
     return pa.Table.from_pylist(rows, schema=schema.articles_schema())
 
 
+def vector_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A fixed-size-list vector column as one (rows, dimension) float32 matrix."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    dimension = array.type.list_size
+    return np.asarray(array.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dimension)
+
+
+def chunks_table(rows: Sequence[dict[str, Any]], matrix: np.ndarray, dimension: int) -> pa.Table:
+    """The chunks table from rows without vectors and their vectors, row ``i`` of ``matrix`` for ``rows[i]``."""
+    target = schema.chunks_schema(dimension)
+    vector_field = target.field("vector")
+    table = pa.Table.from_pylist(list(rows), schema=pa.schema([f for f in target if f.name != "vector"]))
+    if len(matrix) != table.num_rows or (len(matrix) and matrix.shape[1] != dimension):
+        raise ValueError(f"{len(matrix)} vectors of shape {matrix.shape[1:]} for {table.num_rows} rows of {dimension}")
+    flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1), type=pa.float32())
+    vectors = pa.FixedSizeListArray.from_arrays(flat, type=vector_field.type)
+    return table.append_column(vector_field, vectors).select(target.names)
+
+
 def _row_hash(row: dict[str, Any]) -> str:
     payload = {k: v for k, v in row.items() if k not in ("vector", "row_hash")}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -117,12 +136,13 @@ def _reusable_article_ids(
     return reuse, chunks.filter(mask)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class BuildPlan:
     """What a build starts from: the unique articles, and which of them the current release already holds."""
 
     ordered: tuple[Article, ...]
-    reused_rows: tuple[dict[str, Any], ...]  # chunk rows (vectors included) copied from the current release
+    reused_rows: tuple[dict[str, Any], ...]  # chunk rows copied from the current release, without their vectors
+    reused_vectors: np.ndarray  # (len(reused_rows), dimension): their vectors, in that order
     reuse_ids: frozenset[str]
     to_chunk: tuple[Article, ...]
     rejected: tuple[Rejected, ...]
@@ -153,8 +173,11 @@ def plan_build(articles: Iterable[Article], *, store: IndexStore, model: str, po
     current = store.current()
     reuse_ids, reused_chunks = _reusable_article_ids(store, current, ordered, model, policy.policy_hash)
     rows: list[dict[str, Any]] = []
+    reused_vectors = np.zeros((0, 0), dtype=np.float32)
     if reused_chunks is not None:
-        for row in reused_chunks.to_pylist():
+        # Vectors stay one float32 matrix: as Python lists (to_pylist) they took ~12 KB a row, gigabytes at 100k+.
+        reused_vectors = vector_matrix(reused_chunks["vector"])
+        for row in reused_chunks.drop_columns(["vector"]).to_pylist():
             article = unique[row["article_id"]]
             # Metadata copied from the article may change without the text changing (updated_at, url).
             for name in _ARTICLE_FIELDS_ON_CHUNKS:
@@ -163,6 +186,7 @@ def plan_build(articles: Iterable[Article], *, store: IndexStore, model: str, po
     return BuildPlan(
         ordered=ordered,
         reused_rows=tuple(rows),
+        reused_vectors=reused_vectors,
         reuse_ids=frozenset(reuse_ids),
         to_chunk=tuple(a for a in ordered if a.article_id not in reuse_ids),
         rejected=tuple(rejected),
@@ -209,13 +233,16 @@ def assemble_candidate(
 ) -> ReleaseCandidate:
     """The release candidate from the reused rows, the chunked batches and a vector for every new chunk hash."""
     rows = [dict(row) for row in plan.reused_rows]
+    matrices = [plan.reused_vectors] if rows else []
     new_hashes: set[str] = set()
     for batch in batches:
-        for row in batch.rows:
-            rows.append({**row, "vector": vectors[row["content_hash"]].tolist()})
+        if batch.rows:
+            rows.extend(dict(row) for row in batch.rows)
+            matrices.append(np.stack([vectors[row["content_hash"]] for row in batch.rows]))
         new_hashes.update(batch.texts_by_hash)
     for row in rows:
         row["row_hash"] = _row_hash(row)
+    matrix = np.vstack(matrices) if matrices else np.zeros((0, dimension), dtype=np.float32)
     kept_ids = set(plan.reuse_ids).union(*(batch.article_ids for batch in batches))
     kept_in_order = [a for a in plan.ordered if a.article_id in kept_ids]
     rejected = [*plan.rejected, *(r for batch in batches for r in batch.rejected)]
@@ -231,7 +258,7 @@ def assemble_candidate(
     )
     return ReleaseCandidate(
         articles=articles_to_table(kept_in_order, policy.policy_hash),
-        chunks=pa.Table.from_pylist(rows, schema=schema.chunks_schema(dimension)),
+        chunks=chunks_table(rows, matrix, dimension),
         model=model,
         dimension=dimension,
         chunk_policy=policy.policy_hash,
