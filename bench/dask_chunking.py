@@ -35,19 +35,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
 )
 sys.path[:0] = [str(REPO)]
-for key, value in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "DO_NOT_TRACK": "1",
-    "UNSTRUCTURED_DISABLE_NOTICE": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "TOKENIZERS_PARALLELISM": "false",
-    "LANCEDB_LOG": "error",
-    "DASK_LOGGING__DISTRIBUTED": "warning",
-}.items():
-    os.environ.setdefault(key, value)
+from kbcurator.runtime import apply_runtime_defaults  # noqa: E402
+
+apply_runtime_defaults(PREFECT_LOGGING_LEVEL="WARNING", DASK_LOGGING__DISTRIBUTED="warning")
 
 _SPIN = 30_000_000
 

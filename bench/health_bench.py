@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,14 +27,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
-for key, value in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "UNSTRUCTURED_DISABLE_NOTICE": "1",
-}.items():
-    os.environ.setdefault(key, value)
+from kbcurator.runtime import apply_runtime_defaults  # noqa: E402
+
+apply_runtime_defaults()
 
 COLUMNS = ("detector", "check", "positives", "negatives", "tp", "fp", "fn", "precision", "recall")
 

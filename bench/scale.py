@@ -63,21 +63,10 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 sys.path[:0] = [str(BENCH), str(REPO)]
 
-for key, value in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "DO_NOT_TRACK": "1",
-    "UNSTRUCTURED_DISABLE_NOTICE": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "GX_ANALYTICS_ENABLED": "false",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "LANCEDB_LOG": "error",
-    "DASK_LOGGING__DISTRIBUTED": "warning",  # a line per worker event otherwise
-}.items():
-    os.environ.setdefault(key, value)
+from kbcurator.runtime import apply_runtime_defaults  # noqa: E402
+
+# Dask logs a line per worker event otherwise.
+apply_runtime_defaults(PREFECT_LOGGING_LEVEL="WARNING", DASK_LOGGING__DISTRIBUTED="warning")
 
 from scale_corpus import SourceTree, edit_share, grow, restore  # noqa: E402
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from kbcurator.errors import ConfigError, KBError, ValidationFailed
+from kbcurator.runtime import apply_runtime_defaults
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -32,20 +33,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _runtime_defaults() -> None:
     """Offline, quiet defaults for this process; a value already in the environment wins."""
-    for key, value in {
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "DO_NOT_TRACK": "1",
-        "UNSTRUCTURED_DISABLE_NOTICE": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-        "GX_ANALYTICS_ENABLED": "false",
-        "TOKENIZERS_PARALLELISM": "false",
-        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-        # lance logs a deprecation warning per scored search with selected columns; keep errors only.
-        "LANCEDB_LOG": "error",
-    }.items():
-        os.environ.setdefault(key, value)
+    apply_runtime_defaults()
 
 
 def _clear_errors(command: F) -> F:
