@@ -1,26 +1,14 @@
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-# Offline, quiet runtime for every test (the Makefile sets the same for the CLI).
-for _key, _value in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "DO_NOT_TRACK": "1",
-    "UNSTRUCTURED_DISABLE_NOTICE": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    "GX_ANALYTICS_ENABLED": "false",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    # lance logs a deprecation warning per scored search with selected columns; keep errors only.
-    "LANCEDB_LOG": "error",
-}.items():
-    os.environ.setdefault(_key, _value)
+from kbcurator.runtime import apply_runtime_defaults
+
+# Offline, quiet runtime for every test, the same as the CLI's.
+apply_runtime_defaults()
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
