@@ -144,3 +144,19 @@ def test_a_failed_build_leaves_no_memo_a_later_run_could_misuse(tmp_path, site, 
     articles, _ = read_articles(source, memo=ParseMemo(store))
     assert "https://help.example.com/reset-password.md" in parses  # its article is not in the current release
     assert any("48 hours" in article.text for article in articles)
+
+
+def test_a_source_read_in_batches_gives_the_same_articles(tmp_path, site, parses, monkeypatch) -> None:
+    import kbcurator.ingest as ingest
+
+    store = IndexStore(str(tmp_path / "index"))
+    source = source_for(site)
+    publish_from(store, source)
+    monkeypatch.setattr(ingest, "_MEMO_BATCH", 1)  # every page its own memo lookup
+    (site / "export-data.md").write_text(PAGES["export-data.md"].replace("2 days", "3 days"))
+    parses.clear()
+    memo = ParseMemo(store)
+    articles, rejected = read_articles(source, memo=memo)
+    assert sorted(parses) == ["https://help.example.com/broken.md", "https://help.example.com/export-data.md"]
+    assert memo.reused == 2
+    assert (articles, rejected) == read_articles(source)

@@ -14,32 +14,20 @@ what the parser would.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from kbcurator.index import schema
 from kbcurator.index.store import IndexStore, lance_errors
 from kbcurator.ingest.parse import PARSER_VERSION
 from kbcurator.records import Article, RawPage
 
-_ARTICLE_COLUMNS = (
-    "article_id",
-    "source_id",
-    "url",
-    "title",
-    "section",
-    "locale",
-    "body_html",
-    "text",
-    "updated_at",
-    "content_hash",
-    "links",
-)
+_ARTICLE_COLUMNS = tuple(field.name for field in dataclasses.fields(Article))
 
 
 def page_key(page: RawPage, *, default_locale: str, base_url: str | None) -> str | None:
@@ -84,33 +72,52 @@ def article_hash(article: Article) -> str:
 class ParseMemo:
     """The articles the current release holds for page keys; ``recall`` before parsing, ``remember`` after.
 
-    ``reused`` counts the articles handed back so far (for the run's log).
+    One instance serves one read: the current release and the memo's entries are read once, at the first
+    ``recall``, and each call then reads only the article rows its keys need (so a source can be read in batches
+    without holding every raw page). ``reused`` counts the articles handed back so far (for the run's log).
     """
 
     def __init__(self, store: IndexStore) -> None:
         self._store = store
+        self._loaded = False
+        self._articles_version: int | None = None
+        self._entries: dict[str, set[tuple[str, str]]] = {}
         self.reused = 0
 
-    def recall(self, keys: Sequence[str]) -> dict[str, Article]:
-        """The article parsed earlier from each key that the current release still holds unchanged."""
+    def _load(self) -> None:
+        self._loaded = True
         current = self._store.current()
-        if not keys or current is None or not self._store.has_table(schema.PARSE_MEMO):
-            return {}
+        if current is None or not self._store.has_table(schema.PARSE_MEMO):
+            return
+        self._articles_version = current.articles_version
         with lance_errors("cannot read the parse memo"):
             memo = self._store.db.open_table(schema.PARSE_MEMO).to_arrow()
-        memo = memo.filter(pc.is_in(memo["page_key"], value_set=pa.array(sorted(set(keys)), type=pa.string())))
-        if memo.num_rows == 0:
-            return {}
-        recorded: dict[str, set[tuple[str, str]]] = {}
         for key, article_id, digest in zip(
             memo["page_key"].to_pylist(), memo["article_id"].to_pylist(), memo["article_hash"].to_pylist(), strict=True
         ):
-            recorded.setdefault(key, set()).add((article_id, digest))
-        articles = self._store.read_table(schema.ARTICLES, current.articles_version, list(_ARTICLE_COLUMNS))
-        wanted = pa.array(sorted({article_id for pairs in recorded.values() for article_id, _ in pairs}))
-        articles = articles.filter(pc.is_in(articles["article_id"], value_set=wanted))
+            self._entries.setdefault(key, set()).add((article_id, digest))
+
+    def recall(self, keys: Sequence[str]) -> dict[str, Article]:
+        """The article parsed earlier from each key that the current release still holds unchanged."""
+        if not self._loaded:
+            self._load()
+        recorded = {key: self._entries[key] for key in set(keys) if key in self._entries}
+        if not recorded or self._articles_version is None:
+            return {}
+        wanted = sorted({article_id for pairs in recorded.values() for article_id, _ in pairs})
+        quoted = ", ".join("'" + article_id.replace("'", "''") + "'" for article_id in wanted)
+        table = self._store.open_at(schema.ARTICLES, self._articles_version)
+        with lance_errors("cannot read the current release's articles"):
+            rows = (
+                table.search()
+                .where(f"article_id IN ({quoted})")
+                .select(list(_ARTICLE_COLUMNS))
+                .limit(None)
+                .to_arrow()
+                .to_pylist()
+            )
         by_id: dict[str, tuple[Article, str]] = {}
-        for row in articles.to_pylist():
+        for row in rows:
             article = Article(**{**row, "links": tuple(row["links"] or ())})
             by_id[article.article_id] = (article, article_hash(article))
         found: dict[str, Article] = {}

@@ -45,16 +45,35 @@ def read_articles(source: SourceConfig, *, memo: ParseMemo | None = None) -> tup
     """
     if memo is None:
         return _split(parse_pages(read_source(source), source))
+    outcomes: list[Article | Rejected] = []
+    parsed: list[tuple[str, Article]] = []  # recorded in one write at the end
+    batch: list[RawPage | Rejected] = []
+    for page in read_source(source):
+        batch.append(page)
+        if len(batch) == _MEMO_BATCH:
+            outcomes += _parse_with_memo(batch, source, memo, parsed)
+            batch = []
+    outcomes += _parse_with_memo(batch, source, memo, parsed)
+    memo.remember(parsed)
+    return _split(outcomes)
+
+
+# Pages looked up in the memo at a time: one read of their articles, without holding every raw page of a crawl.
+_MEMO_BATCH = 500
+
+
+def _parse_with_memo(
+    pages: list[RawPage | Rejected], source: SourceConfig, memo: ParseMemo, parsed: list[tuple[str, Article]]
+) -> list[Article | Rejected]:
+    """Articles (from the memo, or parsed) and rejections for ``pages``; what was parsed is added to ``parsed``."""
     from kbcurator.index.parse_memo import page_key
     from kbcurator.ingest.parse import parse_page
 
-    pages = list(read_source(source))
     keys = [
         None if isinstance(page, Rejected) else page_key(page, default_locale=source.locale, base_url=source.base_url)
         for page in pages
     ]
     known = memo.recall([key for key in keys if key is not None])
-    parsed: list[tuple[str, Article]] = []
     outcomes: list[Article | Rejected] = []
     for page, key in zip(pages, keys, strict=True):
         if isinstance(page, Rejected):
@@ -66,8 +85,7 @@ def read_articles(source: SourceConfig, *, memo: ParseMemo | None = None) -> tup
             if key is not None and isinstance(outcome, Article):
                 parsed.append((key, outcome))
             outcomes.append(outcome)
-    memo.remember(parsed)
-    return _split(outcomes)
+    return outcomes
 
 
 def _split(items: Iterable[Article | Rejected]) -> tuple[list[Article], list[Rejected]]:
