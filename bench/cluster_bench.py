@@ -9,7 +9,10 @@ table is HDBSCAN's noise, then the long tail left after that vote):
     keyed by a hash of the model name and the texts, so a changed file is re-embedded;
   - writes bench/results/banking77_<split>_assignments.csv (ticket_id,cluster_id) and _labels.csv
     (ticket_id,label) and scores them with the official scorer, /work/shared/eval/cluster_scores.py;
-  - runs the reference baseline on the same vectors: k-means with K=77 GIVEN (sklearn, n_init=10).
+  - runs the reference baseline on the same vectors: k-means with K=77 GIVEN (sklearn, n_init=10);
+  - runs the peer a user would pick instead, BERTopic with its defaults (UMAP 5 dims, hdbscan min_cluster_size
+    10, no outlier reduction) on the same vectors and the same seeds, side by side, when it is installed
+    (`pip install -e ".[bench]"`; skipped with a note otherwise). Its UMAP gets each seed as ours does.
 
     python bench/cluster_bench.py [--splits test train] [--seed 0] [--out bench/results/cluster_bench.json]
     python bench/cluster_bench.py --model /path/to/all-mpnet-base-v2   # -> cluster_bench_all-mpnet-base-v2.json
@@ -127,7 +130,50 @@ def strict_scores(truth: list[str], labels: np.ndarray) -> dict[str, float]:
     }
 
 
-def run_split(split: str, seed: int, n_seeds: int, model: str = MODEL) -> dict[str, Any]:
+def bertopic_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bertopic") is not None
+
+
+def run_bertopic(texts: list[str], truth: list[str], vectors: np.ndarray, seed: int) -> dict[str, Any]:
+    """BERTopic 0.17's defaults on our vectors; only UMAP's seed is set (BERTopic's default leaves it random)."""
+    from bertopic import BERTopic
+    from umap import UMAP
+
+    # BERTopic's own default UMAP, written out so the seed can be given.
+    umap_model = UMAP(
+        n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", low_memory=False, random_state=seed
+    )
+    started = time.perf_counter()
+    topics, _ = BERTopic(umap_model=umap_model).fit_transform(texts, embeddings=vectors)
+    seconds = time.perf_counter() - started
+    labels = np.asarray(topics)
+    return {
+        "seed": seed,
+        "seconds": round(seconds, 2),
+        "n_clusters": int(labels.max() + 1),
+        "outlier_share": round(float(np.mean(labels == -1)), 4),
+        **strict_scores(truth, labels),
+    }
+
+
+def mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, min and max of strict NMI/ARI over seeded runs."""
+    nmi = np.array([x["nmi"] for x in runs])
+    ari = np.array([x["ari"] for x in runs])
+    return {
+        "seeds": len(runs),
+        "nmi_mean": round(float(nmi.mean()), 4),
+        "nmi_min": float(nmi.min()),
+        "nmi_max": float(nmi.max()),
+        "ari_mean": round(float(ari.mean()), 4),
+        "ari_min": float(ari.min()),
+        "ari_max": float(ari.max()),
+    }
+
+
+def run_split(split: str, seed: int, n_seeds: int, model: str = MODEL, peer: bool = True) -> dict[str, Any]:
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
 
@@ -169,6 +215,9 @@ def run_split(split: str, seed: int, n_seeds: int, model: str = MODEL) -> dict[s
         spread[-1].update(strict_scores(truth, other_labels))
         spread[-1]["n_clusters"] = int(other_labels.max() + 1)
 
+    # The peer, on the same vectors and seeds, in the same process.
+    bertopic = [run_bertopic(texts, truth, vectors, seed + k) for k in range(n_seeds)] if peer else []
+
     largest = sorted(names.values(), key=lambda c: -c.size)[:8]
     return {
         "split": split,
@@ -184,6 +233,7 @@ def run_split(split: str, seed: int, n_seeds: int, model: str = MODEL) -> dict[s
         "scores": scores,
         "kmeans77": {"scorer_output": kmeans_output, "scores": kmeans_scores, "seconds": round(kmeans_s, 2)},
         "other_seeds": spread,
+        "bertopic": bertopic,
         "largest_clusters": [{"size": c.size, "label": c.label, "central_query": c.central_query} for c in largest],
     }
 
@@ -219,6 +269,17 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 f"| | {spread['nmi_mean']:.4f} [{spread['nmi_min']:.4f}-{spread['nmi_max']:.4f}] "
                 f"| {spread['ari_mean']:.4f} [{spread['ari_min']:.4f}-{spread['ari_max']:.4f}] | | | |"
             )
+        peer = r.get("bertopic_spread")
+        if peer:
+            runs = r["bertopic"]
+            lines.append(
+                f"| {r['split']} (n={r['n']}) | BERTopic defaults, mean of {peer['seeds']} seeds [min-max] | no "
+                f"| {np.mean([x['n_clusters'] for x in runs]):.0f} "
+                f"| {np.mean([x['outlier_share'] for x in runs]):.1%} (no reduction) "
+                f"| {peer['nmi_mean']:.4f} [{peer['nmi_min']:.4f}-{peer['nmi_max']:.4f}] "
+                f"| {peer['ari_mean']:.4f} [{peer['ari_min']:.4f}-{peer['ari_max']:.4f}] | | "
+                f"| {np.median([x['seconds'] for x in runs]):.1f} (median) |"
+            )
         k = r["kmeans77"]["scores"]
         lines.append(
             f"| {r['split']} (n={r['n']}) | k-means, K=77 | yes | 77 | 0% | {k['strict']['nmi']:.4f} "
@@ -239,6 +300,7 @@ def main() -> int:
         help="embedding model: a local sentence-transformers directory or an installed package (default: %(default)s)",
     )
     parser.add_argument("--out", type=Path, help="default: bench/results/cluster_bench[_<model>].json")
+    parser.add_argument("--no-peer", action="store_true", help="do not run BERTopic beside the clusterer")
     args = parser.parse_args()
     if args.out is None:
         args.out = RESULTS / f"cluster_bench{model_tag(args.model)}.json"
@@ -254,12 +316,16 @@ def main() -> int:
         return 2
     RESULTS.mkdir(parents=True, exist_ok=True)
 
+    peer = not args.no_peer and bertopic_installed()
+    if not args.no_peer and not peer:
+        print('BERTopic is not installed: the peer comparison is skipped (pip install -e ".[bench]")', flush=True)
+
     total_started = time.perf_counter()
     warm_s = warm_up(args.seed)
     print(f"UMAP/numba warm-up: {warm_s:.1f} s", flush=True)
     results = []
     for split in args.splits:
-        r = run_split(split, args.seed, args.seeds, args.model)
+        r = run_split(split, args.seed, args.seeds, args.model, peer)
         results.append(r)
         e = r["embedding"]
         embedded = (
@@ -282,23 +348,34 @@ def main() -> int:
         print("scorer (TicketClusterer):\n  " + r["scorer_output"].replace("\n", "\n  "))
         print(f"scorer (k-means K=77 given, {r['kmeans77']['seconds']:.1f} s):")
         print("  " + r["kmeans77"]["scorer_output"].replace("\n", "\n  "))
+        all_seeds = [{"seed": args.seed, **r["scores"]["strict"]}, *r["other_seeds"]]
         if r["other_seeds"]:
-            all_seeds = [{"seed": args.seed, **r["scores"]["strict"]}, *r["other_seeds"]]
-            nmi = np.array([x["nmi"] for x in all_seeds])
-            ari = np.array([x["ari"] for x in all_seeds])
-            r["seed_spread"] = {
-                "seeds": len(all_seeds),
-                "nmi_mean": round(float(nmi.mean()), 4),
-                "nmi_min": float(nmi.min()),
-                "nmi_max": float(nmi.max()),
-                "ari_mean": round(float(ari.mean()), 4),
-                "ari_min": float(ari.min()),
-                "ari_max": float(ari.max()),
+            spread = r["seed_spread"] = mean_of(all_seeds)
+            print(
+                f"seed spread ({spread['seeds']} seeds): strict NMI {spread['nmi_mean']:.4f} "
+                f"[{spread['nmi_min']:.4f}-{spread['nmi_max']:.4f}], ARI {spread['ari_mean']:.4f} "
+                f"[{spread['ari_min']:.4f}-{spread['ari_max']:.4f}], "
+                f"clusters {[x.get('n_clusters', r['n_clusters']) for x in all_seeds]}"
+            )
+        if r["bertopic"]:
+            ours = mean_of(all_seeds)
+            peer_mean = r["bertopic_spread"] = mean_of(r["bertopic"])
+            r["vs_bertopic"] = {
+                "nmi_diff": round(ours["nmi_mean"] - peer_mean["nmi_mean"], 4),
+                "ari_diff": round(ours["ari_mean"] - peer_mean["ari_mean"], 4),
+                "ari_ratio": round(ours["ari_mean"] / peer_mean["ari_mean"], 3),
             }
             print(
-                f"seed spread ({len(all_seeds)} seeds): strict NMI {nmi.mean():.4f} [{nmi.min():.4f}-{nmi.max():.4f}], "
-                f"ARI {ari.mean():.4f} [{ari.min():.4f}-{ari.max():.4f}], "
-                f"clusters {[x.get('n_clusters', r['n_clusters']) for x in all_seeds]}"
+                f"BERTopic defaults ({peer_mean['seeds']} seeds, same vectors): strict NMI {peer_mean['nmi_mean']:.4f} "
+                f"[{peer_mean['nmi_min']:.4f}-{peer_mean['nmi_max']:.4f}], ARI {peer_mean['ari_mean']:.4f} "
+                f"[{peer_mean['ari_min']:.4f}-{peer_mean['ari_max']:.4f}], "
+                f"topics {[x['n_clusters'] for x in r['bertopic']]}, "
+                f"outliers {[x['outlier_share'] for x in r['bertopic']]}, "
+                f"seconds {[x['seconds'] for x in r['bertopic']]}"
+            )
+            print(
+                f"TicketClusterer - BERTopic (seed means): NMI {r['vs_bertopic']['nmi_diff']:+.4f}, "
+                f"ARI {r['vs_bertopic']['ari_diff']:+.4f} (ratio {r['vs_bertopic']['ari_ratio']:.3f})"
             )
         print("largest clusters:")
         for c in r["largest_clusters"]:
