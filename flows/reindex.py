@@ -191,8 +191,11 @@ def publish_task(
     report: quality.ValidationReport,
     manifest: dict[str, Any],
     ann: AnnSettings,
+    lock_timeout_s: float,
 ) -> IndexRelease:
-    release = publish(store, candidate, checks_passed=report.success, manifest=manifest, ann=ann)
+    release = publish(
+        store, candidate, checks_passed=report.success, manifest=manifest, ann=ann, lock_timeout_s=lock_timeout_s
+    )
     get_run_logger().info(
         "published %s (articles v%d, chunks v%d)",
         release.tag,
@@ -287,7 +290,7 @@ def reindex_flow(
             },
         }
         clock = time.perf_counter()
-        release = publish_task(candidate, store, report, manifest, settings.ann)
+        release = publish_task(candidate, store, report, manifest, settings.ann, settings.publish_lock_timeout_s)
         timings["publish_s"] = time.perf_counter() - clock
         release_tag = release.tag
         outcome = f"published {release.tag}"

@@ -186,7 +186,8 @@ def rollback(
     """Make an earlier release current again (nothing is deleted)."""
     from kbcurator.index.versions import rollback as roll_back
 
-    release = roll_back(_store(config, index_uri), tag)
+    settings = _settings(config, index_uri)
+    release = roll_back(_store(config, index_uri), tag, lock_timeout_s=settings.publish_lock_timeout_s)
     typer.echo(f"current is now {release.tag} (was {release.previous_tag})")
 
 

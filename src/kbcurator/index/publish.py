@@ -19,6 +19,7 @@ from kbcurator.errors import ValidationFailed
 from kbcurator.index import schema
 from kbcurator.index.ann import build_vector_index
 from kbcurator.index.build import ReleaseCandidate
+from kbcurator.index.publish_lock import check_still_current, publish_lock
 from kbcurator.index.store import IndexStore, lance_errors
 from kbcurator.records import IndexRelease
 from kbcurator.settings import AnnSettings
@@ -70,6 +71,7 @@ def publish(
     manifest: dict[str, Any],
     fts: bool = True,
     ann: AnnSettings | None = None,
+    lock_timeout_s: float = 900.0,
 ) -> IndexRelease:
     """Write ``candidate`` as the next release. Refuses unless its checks passed.
 
@@ -77,9 +79,18 @@ def publish(
     With ``ann``, a chunks table of at least ``ann.min_rows`` rows gets a vector index (recorded under
     ``"ann"``; ``{}`` below the threshold); a failure to build one is recorded under ``"ann_error"`` and the
     release is published all the same, searched exactly.
+
+    One publish or rollback at a time per index (``publish_lock``): a second waits up to ``lock_timeout_s``.
     """
     if not checks_passed:
         raise ValidationFailed("checks failed: not publishing; the current release stays current")
+    with publish_lock(store, timeout_s=lock_timeout_s):
+        return _publish(store, candidate, manifest=manifest, fts=fts, ann=ann)
+
+
+def _publish(
+    store: IndexStore, candidate: ReleaseCandidate, *, manifest: dict[str, Any], fts: bool, ann: AnnSettings | None
+) -> IndexRelease:
     current = store.current()
     seq = (current.seq + 1) if current else 1
     tag = tag_for(seq)
@@ -129,5 +140,6 @@ def publish(
         previous_tag=current.tag if current else "",
         manifest_json=json.dumps(full_manifest, default=str),
     )
+    check_still_current(store, current)
     store.append_release(release)
     return release

@@ -34,7 +34,8 @@ def lance_errors(action: str) -> Iterator[None]:
         raise PublishError(f"{action}: {exc}") from exc
 
 
-def _is_local(uri: str) -> bool:
+def is_local_uri(uri: str) -> bool:
+    """A local directory (plain path or ``file://``), as opposed to an object store."""
     return "://" not in uri or uri.startswith("file://")
 
 
@@ -43,7 +44,7 @@ class IndexStore:
 
     def __init__(self, uri: str, *, storage_options: dict[str, str] | None = None) -> None:
         self.uri = uri
-        if _is_local(uri):
+        if is_local_uri(uri):
             Path(uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
         with lance_errors(f"cannot open index at {uri}"):
             # interval 0: every read sees the latest committed release, even from a long-lived handle.

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from kbcurator.errors import PublishError
 from kbcurator.index import schema
+from kbcurator.index.publish_lock import check_still_current, publish_lock
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.records import IndexRelease
 
@@ -64,11 +65,17 @@ def diff_releases(store: IndexStore, old_ref: str | int, new_ref: str | int) -> 
     )
 
 
-def rollback(store: IndexStore, ref: str | int) -> IndexRelease:
+def rollback(store: IndexStore, ref: str | int, *, lock_timeout_s: float = 900.0) -> IndexRelease:
     """Make an earlier release current again by appending a release that points at its table versions.
 
-    Nothing is deleted: the release rolled away from stays listed and can be rolled forward to.
+    Nothing is deleted: the release rolled away from stays listed and can be rolled forward to. Takes the
+    publish lock, so a rollback never interleaves with a publish.
     """
+    with publish_lock(store, timeout_s=lock_timeout_s):
+        return _rollback(store, ref)
+
+
+def _rollback(store: IndexStore, ref: str | int) -> IndexRelease:
     target = store.resolve(ref)
     current = store.current()
     if current is None:
@@ -88,5 +95,6 @@ def rollback(store: IndexStore, ref: str | int) -> IndexRelease:
         previous_tag=current.tag,
         manifest_json=json.dumps(manifest, default=str),
     )
+    check_still_current(store, current)
     store.append_release(release)
     return release
