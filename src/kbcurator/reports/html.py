@@ -249,7 +249,11 @@ def _iso_week(key: str) -> datetime | None:
         return None
 
 
-def _volume_bars(rows: Sequence[dict[str, Any]]) -> list[Bar]:
+def volume_bars(rows: Sequence[dict[str, Any]]) -> list[Bar]:
+    """Bars of tickets per ISO week summed over gap rows (``weekly_counts``): the last ``MAX_WEEKS``, quiet ones 0.
+
+    Shared with the review notebook's per-gap chart.
+    """
     totals: Counter[datetime] = Counter()
     for row in rows:
         for key, count in json.loads(row["weekly_counts"] or "{}").items():
@@ -318,7 +322,11 @@ def _release_summary(store: IndexStore) -> dict[str, Any] | None:
     }
 
 
-def _status(item_id: str, triage: dict[str, OpenItem]) -> tuple[str, bool]:
+def status_of(item_id: str, triage: dict[str, OpenItem]) -> tuple[str, bool]:
+    """A finding's or gap's triage wording ("open", "assigned to alice", ...) and whether it is set aside.
+
+    Shared with the review notebook, so both say the same thing about one item.
+    """
     item = triage.get(item_id)
     if item is None:
         return "open", False
@@ -341,7 +349,7 @@ def _gap_section(store: IndexStore, triage: dict[str, OpenItem]) -> dict[str, An
     latest.sort(key=lambda r: (-float(r["gap_score"]), r["gap_id"]))
     gaps = []
     for row in latest:
-        status, set_aside = _status(row["gap_id"], triage)
+        status, set_aside = status_of(row["gap_id"], triage)
         matches = json.loads(row["best_articles"] or "[]")
         gaps.append(
             GapView(
@@ -382,7 +390,7 @@ def _gap_section(store: IndexStore, triage: dict[str, OpenItem]) -> dict[str, An
         "covered": [g for g in gaps if g.action == "covered"],
         "resolved": sum(1 for r in rows if r["run_id"] == runs[-1] and r["trend"] == "resolved"),
         "circles": _cluster_map(latest),
-        "bars": _volume_bars([r for r in latest if r["action"] != "covered"]),
+        "bars": volume_bars([r for r in latest if r["action"] != "covered"]),
         "previous_open": previous_open,
     }
 
@@ -397,7 +405,7 @@ def _evidence_view(item: Evidence, articles: dict[str, tuple[str, str]]) -> Evid
 
 
 def _finding_view(finding: Finding, articles: dict[str, tuple[str, str]], triage: dict[str, OpenItem]) -> FindingView:
-    status, set_aside = _status(finding.finding_id, triage)
+    status, set_aside = status_of(finding.finding_id, triage)
     canonical = next((e for e in finding.evidence if e.detail.startswith("suggested canonical")), None)
     return FindingView(
         finding_id=finding.finding_id,
@@ -465,7 +473,7 @@ def _health_section(store: IndexStore, triage: dict[str, OpenItem]) -> dict[str,
         "previous_counts": previous_counts,
         "new": new,
         "resolved": resolved,
-        "open": sum(1 for f in findings if not _status(f.finding_id, triage)[1]),
+        "open": sum(1 for f in findings if not status_of(f.finding_id, triage)[1]),
     }
 
 
