@@ -43,6 +43,8 @@ def folder_bytes(path: Path) -> int:
 
 def base_texts(index: str | None, rows: int, rng: random.Random) -> list[str]:
     if index:
+        if not (Path(index) / "chunks.lance").is_dir():
+            raise SystemExit(f"fts_keep: no chunks table in {index}: give a kbcurator index folder (--index)")
         table = lancedb.connect(index).open_table("chunks")
         texts: list[str] = table.search().select(["text"]).limit(None).to_arrow()["text"].to_pylist()
         return texts[:rows] if rows else texts

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from builders import make_article, sample_articles
@@ -141,3 +142,12 @@ def test_a_release_recorded_meanwhile_by_another_run_is_refused_not_duplicated(s
     with pytest.raises(PublishError, match=r"recorded .* by another run"):
         check_still_current(store, started_from)
     check_still_current(store, store.current())
+
+
+def test_a_lock_that_cannot_be_created_is_a_publish_error_not_a_traceback(tmp_path) -> None:
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("x")
+    # Only the URI is read before the lock is taken: a stand-in store is enough to reach the OS error.
+    store = SimpleNamespace(uri=str(not_a_folder / "index"))
+    with pytest.raises(PublishError, match="cannot take the publish lock"), publish_lock(store, timeout_s=1):
+        pass

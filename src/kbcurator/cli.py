@@ -71,11 +71,12 @@ def _require_index(uri: str) -> None:
         raise ConfigError(f"no index at {uri}: build one with `kbcurator reindex`, or check --index-uri / index_uri")
 
 
-def _store(config: str, index_uri: str | None) -> Any:
-    """The existing index named by the config (or ``--index-uri``), with the config's object-storage options."""
+def _store(config: str, index_uri: str | None, settings: Any = None) -> Any:
+    """The existing index named by the config (or ``--index-uri``), with the config's object-storage options.
+    ``settings``: the config already loaded by the caller, so it is not read twice."""
     from kbcurator.index.store import IndexStore
 
-    settings = _settings(config, index_uri)
+    settings = settings or _settings(config, index_uri)
     _require_index(settings.index_uri)
     return IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
 
@@ -187,7 +188,8 @@ def rollback(
     from kbcurator.index.versions import rollback as roll_back
 
     settings = _settings(config, index_uri)
-    release = roll_back(_store(config, index_uri), tag, lock_timeout_s=settings.publish_lock_timeout_s)
+    store = _store(config, index_uri, settings)
+    release = roll_back(store, tag, lock_timeout_s=settings.publish_lock_timeout_s)
     typer.echo(f"current is now {release.tag} (was {release.previous_tag})")
 
 

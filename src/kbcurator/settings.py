@@ -139,7 +139,8 @@ class Settings(BaseSettings):
     index_storage_options: dict[str, str] = Field(default_factory=dict)
     runs_dir: str = ".kbcurator/runs"
     # How long a publish or rollback waits for another one into the same index before giving up (seconds).
-    # Only the release change is serialised, not the build; at 100x a publish held it for about 75 s.
+    # Only the release change is serialised, not the build; at 100x a publish held it for about 75 s. The reindex
+    # flow's publish task retries twice, so a nightly run waits up to three times this before it fails.
     publish_lock_timeout_s: float = Field(default=900.0, ge=0)
     sources: list[SourceConfig] = Field(default_factory=list)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)

@@ -82,6 +82,8 @@ def publish_lock(store: IndexStore, *, timeout_s: float) -> Iterator[None]:
                 f"({_describe(holder_path)}): nothing was published, the current release stays current; "
                 "rerun when it is done (publish_lock_timeout_s sets the wait)"
             ) from None
+    except OSError as exc:  # after Timeout, which is a TimeoutError: here a folder the lock file cannot be made in
+        raise PublishError(f"cannot take the publish lock {folder / LOCK_NAME}: {exc}") from exc
     try:
         holder_path.write_text(json.dumps(_holder()), encoding="utf-8")
         yield
