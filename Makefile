@@ -15,17 +15,21 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export LANCEDB_LOG := error
 
-.PHONY: browser install demo test lint typecheck bench clean
+.PHONY: browser install demo test lint typecheck bench clean lock up
+
+# requirements.lock pins every package to the versions CI tested (Prefect's server breaks with newer
+# SQLAlchemy and fastapi than a fresh resolve picks). `make lock` refreshes it; LOCK= installs without it.
+LOCK ?= -c requirements.lock
 
 install: $(VENV)/.installed
 
 # torch first and alone: 2.13.0 is the CPU wheel on this machine's disk; resolving `torch` from the
-# registry would pull a multi-GB CUDA build. uv then installs the rest and keeps that torch.
-$(VENV)/.installed: pyproject.toml
+# registry would pull a multi-GB CUDA build. uv then installs the rest, within the lock, and keeps that torch.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python $(LOCK) -e ".[dev]"
 	$(BIN)/python -c "import torch; assert '+cpu' in torch.__version__ or not torch.cuda.is_available(), torch.__version__"
 	touch $@
 
@@ -50,6 +54,20 @@ test: install browser
 # apt cannot install it (no root, no Debian), the test skips and says so.
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium; the browser test will skip"
+
+# Re-resolve every dependency from pyproject.toml into a fresh venv, write requirements.lock from what got
+# installed, then run the whole suite on it (the real-server deployment test included). Commit the lock if green.
+lock:
+	rm -rf $(VENV)
+	$(MAKE) --no-print-directory install LOCK=
+	{ grep '^#' requirements.lock; $(BIN)/uv pip freeze --python $(BIN)/python --exclude-editable \
+		| grep -viE '^(torch|pip|uv|setuptools)=='; } > requirements.lock.new && mv requirements.lock.new requirements.lock
+	touch $(VENV)/.installed
+	$(MAKE) --no-print-directory test
+
+# The on-call engineer's stack: a Prefect server on 127.0.0.1, the work pool, every deployment and a worker.
+up: install
+	$(BIN)/kbcurator up
 
 bench: install
 	$(BIN)/python bench/build_bench.py

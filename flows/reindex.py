@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.futures import wait
@@ -41,7 +40,6 @@ from kbcurator.index.publish import publish
 from kbcurator.index.store import IndexStore
 from kbcurator.ingest import read_articles
 from kbcurator.records import Article, IndexRelease, Rejected
-from kbcurator.reports import write_report
 from kbcurator.settings import AnnSettings, Settings, SourceConfig, load_settings
 
 DEFAULT_CONFIG = "kb_sources/sample.yaml"
@@ -205,6 +203,12 @@ def publish_task(
     return release
 
 
+@task(name="publish", cache_policy=NO_CACHE)
+def block_publish_task(message: str, failed_checks: list[str]) -> None:
+    """Stands in for the publish step when a check failed: it fails, naming the checks and what would vanish."""
+    raise ValidationFailed(message, failed=failed_checks)
+
+
 @flow(name="reindex", log_prints=True)
 def reindex_flow(
     config: str = DEFAULT_CONFIG,
@@ -267,7 +271,17 @@ def reindex_flow(
         "changes": changes.as_dict(),
     }
     release_tag = None
+    blocked: str | None = None
+    vanished_section: str | None = None
     if not report.success:
+        vanished = reindex.vanished_articles(store, changes)
+        removed_chunks = len(changes.chunks.removed)
+        blocked = reindex.blocked_publish_message(
+            [o.label for o in report.failed], current.tag if current else None, vanished, removed_chunks
+        )
+        vanished_section = reindex.vanished_markdown(vanished, removed_chunks)
+        (run.run_dir / "vanished.json").write_text(json.dumps([asdict(a) for a in vanished], indent=1))
+        result["vanished"] = {"articles": len(vanished), "chunks": removed_chunks}
         outcome = f"checks FAILED: nothing published; {current.tag if current else 'no release'} stays current"
     elif changes.unchanged and not force_publish and current is not None:
         outcome = f"unchanged since {current.tag}: nothing to publish"
@@ -313,12 +327,16 @@ def reindex_flow(
         rejected=rejected,
         checks_markdown=report.summary_markdown(),
         index_uri=settings.index_uri,
+        vanished_section=vanished_section,
     )
     (run.run_dir / "summary.md").write_text(summary)
     (run.run_dir / "result.json").write_text(json.dumps(result, indent=1, default=str))
     create_markdown_artifact(markdown=summary, key="kb-reindex", description=outcome)
     logger.info(outcome)
-    if audit and report.success and current_tag is not None:
+    if blocked is not None:
+        # The publish step itself fails, so the UI shows which step stopped the night and why.
+        block_publish_task(blocked, [o.label for o in report.failed])
+    if audit and current_tag is not None:
         # The health audit reads the release just made current; a failed audit is reported, but the
         # publish stands (nothing about the release is wrong).
         state = audit_flow(
@@ -330,16 +348,7 @@ def reindex_flow(
         else:
             logger.error("health audit failed: %s", state.message)
             result["health"] = {"error": state.message}
-        # The KB owner's page for the morning: release, gaps, findings and triage in one file.
-        report_path = write_report(store, run.run_dir / "report.html", datetime.now(UTC))
-        result["report"] = str(report_path)
-        create_link_artifact(
-            key="kb-report", link=report_path.resolve().as_uri(), link_text="KB report", description=outcome
-        )
         (run.run_dir / "result.json").write_text(json.dumps(result, indent=1, default=str))
-    if not report.success:
-        quality.raise_if_failed(report)
-        raise ValidationFailed(outcome)  # unreachable unless raise_if_failed changes; fail closed anyway
     return result
 
 

@@ -34,7 +34,7 @@ def _id(slug: str) -> str:
 
 @pytest.fixture(scope="module")
 def nightly(tmp_path_factory) -> dict[str, Any]:
-    from flows.reindex import reindex_flow
+    from flows.nightly import nightly_flow
 
     root = tmp_path_factory.mktemp("audit")
     config = yaml.safe_load((REPO / "kb_sources" / "sample.yaml").read_text())
@@ -44,9 +44,17 @@ def nightly(tmp_path_factory) -> dict[str, Any]:
     config["tickets"] = []
     path = root / "kb.yaml"
     path.write_text(yaml.safe_dump(config))
-    result = reindex_flow(config=str(path))
+    steps = nightly_flow(config=str(path))
+    result = steps["reindex"]
     findings = json.loads((Path(result["run_dir"]) / "findings.json").read_text())
-    return {"config": path, "root": root, "result": result, "findings": findings["findings"], "payload": findings}
+    return {
+        "config": path,
+        "root": root,
+        "result": result,
+        "steps": steps,
+        "findings": findings["findings"],
+        "payload": findings,
+    }
 
 
 def _of(findings: list[dict[str, Any]], kind: str, check: str | None = None) -> list[dict[str, Any]]:
@@ -65,12 +73,19 @@ def test_the_nightly_run_audits_what_it_published(nightly) -> None:
     assert (Path(result["run_dir"]) / "health.md").read_text().startswith("# KB health: `release-0001`")
 
 
-def test_the_nightly_run_writes_the_report_and_links_it(nightly) -> None:
-    report = Path(nightly["result"]["report"])
+def test_the_nightly_run_writes_the_report_and_its_headline(nightly) -> None:
+    steps = nightly["steps"]
+    assert "gaps" not in steps  # this config declares no tickets: the step is skipped, the report still written
+    report = Path(steps["report"]["report"])
+    assert report.parent == Path(nightly["result"]["run_dir"])
     page = report.read_text(encoding="utf-8")
     assert "release-0001" in page and "10 seconds" in page and "<script" not in page
-    links = _artifacts("kb-report")
-    assert links and links[0]["data"] == f"[KB report]({report.resolve().as_uri()})"
+    assert Path(steps["report"]["latest"]).read_text(encoding="utf-8") == page
+    (headline,) = _artifacts("kb-report")[:1]
+    # The figures themselves, and where the page lives: no file:// link, which browsers block from the UI.
+    assert "file://" not in headline["data"] and headline["type"] == "markdown"
+    assert "`release-0001`" in headline["data"] and str(Path(steps["report"]["latest"]).resolve()) in headline["data"]
+    assert f"open health findings: {nightly['result']['health']['findings']}" in headline["data"]
 
 
 def _artifacts(key: str) -> list[dict[str, Any]]:

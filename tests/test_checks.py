@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from html.parser import HTMLParser
 from pathlib import Path
 
 import great_expectations as gx
@@ -404,21 +405,171 @@ def test_summary_markdown_lists_failures_first(suites: dict[str, gx.ExpectationS
     assert "EN_us" in lines[4]
 
 
-def test_data_docs_are_written_for_each_suite(
-    tmp_path: Path, suites: dict[str, gx.ExpectationSuite], good_frames: dict[str, pd.DataFrame]
+class _ExpectationRows(HTMLParser):
+    """The docs page's expectation tables: ``{suite: [(row class, [cell texts])]}``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.suites: dict[str, list[tuple[str, list[str]]]] = {}
+        self._suite: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "table" and attributes.get("data-suite") is not None:
+            self._suite = attributes["data-suite"]
+            self.suites[self._suite or ""] = []
+        elif tag == "tr" and self._suite is not None:
+            self.suites[self._suite].append((attributes.get("class") or "", []))
+        elif tag == "td" and self._suite is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._suite = None
+        elif tag == "td" and self._suite is not None and self._cell is not None:
+            self.suites[self._suite][-1][1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _expectation_rows(page: str) -> dict[str, list[tuple[str, list[str]]]]:
+    parser = _ExpectationRows()
+    parser.feed(page)
+    # Drop the header row (th cells only).
+    return {suite: [(cls, cells) for cls, cells in rows if cells] for suite, rows in parser.suites.items()}
+
+
+def _docs_files(docs_dir: Path) -> dict[str, str]:
+    return {
+        path.relative_to(docs_dir).as_posix(): path.read_text(encoding="utf-8", errors="replace")
+        for path in docs_dir.rglob("*")
+        if path.is_file()
+    }
+
+
+HOSTILE_URL = "javascript:alert(1)//<script>alert(1)</script>"
+HOSTILE_LOCALE = "<script>x</script>"
+
+
+@pytest.fixture(scope="module")
+def hostile_report(
+    suites: dict[str, gx.ExpectationSuite], tmp_path_factory: pytest.TempPathFactory
+) -> ValidationReport:
+    # Crawled values are attacker-controlled: an article link and a page's <html lang>.
+    articles = _articles()
+    articles.loc[0, "url"] = HOSTILE_URL
+    articles.loc[1, "locale"] = HOSTILE_LOCALE
+    docs_dir = tmp_path_factory.mktemp("hostile") / "data_docs"
+    return run_suites(prepare_for_checks(articles, _chunks(articles)), suites, docs_dir=docs_dir)
+
+
+def test_data_docs_page_lists_every_expectation_with_its_mark(
+    tmp_path: Path, suites: dict[str, gx.ExpectationSuite]
 ) -> None:
+    articles = _articles()
+    chunks = _chunks(articles)
+    _bad_locale(articles, chunks)
     docs_dir = tmp_path / "data_docs"
+
+    report = run_suites(prepare_for_checks(articles, chunks), suites, docs_dir=docs_dir)
+
+    assert report.data_docs_path == str(docs_dir.resolve() / "index.html")
+    assert "data_docs_error" not in report.results_json
+    # One page, ours: GX's site (validations/, static/ with its CDN links) is no longer built.
+    assert list(_docs_files(docs_dir)) == ["index.html"]
+    page = Path(report.data_docs_path).read_text(encoding="utf-8")
+    assert '<p class="verdict failed">' in page
+    assert "Validation FAILED: 18 of 19 checks passed." in page
+    rows = _expectation_rows(page)
+    assert list(rows) == list(RELEASE_SUITE_NAMES)
+    for name, suite in suites.items():
+        # Every expectation, in suite order, with its own mark, type and column.
+        shown = [(cls, cells[0], cells[1], cells[2]) for cls, cells in rows[name]]
+        expected = [
+            (
+                "passed" if outcome.success else "failed",
+                "✔ passed" if outcome.success else "✘ FAILED",
+                outcome.expectation,
+                outcome.column or "",
+            )
+            for outcome in report.outcomes
+            if outcome.suite == name
+        ]
+        assert shown == expected
+        assert len(shown) == len(suite.expectations)
+    failed = [cells for cls, cells in rows[ARTICLES_SUITE] + rows[CHUNKS_SUITE] if cls == "failed"]
+    (locale_row,) = failed
+    _, expectation, column, arguments, observed, unexpected = locale_row
+    assert (expectation, column) == (REGEX, "locale")
+    assert arguments.startswith("regex=^[a-z]")
+    assert observed.startswith("1 of 5 unexpected")
+    # The bad value and the row it sits in.
+    assert unexpected == f"'EN_us' at article_id={articles.loc[1, 'article_id']}"
+
+
+def test_data_docs_load_nothing_from_outside(
+    tmp_path: Path,
+    good_frames: dict[str, pd.DataFrame],
+    suites: dict[str, gx.ExpectationSuite],
+    hostile_report: ValidationReport,
+) -> None:
+    good = run_suites(good_frames, suites, docs_dir=tmp_path / "data_docs")
+    assert good.success
+
+    for report in (good, hostile_report):
+        assert report.data_docs_path is not None
+        files = _docs_files(Path(report.data_docs_path).parent)
+        assert files
+        for name, text in files.items():
+            for forbidden in ("http://", "https://", 'src="//', "<link", "<script", "@import", "url("):
+                assert forbidden not in text, f"{forbidden!r} in {name}"
+
+
+def test_hostile_values_are_shown_escaped_in_data_docs(hostile_report: ValidationReport) -> None:
+    assert _failed(hostile_report) == {(ARTICLES_SUITE, REGEX, "url"), (ARTICLES_SUITE, REGEX, "locale")}
+    assert hostile_report.data_docs_path is not None
+    page = Path(hostile_report.data_docs_path).read_text(encoding="utf-8")
+
+    # The values did reach the page, as text.
+    assert "javascript:alert(1)//&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "<script" not in page.lower()
+    failed = [cells for cls, cells in _expectation_rows(page)[ARTICLES_SUITE] if cls == "failed"]
+    assert [cells[5] for cells in failed] == [
+        f"{HOSTILE_URL!r} at article_id=docs:{0:012x}",
+        f"{HOSTILE_LOCALE!r} at article_id=docs:{1:012x}",
+    ]
+
+
+def test_summary_markdown_escapes_hostile_values(hostile_report: ValidationReport) -> None:
+    summary = hostile_report.summary_markdown()
+
+    assert "<script" not in summary.lower()
+    assert "&lt;script&gt;x&lt;/script&gt;" in summary  # the value is there, escaped
+    table = [line for line in summary.splitlines() if line.startswith("| ")]
+    failed_rows = [line for line in table if "**fail**" in line]
+    assert len(failed_rows) == 2
+    for line in table:
+        cells = line.strip("|").split(" | ")
+        assert len(cells) == 5, line  # no value opened a cell of its own
+        assert not any(char in cell for cell in cells for char in "<>`|"), line
+
+
+def test_data_docs_failure_leaves_the_verdict_alone(
+    tmp_path: Path, good_frames: dict[str, pd.DataFrame], suites: dict[str, gx.ExpectationSuite]
+) -> None:
+    docs_dir = tmp_path / "not_a_folder"
+    docs_dir.write_text("taken", encoding="utf-8")
 
     report = run_suites(good_frames, suites, docs_dir=docs_dir)
 
     assert report.success
-    assert report.data_docs_path == str(docs_dir.resolve() / "index.html")
-    index = Path(report.data_docs_path).read_text(encoding="utf-8")
-    # One validation page per suite, linked from the index, rendering that suite's own columns.
-    for name, column in ((ARTICLES_SUITE, "content_hash"), (CHUNKS_SUITE, "vector_dim")):
-        (page,) = (docs_dir / "validations" / name).rglob("*.html")
-        assert page.relative_to(docs_dir).as_posix() in index
-        assert column in page.read_text(encoding="utf-8")
+    assert report.data_docs_path is None
+    assert report.results_json["data_docs_error"]
 
 
 def test_params_floors_follow_the_current_release() -> None:

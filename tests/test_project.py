@@ -28,6 +28,8 @@ def test_every_prefect_deployment_entrypoint_imports_a_flow() -> None:
         for schedule in deployment.get("schedules", []):  # on-demand deployments have none
             assert schedule["cron"]
     assert all(d.get("schedules") for d in deployments if d["name"] in {"nightly-reindex", "daily-gaps"})
+    nightly = next(d for d in deployments if d["name"] == "nightly-reindex")
+    assert nightly["entrypoint"] == "flows/nightly.py:nightly_flow" and nightly["schedules"][0]["active"]
 
 
 def test_ci_runs_the_readme_test_command() -> None:
@@ -59,3 +61,26 @@ def test_the_dask_deployment_sets_settings_the_reindex_reads(monkeypatch) -> Non
     execution = load_settings(REPO / "kb_sources" / "sample.yaml").execution
     assert execution.dask_address == "tcp://10.0.0.5:8786" and execution.distributed
     assert execution.embed_batch_chunks == int(env["KB_EXECUTION__EMBED_BATCH_CHUNKS"])
+
+
+def test_the_installed_environment_is_the_locked_one() -> None:
+    """`make install` installs within requirements.lock: what runs here is what CI tested (Prefect's server breaks
+    with newer SQLAlchemy and fastapi than a fresh resolve picks)."""
+    from importlib.metadata import distributions
+
+    from packaging.utils import canonicalize_name
+
+    lines = (REPO / "requirements.lock").read_text().splitlines()
+    locked = dict(line.split("==", 1) for line in lines if line and not line.startswith("#"))
+    locked = {canonicalize_name(name): version for name, version in locked.items()}
+    assert {"prefect", "sqlalchemy", "fastapi", "lancedb", "great-expectations"} <= set(locked)
+    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in distributions()}
+    skipped = {"torch", "pip", "uv", "setuptools", "kbcurator"}  # torch: the CPU wheel, installed first and alone
+    differing = {
+        name: (version, locked.get(name))
+        for name, version in installed.items()
+        if name not in skipped and name in locked and locked[name] != version
+    }
+    missing = sorted(set(locked) - set(installed))
+    assert not differing, f"installed (version, locked): {differing}; run `make install` or `make lock`"
+    assert not missing, f"locked but not installed: {missing}"

@@ -16,9 +16,8 @@ import pytest
 import yaml
 from conftest import REPO, SAMPLE
 from site_server import SiteServer
-from typer.testing import CliRunner
 
-from kbcurator.cli import EXIT_CHECKS_FAILED, app
+from kbcurator.cli import EXIT_CHECKS_FAILED
 from kbcurator.errors import SourceError, ValidationFailed
 from kbcurator.index import open_index
 from kbcurator.index.store import IndexStore, manifest_of
@@ -26,6 +25,7 @@ from kbcurator.index.store import IndexStore, manifest_of
 pytestmark = [pytest.mark.flow, pytest.mark.model, pytest.mark.usefixtures("prefect_harness")]
 
 SITE_BASE = "http://127.0.0.1:8765"  # the base the bundled site was generated with
+KBCURATOR = str(Path(sys.executable).parent / "kbcurator")  # the installed command, as a scheduler runs it
 SLICE = 16  # articles: enough for real chunking and search, small enough to keep the suite fast
 
 
@@ -104,27 +104,72 @@ def test_first_run_publishes_then_an_unchanged_rerun_reuses_everything(tmp_path,
 
 
 def test_a_failing_check_blocks_publish_and_keeps_the_current_release(tmp_path, help_center) -> None:
+    from prefect.client.orchestration import get_client
+
     config = _config(tmp_path, [_folder(help_center)])
     _reindex(config)
     store = IndexStore(str(tmp_path / "index"))
     before = store.current()
+    gone_title = _title(sorted((help_center / "articles").glob("*.html"))[4])
 
     # A broken export: most of the help center is gone. The row-count floor must stop this.
     for page in sorted((help_center / "articles").glob("*.html"))[4:]:
         page.unlink()
-    # Through the CLI, as the scheduler's shell would run it: one line, exit code 3.
-    outcome = CliRunner().invoke(app, ["reindex", "--config", config])
-    assert outcome.exit_code == EXIT_CHECKS_FAILED, outcome.output
-    assert "publish blocked" in outcome.output and "row_count" in outcome.output
+    # Through the CLI, as the scheduler's shell would run it: exit code 3, the vanished articles named, and no
+    # traceback (Prefect's own log lines of the failure stay, without their stack).
+    outcome = subprocess.run(
+        [KBCURATOR, "reindex", "--config", config],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    output = outcome.stdout + outcome.stderr
+    assert outcome.returncode == EXIT_CHECKS_FAILED, output
+    assert "Traceback" not in output, output
+    errors = [line for line in outcome.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: publish blocked") and "row_count" in errors[0], errors
+    assert f"would have removed {SLICE - 4} articles" in output and gone_title in output
+
+    state = _reindex(config, return_state=True)
+    assert state.is_failed()
     with pytest.raises(ValidationFailed, match="row_count"):
-        _reindex(config)
+        state.result()
+    # The publish step itself is what failed, not only the flow.
+    with get_client(sync_client=True) as client:
+        body = {"flow_runs": {"id": {"any_": [str(state.state_details.flow_run_id)]}}}
+        tasks = client.request("POST", "/task_runs/filter", json=body).json()
+    states = {t["name"].split("-")[0]: t["state"]["type"] for t in tasks}
+    assert states["publish"] == "FAILED" and states["check"] == "COMPLETED", states
+
     assert store.current() == before
     assert store.read_table("articles", store.current().articles_version).num_rows == SLICE
     run_dirs = sorted((tmp_path / "runs").iterdir())
     failed_run = run_dirs[-1]
     assert json.loads((failed_run / "validation.json").read_text())["success"] is False
-    assert "checks FAILED" in (failed_run / "summary.md").read_text()
+    summary = (failed_run / "summary.md").read_text()
+    assert "checks FAILED" in summary and "would have removed" in summary and gone_title in summary
+    vanished = json.loads((failed_run / "vanished.json").read_text())
+    assert len(vanished) == SLICE - 4 and gone_title in {a["title"] for a in vanished}
     assert open_index(str(tmp_path / "index")).release.tag == "release-0001"
+
+
+def _title(page: Path) -> str:
+    import re
+
+    match = re.search(r"<h1[^>]*>(.*?)</h1>", page.read_text(), re.S) or re.search(
+        r"<title>(.*?)</title>", page.read_text()
+    )
+    assert match is not None
+    return " ".join(match.group(1).split())
+
+
+def test_a_missing_folder_is_one_line_before_prefect_starts(tmp_path) -> None:
+    config = _config(tmp_path, [{"id": "gone", "kind": "folder", "location": str(tmp_path / "nowhere")}])
+    outcome = subprocess.run([KBCURATOR, "reindex", "--config", config], capture_output=True, text=True, timeout=60)
+    assert outcome.returncode == 1
+    # The only line: no Prefect server started, no traceback.
+    assert outcome.stderr.strip().splitlines() == [f"error: source 'gone': folder not found: {tmp_path / 'nowhere'}"]
+    assert not (tmp_path / "runs").exists()
 
 
 def test_bad_files_are_recorded_and_skipped(tmp_path, help_center) -> None:
@@ -184,7 +229,7 @@ def test_a_run_killed_mid_embedding_is_rerun_into_a_correct_index(tmp_path) -> N
 
     log = (tmp_path / "killed.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "kbcurator.cli", "reindex", "--config", config],
+        [KBCURATOR, "reindex", "--config", config],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,

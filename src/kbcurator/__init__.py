@@ -1,3 +1,3 @@
 """kbcurator: crawl and chunk a help center, check it, and publish a versioned vector index."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -81,10 +82,45 @@ def _store(config: str, index_uri: str | None, settings: Any = None) -> Any:
     return IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from kbcurator import __version__
+
+        typer.echo(f"kbcurator {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
     """kbcurator: curate a help center into a versioned, validated vector index."""
     _runtime_defaults()
+
+
+class _ExpectedErrorsWithoutTraceback(logging.Filter):
+    """Prefect logs a failed task or flow with its traceback; for kbcurator's own errors (a blocked publish, a
+    missing source) the message is the whole story, and the CLI prints it again as its last line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KBError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _load_flows(module: str) -> Any:
+    """Import a flows module (the CLI is the flows' front door; they load only here, at the edge)."""
+    flow_module = importlib.import_module(module)
+    quiet = _ExpectedErrorsWithoutTraceback()
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ExpectedErrorsWithoutTraceback) for f in logger.filters):
+            logger.addFilter(quiet)
+    return flow_module
 
 
 @app.command()
@@ -96,11 +132,13 @@ def reindex(
     force_publish: Annotated[bool, typer.Option(help="publish even when nothing changed")] = False,
 ) -> None:
     """Run the reindex flow: read sources, chunk, embed, check, publish."""
-    # The CLI is the flows' front door; the flows module is loaded only here, at the edge.
-    flow_module = importlib.import_module("flows.reindex")
-    from kbcurator.settings import load_settings
+    from kbcurator.preflight import check_runs_dir, check_sources
 
-    load_settings(config, index_uri=index_uri)  # a bad config is one clear line, before Prefect starts
+    # A bad config or a missing folder is one clear line, before Prefect starts.
+    settings = _settings(config, index_uri)
+    check_sources(settings, config)
+    check_runs_dir(settings)
+    flow_module = _load_flows("flows.reindex")
     result = flow_module.reindex_flow(config=config, index_uri=index_uri, model=model, force_publish=force_publish)
     typer.echo(result["outcome"])
     typer.echo(f"index:    {result['index_uri']}")
@@ -118,6 +156,32 @@ def reindex(
         )
     if result.get("report"):
         typer.echo(f"report:   {result['report']}")
+
+
+@app.command()
+@_clear_errors
+def nightly(
+    config: ConfigOption = DEFAULT_CONFIG,
+    index_uri: IndexOption = None,
+    model: Annotated[str | None, typer.Option(help="overrides the embedding model")] = None,
+    force_publish: Annotated[bool, typer.Option(help="publish even when nothing changed")] = False,
+) -> None:
+    """Run the night as the schedule does: reindex and audit, gaps against the release left current, report."""
+    from kbcurator.preflight import check_runs_dir, check_sources
+
+    settings = _settings(config, index_uri)
+    check_sources(settings, config)
+    check_runs_dir(settings)
+    flow_module = _load_flows("flows.nightly")
+    steps = flow_module.nightly_flow(config=config, index_uri=index_uri, model=model, force_publish=force_publish)
+    reindexed = steps["reindex"]
+    typer.echo(reindexed["outcome"])
+    typer.echo(f"current:  {reindexed['current']}  articles: {reindexed['articles']}  chunks: {reindexed['chunks']}")
+    if "gaps" in steps:
+        found = steps["gaps"]
+        typer.echo(f"gaps:     {found['open_gaps']} open, {found['covered']} covered -> {found['run_dir']}/gaps.md")
+    if "report" in steps:
+        typer.echo(f"report:   {steps['report']['latest']}")
 
 
 @app.command()
@@ -249,7 +313,13 @@ def gaps(
     top: Annotated[int, typer.Option(help="how many gaps to print")] = 10,
 ) -> None:
     """Run the gaps flow: cluster the tickets that count and rank what the KB does not answer."""
-    flow_module = importlib.import_module("flows.gaps")
+    from kbcurator.preflight import check_runs_dir, check_tickets
+
+    settings = _settings(config, index_uri)
+    check_tickets(settings, config)
+    check_runs_dir(settings)
+    _store(config, index_uri, settings).resolve(version)  # an unknown tag is one line, before Prefect starts
+    flow_module = _load_flows("flows.gaps")
     result = flow_module.gaps_flow(config=config, index_uri=index_uri, version=version)
     typer.echo(
         f"{result['tickets']} tickets -> {result['n_clusters']} clusters (long tail {result['long_tail_share']:.0%}) "
@@ -338,10 +408,6 @@ def cluster(
         typer.echo(f"  {gap.size:>5}  {gap.label}  — e.g. {gap.central_query[:80]!r}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
-
-
 EXIT_FINDINGS = 4
 
 
@@ -403,7 +469,7 @@ def audit(
         if out is not None:
             raise ConfigError("--out goes with --source; an index audit writes into its run folder")
         _store(config, index_uri).resolve(version)  # a bad config, path or version is one line, before Prefect starts
-        flow_module = importlib.import_module("flows.audit")
+        flow_module = _load_flows("flows.audit")
         summary = flow_module.audit_flow(config=config, index_uri=index_uri, version=version, as_of=run_at)
         typer.echo(summary["outcome"])
         exports = summary["exports"]
@@ -525,3 +591,63 @@ def report(
         _utc_date(as_of, "--as-of") or datetime.now(UTC),
     )
     typer.echo(str(path))
+
+
+@app.command()
+@_clear_errors
+def up(
+    port: Annotated[int, typer.Option(help="the Prefect server's port on 127.0.0.1 (0: any free port)")] = 4200,
+    home: Annotated[
+        str, typer.Option(help="PREFECT_HOME: the server's database and the server and worker logs")
+    ] = ".kbcurator/prefect",
+) -> None:
+    """Run the on-call stack until Ctrl-C: a Prefect server on 127.0.0.1, the kbcurator work pool, every
+    deployment in prefect.yaml and a worker; run it from the repository root."""
+    import signal
+    import time
+    from pathlib import Path
+
+    from kbcurator.prefect_stack import PrefectStack
+
+    root = Path.cwd()
+    if not (root / "prefect.yaml").is_file():
+        raise ConfigError(f"no prefect.yaml in {root}: run `kbcurator up` from the repository root")
+    stack = PrefectStack(Path(home), root, port=port)
+
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C, and a service manager's SIGTERM, end the wait below; SIGINT is set too because a shell that starts
+    # `kbcurator up &` without job control has it ignored.
+    previous_int = signal.signal(signal.SIGINT, _interrupt)
+    previous_term = signal.signal(signal.SIGTERM, _interrupt)
+    typer.echo(f"starting Prefect on 127.0.0.1:{port or '(a free port)'}; logs in {stack.home}")
+    try:
+        stack.start()
+        typer.echo(f"UI:        {stack.ui_url}")
+        typer.echo(f"API:       {stack.api_url}  (PREFECT_API_URL for the prefect CLI)")
+        typer.echo(f"work pool: {stack.pool} (process); the worker runs flows from {root}")
+        typer.echo(f"deployed {len(stack.deployments)}:")
+        for deployment in stack.deployments:
+            schedules = ", ".join(deployment.schedules) or "no schedule (on demand)"
+            typer.echo(f"  {deployment.full_name:<36} {schedules}")
+        typer.echo(f"logs:      {stack.server_log}, {stack.worker_log}")
+        typer.echo("Ctrl-C stops the worker and the server.")
+        while True:
+            stack.check()  # a server or worker that dies is an error, not a silent stack
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        typer.echo("stopping the worker and the server ...")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            stack.stop()
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
+            signal.signal(signal.SIGTERM, previous_term)
+    typer.echo("stopped")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

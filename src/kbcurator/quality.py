@@ -5,6 +5,11 @@ runs whatever suites it is handed with Great Expectations 1.x, and turns the res
 GX-free report. Anything that stops a suite from giving a verdict (a missing frame, an empty suite,
 GX raising) is a failed check, never a pass: a publish is allowed only on positive evidence.
 
+The human-readable view of a run is our own single ``index.html`` (template ``templates/data_docs.html.j2``),
+not GX's Data Docs site: that site loads its CSS and scripts from CDNs, so it is blank offline, and it
+renders unexpected values (customer-controlled URLs, titles, locales) into pages that run script. Ours has
+inline CSS, no script and no external resource, and the template autoescapes every value.
+
 Typical use at a flow's publish step::
 
     frames = prepare_for_checks(articles, chunks)
@@ -15,14 +20,17 @@ Typical use at a flow's publish step::
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import great_expectations as gx
+import jinja2
 import numpy as np
 import pandas as pd
 from great_expectations.data_context.types.base import (
@@ -46,11 +54,15 @@ FRAME_MISSING = "frame_present"
 EMPTY_SUITE = "suite_has_expectations"
 SUITE_ERROR = "suite_ran"
 INCONSISTENT_RESULT = "suite_result_consistent"
+_PSEUDO_EXPECTATIONS = frozenset({NO_SUITES, FRAME_MISSING, EMPTY_SUITE, SUITE_ERROR, INCONSISTENT_RESULT})
 
 # Columns that identify a row in failure samples, most specific first.
 _ID_COLUMNS = ("chunk_id", "article_id")
-_DOCS_SITE = "kbcurator"
 _OBSERVED_MAX_CHARS = 160
+_DOCS_TEMPLATE = "data_docs.html.j2"
+_DOCS_VALUE_MAX_CHARS = 300
+# Expectation kwargs that say nothing about what was checked (the column has its own cell).
+_HIDDEN_KWARGS = frozenset({"batch_id", "column", "result_format", "catch_exceptions", "include_config"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +87,7 @@ class ValidationReport:
     """The verdict of a release's suites.
 
     ``results_json`` holds GX's own validation results (JSON-safe) per suite, to be stored with the
-    index version; ``data_docs_path`` is the built Data Docs ``index.html`` when docs were asked for.
+    index version; ``data_docs_path`` is the written ``index.html`` page when docs were asked for.
     """
 
     success: bool
@@ -108,7 +120,7 @@ class ValidationReport:
             )
             lines.append("| " + " | ".join(_md_cell(cell) for cell in cells) + " |")
         if self.data_docs_path:
-            lines += ["", f"Data Docs: `{self.data_docs_path}`"]
+            lines += ["", f"Data Docs: {_md_code(self.data_docs_path)}"]
         return "\n".join(lines) + "\n"
 
 
@@ -156,11 +168,11 @@ def run_suites(
     Args:
         frames: Frames by name, typically from :func:`prepare_for_checks`.
         suites: Suites by frame name, typically from ``checks.build_release_suites``.
-        docs_dir: When given, a Data Docs site is written there and ``data_docs_path`` points to its
-            ``index.html``. Use a fresh directory per run: the index links this run only, while pages
-            of earlier runs would stay on disk. A docs failure is recorded in
-            ``results_json["data_docs_error"]`` but does not change the verdict, which depends on the
-            data alone.
+        docs_dir: When given, a self-contained ``index.html`` (verdict, then every expectation of every
+            suite with its result, arguments, observed value and, for failures, sample unexpected values
+            and their row ids) is written there, replacing any earlier one, and ``data_docs_path``
+            points to it. A docs failure is recorded in ``results_json["data_docs_error"]`` but does
+            not change the verdict, which depends on the data alone.
     """
     outcomes: list[CheckOutcome] = []
     suite_results: dict[str, Any] = {}
@@ -171,7 +183,7 @@ def run_suites(
     context: Any = None
     if suites:
         try:
-            context = _new_context(docs_dir)
+            context = _new_context()
         except Exception as exc:  # fail closed: no context means no verdict
             errors["*"] = _describe(exc)
             outcomes.append(CheckOutcome("*", SUITE_ERROR, None, False, _clip(errors["*"])))
@@ -207,9 +219,9 @@ def run_suites(
         "errors": errors,
     }
     data_docs_path: str | None = None
-    if docs_dir is not None and context is not None and suite_results:
+    if docs_dir is not None:
         try:
-            data_docs_path = _build_docs(context, docs_dir)
+            data_docs_path = _write_docs(Path(docs_dir), outcomes, results_json)
         except Exception as exc:  # docs are a view of the verdict, not part of it
             results_json["data_docs_error"] = _describe(exc)
     return ValidationReport(
@@ -231,24 +243,13 @@ def raise_if_failed(report: ValidationReport) -> None:
     raise ValidationFailed(f"data-quality checks failed, publish blocked: {details or labels[0]}{more}", failed=labels)
 
 
-def _new_context(docs_dir: Path | None) -> Any:
-    """A private in-memory GX context: nothing persisted but the optional docs site, no progress bars."""
-    docs_sites: dict[str, Any] = {}
-    if docs_dir is not None:
-        docs_sites[_DOCS_SITE] = {
-            "class_name": "SiteBuilder",
-            "show_how_to_buttons": False,
-            "store_backend": {
-                "class_name": "TupleFilesystemStoreBackend",
-                # Absolute: an ephemeral context has no root directory to resolve a relative path against.
-                "base_directory": str(Path(docs_dir).resolve()),
-            },
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        }
+def _new_context() -> Any:
+    """A private in-memory GX context: nothing persisted, no Data Docs site, no progress bars."""
     config = DataContextConfig(
         # init_temp_docs_sites=False: without it each context reserves a temp-dir docs site we never use.
+        # No data_docs_sites either: GX's pages pull CDN assets and render values unescaped (see the top).
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-        data_docs_sites=docs_sites,
+        data_docs_sites={},
         analytics_enabled=False,
         progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
     )
@@ -283,13 +284,134 @@ def _validate(context: Any, name: str, suite: gx.ExpectationSuite, frame: pd.Dat
     return validation.run(batch_parameters={"dataframe": frame}, result_format=result_format)
 
 
-def _build_docs(context: Any, docs_dir: Path) -> str:
-    """Render the validation results held by ``context`` and return the path of ``index.html``."""
-    context.build_data_docs(site_names=[_DOCS_SITE])
-    index = Path(docs_dir).resolve() / "index.html"
-    if not index.is_file():
-        raise FileNotFoundError(f"Data Docs were built but {index} was not written")
+@dataclass(frozen=True, slots=True)
+class _DocRow:
+    """One expectation as the docs page shows it; every field is plain text, escaped by the template."""
+
+    success: bool
+    expectation: str
+    column: str
+    arguments: str
+    observed: str
+    unexpected: tuple[tuple[str, str], ...]  # (value, row id) pairs; either may be ""
+
+
+@dataclass(frozen=True, slots=True)
+class _DocSuite:
+    name: str
+    rows: tuple[_DocRow, ...]
+
+    @property
+    def success(self) -> bool:
+        return all(row.success for row in self.rows)
+
+    @property
+    def passed(self) -> int:
+        return sum(row.success for row in self.rows)
+
+
+@functools.cache
+def _docs_environment() -> jinja2.Environment:
+    # Built on first use, not at import: a missing template then surfaces as a docs error, not an ImportError.
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("kbcurator", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _write_docs(docs_dir: Path, outcomes: list[CheckOutcome], results_json: Mapping[str, Any]) -> str:
+    """Write ``docs_dir/index.html`` for this run and return its absolute path."""
+    suites = _doc_suites(outcomes, results_json)
+    html = (
+        _docs_environment()
+        .get_template(_DOCS_TEMPLATE)
+        .render(
+            success=bool(results_json.get("success")),
+            passed=sum(outcome.success for outcome in outcomes),
+            total=len(outcomes),
+            suites=suites,
+            gx_version=str(results_json.get("great_expectations_version", "")),
+            written_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    )
+    index = docs_dir.resolve() / "index.html"
+    index.parent.mkdir(parents=True, exist_ok=True)
+    # Written aside and renamed, so a reader never sees half a page.
+    partial = index.with_name(".index.html.partial")
+    partial.write_text(html, encoding="utf-8")
+    partial.replace(index)
     return str(index)
+
+
+def _doc_suites(outcomes: list[CheckOutcome], results_json: Mapping[str, Any]) -> list[_DocSuite]:
+    """Every suite in the order it was reported: GX's entries where it ran, then its pseudo checks."""
+    suite_results: Mapping[str, Any] = results_json.get("suites") or {}
+    errors: Mapping[str, str] = results_json.get("errors") or {}
+    names = list(dict.fromkeys(outcome.suite for outcome in outcomes))
+    suites = []
+    for name in names:
+        rows = [_doc_row(name, entry) for entry in (suite_results.get(name) or {}).get("results", [])]
+        for outcome in outcomes:
+            if outcome.suite == name and outcome.expectation in _PSEUDO_EXPECTATIONS:
+                # The error in full: the outcome's copy is clipped for one-line messages.
+                observed = (
+                    errors.get(name, outcome.observed) if outcome.expectation == SUITE_ERROR else outcome.observed
+                )
+                rows.append(_DocRow(outcome.success, outcome.expectation, outcome.column or "", "", observed, ()))
+        suites.append(_DocSuite(name, tuple(rows)))
+    return suites
+
+
+def _doc_row(suite: str, entry: Mapping[str, Any]) -> _DocRow:
+    outcome = _outcome(suite, entry)  # the same verdict as the report's, raised expectations included
+    kwargs = (entry.get("expectation_config") or {}).get("kwargs") or {}
+    arguments = ", ".join(
+        f"{key}={_doc_value(value, quote=False)}"
+        for key, value in kwargs.items()
+        if key not in _HIDDEN_KWARGS and value is not None
+    )
+    result = entry.get("result") or {}
+    error = _exception_message(entry.get("exception_info"))
+    if error is not None:
+        observed = f"error: {error}"
+    elif "observed_value" in result:
+        observed = _doc_value(result["observed_value"])
+    elif "unexpected_count" in result:
+        observed = f"{result.get('unexpected_count')} of {result.get('element_count')} unexpected"
+        percent = result.get("unexpected_percent")
+        if isinstance(percent, int | float) and result.get("unexpected_count"):
+            observed += f" ({percent:.3g}%)"
+    else:
+        observed = "no details"
+    unexpected: tuple[tuple[str, str], ...] = ()
+    if not outcome.success:
+        values = [_doc_value(value) for value in result.get("partial_unexpected_list") or []]
+        id_columns = [str(column) for column in result.get("unexpected_index_column_names") or []]
+        rows = [_row_id(row, id_columns) for row in result.get("partial_unexpected_index_list") or []]
+        # GX lists both in row order, up to the same limit, so they pair up by position.
+        unexpected = tuple(
+            (values[i] if i < len(values) else "", rows[i] if i < len(rows) else "")
+            for i in range(max(len(values), len(rows)))
+        )
+    return _DocRow(outcome.success, outcome.expectation, outcome.column or "", arguments, observed, unexpected)
+
+
+def _row_id(row: Any, id_columns: list[str]) -> str:
+    """``chunk_id=docs:…#3`` for a row named by its id column, ``row 3`` for a bare index."""
+    if isinstance(row, Mapping):
+        keys = [column for column in id_columns if column in row] or [str(key) for key in row]
+        return ", ".join(f"{key}={_doc_value(row.get(key), quote=False)}" for key in keys)
+    return f"row {_doc_value(row, quote=False)}"
+
+
+def _doc_value(value: Any, *, quote: bool = True) -> str:
+    # repr shows what a bad value really is (a trailing newline, a number stored as text); clipped, not
+    # collapsed, so whitespace stays visible. Unquoted for text that is ours (arguments, row ids).
+    text = repr(value) if quote or not isinstance(value, str) else value
+    return text if len(text) <= _DOCS_VALUE_MAX_CHARS else text[: _DOCS_VALUE_MAX_CHARS - 1] + "…"
 
 
 def _outcome(suite: str, entry: Mapping[str, Any]) -> CheckOutcome:
@@ -399,5 +521,23 @@ def _clip(text: str) -> str:
     return text if len(text) <= _OBSERVED_MAX_CHARS else text[: _OBSERVED_MAX_CHARS - 1] + "…"
 
 
+# Characters that would let a value end a table cell, open a code span or become HTML where the Markdown
+# is rendered (a Prefect artifact, a PR comment; renderers may pass HTML through): replaced by entities that
+# display as themselves. "&" first, so the entities added here are not escaped again; the backslash because
+# Markdown would read it as escaping the "&" of the entity after it.
+_MD_ENTITIES = (("&", "&amp;"), ("\\", "&#92;"), ("<", "&lt;"), (">", "&gt;"), ("`", "&#96;"), ("|", "&#124;"))
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """``text`` as one Markdown table cell: one line, no raw ``< > ` |``, never HTML."""
+    text = " ".join(text.split())
+    for char, entity in _MD_ENTITIES:
+        text = text.replace(char, entity)
+    return text
+
+
+def _md_code(text: str) -> str:
+    """``text`` as inline code, or as escaped text when it holds what would break out of a code span."""
+    if any(char in text for char in "`<>|\n"):
+        return _md_cell(text)
+    return f"`{text}`"

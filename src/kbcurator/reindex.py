@@ -101,6 +101,65 @@ def changes_since_current(store: IndexStore, candidate: ReleaseCandidate) -> Cha
     return Changes(current.tag, compare_hashes(old_articles, new_articles), compare_hashes(old_chunks, new_chunks))
 
 
+@dataclass(frozen=True, slots=True)
+class VanishedArticle:
+    """An article of the current release that the candidate no longer has: what a blocked publish would have lost."""
+
+    article_id: str
+    title: str
+    url: str
+    chunks: int  # its chunks in the current release
+
+
+def vanished_articles(store: IndexStore, changes: Changes) -> list[VanishedArticle]:
+    """The current release's articles missing from the candidate, with title, URL and chunk count, by title."""
+    current = store.current()
+    removed = set(changes.articles.removed)
+    if current is None or not removed:
+        return []
+    rows = store.read_table("articles", current.articles_version, ["article_id", "title", "url"]).to_pylist()
+    chunks_per_article = Counter(chunk_id.rsplit("#", 1)[0] for chunk_id in changes.chunks.removed)
+    gone = [
+        VanishedArticle(row["article_id"], row["title"] or "", row["url"] or "", chunks_per_article[row["article_id"]])
+        for row in rows
+        if row["article_id"] in removed
+    ]
+    return sorted(gone, key=lambda a: (a.title.casefold(), a.article_id))
+
+
+def blocked_publish_message(
+    failed_checks: Sequence[str], current_tag: str | None, vanished: Sequence[VanishedArticle], chunks_removed: int
+) -> str:
+    """One line for the CLI, the failed task and the notification: which checks failed and what would vanish."""
+    checks = ", ".join(failed_checks[:5]) + (f" and {len(failed_checks) - 5} more" if len(failed_checks) > 5 else "")
+    line = f"publish blocked by failed checks ({checks or 'validation did not pass'})"
+    line += f"; {current_tag or 'no release'} stays current"
+    if vanished or chunks_removed:
+        named = "; ".join(f"{a.title or a.article_id} ({a.url})" for a in vanished[:5])
+        more = f"; and {len(vanished) - 5} more" if len(vanished) > 5 else ""
+        line += f". It would have removed {len(vanished)} articles and {chunks_removed} chunks: {named}{more}"
+    return line
+
+
+def vanished_markdown(vanished: Sequence[VanishedArticle], chunks_removed: int, limit: int = 50) -> str:
+    """The run summary's section on what a blocked release would have dropped (articles named, chunks counted)."""
+    if not vanished and not chunks_removed:
+        return "Nothing in the current release would have disappeared."
+    lines = [f"{len(vanished)} articles and {chunks_removed} chunks of the current release are not in the candidate:"]
+    lines.append("")
+    lines += ["| article | url | chunks |", "|---|---|---|"]
+    for article in vanished[:limit]:
+        lines.append(f"| {_cell(article.title or article.article_id)} | {_cell(article.url)} | {article.chunks} |")
+    if len(vanished) > limit:
+        lines.append(f"| … and {len(vanished) - limit} more (see `vanished.json` in the run folder) | | |")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """A Markdown table cell that renders as text: no raw HTML, no column breaks (titles come from crawled pages)."""
+    return " ".join(text.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
 def current_counts(store: IndexStore) -> tuple[int | None, int | None]:
     """(articles, chunks) of the current release, or (None, None) before the first publish."""
     current = store.current()
@@ -133,6 +192,7 @@ def run_summary_markdown(
     rejected: Sequence[Rejected],
     checks_markdown: str,
     index_uri: str,
+    vanished_section: str | None = None,
 ) -> str:
     lines = [f"# kbcurator reindex {run.run_id}", "", f"**Outcome:** {outcome}", ""]
     lines.append(f"- index: `{index_uri}`")
@@ -154,4 +214,6 @@ def run_summary_markdown(
     for reason, count in sorted(rejection_summary(rejected).items()):
         lines.append(f"  - {reason}: {count}")
     lines += ["", "## Checks", "", checks_markdown or "_not run_", ""]
+    if vanished_section is not None:
+        lines += ["## What the blocked release would have removed", "", vanished_section, ""]
     return "\n".join(lines)

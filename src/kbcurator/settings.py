@@ -6,11 +6,13 @@ Precedence, highest first: explicit values (CLI flags, flow parameters), ``KB_*`
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kbcurator.analysis.config import HealthSettings, ReviewSettings
@@ -129,6 +131,55 @@ class AnnSettings(BaseModel):
     max_unindexed_share: float = Field(default=0.1, ge=0, le=1)
 
 
+NoticeKind = Literal["failed", "blocked", "published", "unchanged"]
+
+
+class NotifySettings(BaseModel):
+    """Where to tell the on-call engineer about a run (see kbcurator.notify). No webhook: nobody is told."""
+
+    # The URL is a secret (Slack's lives in its path): the validator's messages name only its scheme, and pydantic
+    # does not echo it when this model is validated on its own (Settings' own errors still show input values).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    # A Slack-compatible incoming webhook. Keep it out of the YAML file: KB_NOTIFY__WEBHOOK_URL=https://...
+    webhook_url: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+    # Which run outcomes are sent. Env: a JSON list, KB_NOTIFY__ON='["failed","blocked","published"]'
+    on: list[NoticeKind] = ["failed", "blocked"]  # pydantic copies the default for each instance
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook_is_http_url(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if not value:
+            return None  # KB_NOTIFY__WEBHOOK_URL= turns notifications off
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+            _ = parts.port  # raises on a bad port
+        except ValueError:
+            raise ValueError("notify.webhook_url is not a valid URL") from None
+        if parts.scheme.lower() not in ("http", "https") or not host:
+            # Name the scheme only: the rest of the URL may hold the webhook's secret.
+            raise ValueError(
+                f"notify.webhook_url must be an http:// or https:// URL with a host (got scheme {parts.scheme!r})"
+            )
+        return value
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _on_from_env_json(cls, value: object) -> object:
+        # _env_overrides hands nested values over as strings: KB_NOTIFY__ON='["failed","blocked"]'.
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                pass  # left to the list validator, which names the field
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KB_", env_nested_delimiter="__", extra="forbid")
 
@@ -151,6 +202,7 @@ class Settings(BaseSettings):
     health: HealthSettings = Field(default_factory=HealthSettings)
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     ann: AnnSettings = Field(default_factory=AnnSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +277,7 @@ def _env_overrides() -> dict[str, Any]:
         health: dict[str, Any] | None = None
         execution: dict[str, Any] | None = None
         ann: dict[str, Any] | None = None
+        notify: dict[str, Any] | None = None
 
     try:
         values = _EnvOnly().model_dump(exclude_none=True)
