@@ -217,6 +217,19 @@ def test_sitemap_source_crawls_the_sample_site_served_on_localhost(tmp_path) -> 
     assert "HTTP 404" in rejected
 
 
+def _children(pid: int, command_part: str) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended meanwhile
+        if parent == pid and command_part in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_a_run_killed_mid_embedding_is_rerun_into_a_correct_index(tmp_path) -> None:
     """SIGKILL the real CLI while it embeds, then run again: one release, no duplicate rows, and the
     vectors the killed run saved are reused."""
@@ -248,12 +261,19 @@ def test_a_run_killed_mid_embedding_is_rerun_into_a_correct_index(tmp_path) -> N
     while not vectors_saved() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     alive = process.poll() is None
+    servers = _children(process.pid, "uvicorn")
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     log.close()
     saved = vectors_saved()
     assert alive and saved, (tmp_path / "killed.log").read_text()[-2000:]
     assert store.current() is None  # nothing half-published
+    # The CLI's temporary Prefect server ends with it: no orphan left serving.
+    assert servers, "the CLI ran no Prefect server of its own"
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{pid}").exists() for pid in servers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in servers if Path(f"/proc/{pid}").exists()], "orphaned Prefect server"
 
     result = _reindex(config)
     assert result["outcome"] == "published release-0001"

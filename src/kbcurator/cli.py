@@ -113,7 +113,21 @@ class _ExpectedErrorsWithoutTraceback(logging.Filter):
 
 
 def _load_flows(module: str) -> Any:
-    """Import a flows module (the CLI is the flows' front door; they load only here, at the edge)."""
+    """Import a flows module (the CLI is the flows' front door; they load only here, at the edge).
+
+    Without a Prefect server to report to, one is started for this process that ends with it, even on a kill.
+    """
+    if "PREFECT_API_URL" not in os.environ and "prefect" not in sys.modules:
+        import atexit
+
+        from kbcurator import temporary_server
+
+        if temporary_server.supported():
+            server = temporary_server.TemporaryServer(
+                startup_timeout_s=float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
+            )
+            os.environ["PREFECT_API_URL"] = server.start()
+            atexit.register(server.stop)
     flow_module = importlib.import_module(module)
     quiet = _ExpectedErrorsWithoutTraceback()
     for name in ("prefect.flow_runs", "prefect.task_runs"):
