@@ -107,16 +107,20 @@ def big(size: int, *, content_length: bool = True, stall_s: float = 0.0, chunk: 
 
 
 class SiteServer:
-    """A ThreadingHTTPServer on 127.0.0.1, port 0, serving ``root`` plus routes; a context manager."""
+    """A ThreadingHTTPServer on 127.0.0.1, port 0, serving ``root`` plus routes; a context manager.
 
-    def __init__(self, root: Path | None = None) -> None:
+    ``host`` may name another loopback address (``127.0.0.2``: Linux routes all of 127/8 to lo), for a test
+    that needs a second host rather than a second port.
+    """
+
+    def __init__(self, root: Path | None = None, *, host: str = "127.0.0.1") -> None:
         self.root = root
         self.routes: dict[str, Route] = {}
         self.hits: Counter[str] = Counter()
         self.bytes_sent: Counter[str] = Counter()
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server((host, 0), _Handler)
         self._httpd.site = self
         # A short poll interval keeps shutdown, and so each test's teardown, quick.
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)

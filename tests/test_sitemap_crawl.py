@@ -5,14 +5,16 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from site_server import Route, SiteServer, big, delayed, flaky, html, redirect, status, text
+from site_server import Reply, Route, SiteServer, big, delayed, flaky, html, redirect, status, text
 
 from kbcurator.errors import SourceError
 from kbcurator.ingest.sitemap import crawl_sitemap, parse_lastmod, path_included
@@ -379,9 +381,73 @@ def test_a_page_slower_than_the_timeout_is_rejected(site: SiteServer) -> None:
 def test_page_cap_stops_the_crawl(site: SiteServer) -> None:
     pages, rejected = run(source(site, max_pages=2))
 
-    assert len(pages) + len(rejected) == 2
+    assert paths(pages) == ["/", "/articles/reset-password.html"]
     fetched = sum(n for path, n in site.hits.items() if path.endswith(("/", ".html")))
     assert fetched == 2
+    # The root links to billing and the account category, neither fetched; what they link to is unknown.
+    reason = "max_pages 2 reached: link crawl stopped, at least 2 linked URLs not fetched"
+    assert rejected == [Rejected(site.url("/"), "crawl", reason, "help")]
+
+
+def test_a_sitemap_cut_at_max_pages_records_how_many_urls_were_left_out(
+    site: SiteServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    listed = [
+        "/articles/billing.html",
+        "/articles/reset-password.html",
+        "/articles/draft-notes.html",  # excluded: not counted
+        *(f"/generated/{n}.html" for n in range(1000)),
+    ]
+    write(site_root(site), "sitemap.xml", urlset(*[(site.url(p), None) for p in listed]))
+    src = source(site, max_pages=2).model_copy(update={"exclude": ["**/draft-*"]})
+
+    with caplog.at_level(logging.INFO, logger="kbcurator.ingest.sitemap"):
+        pages, rejected = run(src)
+
+    assert paths(pages) == listed[:2]
+    reason = "max_pages 2 reached: 1,000 sitemap URLs not fetched"
+    assert rejected == [Rejected(site.url("/sitemap.xml"), "crawl", reason, "help")]
+    assert not any(path.startswith("/generated/") for path in site.hits)
+    assert f"2 pages, 1 rejected (0 broken links), 4 requests; {reason}" in caplog.text
+
+
+def trickle(every_s: float, count: int) -> Route:
+    """An HTML page that sends one byte every ``every_s`` seconds: no single read ever times out."""
+
+    def chunks() -> Iterable[bytes]:
+        yield b"<!doctype html><html><body><p>"
+        for _ in range(count):
+            time.sleep(every_s)
+            yield b"x"
+
+    return lambda _hit: Reply(200, chunks(), {"Content-Type": "text/html"})
+
+
+@pytest.mark.parametrize(
+    "route",
+    [trickle(0.05, 120), delayed(3.0, html(page("Stalled")))],
+    ids=["body-trickles-for-6s", "headers-after-3s"],
+)
+def test_a_page_is_rejected_at_its_deadline_however_slowly_it_comes(site: SiteServer, route: Route) -> None:
+    site.route("/articles/slow.html", route)
+    write(
+        site_root(site),
+        "sitemap.xml",
+        urlset((site.url("/articles/slow.html"), None), (site.url("/articles/billing.html"), None)),
+    )
+    # Each read (a byte every 0.05 s; headers after 3 s with timeout_s 2) is within timeout_s or cut to the
+    # deadline left, and retries would repeat it: only the page deadline bounds the page.
+    settings = CrawlSettings(page_deadline_s=1.0, timeout_s=2.0, retries=2, backoff_s=0.5)
+    src = SourceConfig(id="help", kind="sitemap", location=site.url("/sitemap.xml"), crawl=settings)
+
+    started = time.monotonic()
+    pages, rejected = run(src)
+    elapsed = time.monotonic() - started
+
+    assert paths(pages) == ["/articles/billing.html"]
+    assert reasons(rejected) == {"/articles/slow.html": "took longer than the page deadline of 1 s"}
+    assert site.hits["/articles/slow.html"] == 1  # no retry once the deadline has passed
+    assert elapsed < 2.5, elapsed
 
 
 def test_pages_over_the_size_cap_are_rejected_without_downloading_them(site: SiteServer) -> None:
@@ -452,6 +518,57 @@ def test_other_hosts_are_never_contacted(site: SiteServer, other: SiteServer) ->
         f"redirects to another host: {other.url('/')}",
     ]
     assert sum(other.hits.values()) == 0
+
+
+@pytest.fixture
+def other_host() -> Iterator[SiteServer]:
+    """Another host: a second loopback address, so an allowed host written without a port does not match it."""
+    with SiteServer(host="127.0.0.2") as server:
+        server.route("/landing", html(page("Landing")))
+        yield server
+
+
+def test_a_redirect_to_another_host_is_refused_before_contacting_it(site: SiteServer, other_host: SiteServer) -> None:
+    target = other_host.url("/landing")
+    site.route("/moved", redirect(target, code=302))
+    write(
+        site_root(site),
+        "sitemap.xml",
+        urlset((site.url("/moved"), None), (site.url("/articles/billing.html"), None)),
+    )
+
+    pages, rejected = run(source(site, allowed_hosts=["127.0.0.1"]))
+
+    assert paths(pages) == ["/articles/billing.html"]
+    assert rejected == [Rejected(site.url("/moved"), "crawl", f"redirects to another host: {target}", "help")]
+    assert other_host.requests == []
+
+
+@pytest.mark.parametrize("credentials", ["auth", "header"])
+def test_credentials_never_follow_a_redirect_to_another_host(
+    site: SiteServer, other_host: SiteServer, credentials: str
+) -> None:
+    site.route("/moved", redirect(other_host.url("/landing"), code=302))
+    write(
+        site_root(site),
+        "sitemap.xml",
+        urlset((site.url("/articles/billing.html"), None), (site.url("/moved"), None)),
+    )
+    given: dict[str, Any] = (
+        {"auth": ("crawler", "s3cret")}
+        if credentials == "auth"
+        else {"headers": {"Authorization": "Bearer s3cret"}, "cookies": {"session": "s3cret"}}
+    )
+
+    with httpx.Client(trust_env=False, **given) as client:
+        src = source(site, allowed_hosts=["127.0.0.1", "127.0.0.2"])
+        records = list(crawl_sitemap(src, client=client, sleep=lambda _s: None))
+
+    pages = [r for r in records if isinstance(r, RawPage)]
+    assert [p.location for p in pages] == [site.url("/articles/billing.html"), other_host.url("/landing")]
+    assert all("authorization" in r.headers for r in site.requests)
+    assert [r.path for r in other_host.requests] == ["/robots.txt", "/landing"]
+    assert all(not {"authorization", "cookie"} & set(r.headers) for r in other_host.requests)
 
 
 # --- include / exclude --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from site_server import SiteServer, text
 
 from kbcurator.errors import SourceError
 from kbcurator.ingest.parse import parse_page
@@ -100,6 +101,27 @@ def test_malformed_records_are_rejected_and_the_rest_still_load(tmp_path: Path) 
     assert "missing id" in no_id.reason
 
 
+def test_folder_json_that_is_not_an_articles_page_is_rejected_by_name(tmp_path: Path) -> None:
+    shutil.copy(EXPORT / "articles.json", tmp_path / "articles.json")
+    (tmp_path / "categories.json").write_text('{"categories": [], "count": 0}', encoding="utf-8")
+    (tmp_path / "manifest.json").write_text("[1, 2]", encoding="utf-8")
+    (tmp_path / "page3.json").write_text('{"articles": {"id": 1}}', encoding="utf-8")
+
+    results = list(read_zendesk(_source(tmp_path)))
+
+    assert len(_pages(results)) == len([a for a in _load("articles.json")["articles"] if not a["draft"]])
+    rejected = {Path(r.record_id).name: r for r in results if isinstance(r, Rejected)}
+    assert set(rejected) == {"categories.json", "manifest.json", "page3.json"}
+    assert all(r.stage == "read" and r.source_id == "zd" for r in rejected.values())
+    assert rejected["categories.json"].record_id == str(tmp_path / "categories.json")
+    assert rejected["categories.json"].reason == (
+        "categories.json is not a Zendesk articles page, skipped: no 'articles' list (top-level keys: 'categories', "
+        "'count')"
+    )
+    assert rejected["manifest.json"].reason.endswith("the JSON is an array, not an object")
+    assert rejected["page3.json"].reason.endswith("'articles' is an object, not a list")
+
+
 def test_unreadable_exports_raise_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="export file not found"):
         list(read_zendesk(_source(tmp_path / "missing.json")))
@@ -124,9 +146,13 @@ class FakeHelpCenter:
     paths: list[str] = field(default_factory=list)
     failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # answered to article requests
     next_page_base: str | None = None
+    redirects: dict[str, str] = field(default_factory=dict)  # path and query -> Location of a 302
+    headers: list[dict[str, str]] = field(default_factory=list)  # of each request, names lowercased
 
     def answer(self, path_and_query: str) -> tuple[int, dict[str, str], bytes]:
         self.paths.append(path_and_query)
+        if path_and_query in self.redirects:
+            return 302, {"Location": self.redirects[path_and_query]}, b""
         parts = urlsplit(path_and_query)
         if self.failures and parts.path.endswith("/articles.json"):
             status, headers = self.failures.pop(0)
@@ -149,6 +175,7 @@ def help_center() -> Iterator[FakeHelpCenter]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            state.headers.append({name.lower(): value for name, value in self.headers.items()})
             status, headers, body = state.answer(self.path)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -216,3 +243,67 @@ def test_api_never_follows_next_page_to_another_origin(help_center: FakeHelpCent
     with pytest.raises(SourceError, match="leaves"):
         list(results)
     assert not any("page=2" in path for path in help_center.paths)
+
+
+# --- redirects: only onto allowed hosts, and never with credentials to another host --------------------
+
+
+ARTICLES = "/api/v2/help_center/articles.json"
+PAGE_2 = f"{ARTICLES}?page=2&per_page=60"
+
+
+@pytest.fixture
+def other_host() -> Iterator[SiteServer]:
+    """Another host (a second loopback address, not just another port) that answers like a help center."""
+    with SiteServer(host="127.0.0.2") as server:
+        page2 = _load(PAGE_FILES[1])
+        page2["next_page"] = None
+        server.route(ARTICLES, text(json.dumps(page2), "application/json"))
+        yield server
+
+
+def test_api_redirect_to_a_host_not_allowed_is_refused_and_recorded(
+    help_center: FakeHelpCenter, other_host: SiteServer
+) -> None:
+    target = other_host.url(PAGE_2)
+    help_center.redirects[PAGE_2] = target
+    # allowed_hosts names the API host only (the default would be the same: the location's host and port).
+    src = _source(help_center.base, allowed_hosts=[urlsplit(help_center.base).netloc])
+
+    results = list(read_zendesk(src))
+
+    assert other_host.requests == []  # nothing at all was sent to the other host
+    assert [p.field("zendesk_id") for p in _pages(results)] == [
+        str(a["id"]) for a in _load(PAGE_FILES[0])["articles"] if not a["draft"]
+    ]
+    rejected = [r for r in results if isinstance(r, Rejected)]
+    page_2 = help_center.base + PAGE_2
+    assert rejected == [
+        Rejected(
+            page_2,
+            "read",
+            f"GET {page_2} redirects to a host not allowed: {target}; this and later article pages not read",
+            "zd",
+        )
+    ]
+
+
+@pytest.mark.parametrize("credentials", ["auth", "header"])
+def test_api_credentials_never_follow_a_redirect_to_another_host(
+    help_center: FakeHelpCenter, other_host: SiteServer, credentials: str
+) -> None:
+    help_center.redirects[PAGE_2] = other_host.url(PAGE_2)
+    src = _source(help_center.base, allowed_hosts=["127.0.0.1", "127.0.0.2"])
+    given: dict[str, Any] = (
+        {"auth": ("agent@example.com/token", "s3cret")}
+        if credentials == "auth"
+        else {"headers": {"Authorization": "Bearer s3cret"}, "cookies": {"session": "s3cret"}}
+    )
+
+    with httpx.Client(trust_env=False, **given) as client:
+        pages = _pages(list(read_zendesk(src, client=client)))
+
+    assert [p.field("zendesk_id") for p in pages] == [str(a["id"]) for a in PUBLISHED]  # page 2 via the redirect
+    assert all("authorization" in headers for headers in help_center.headers)
+    assert [r.path for r in other_host.requests] == [PAGE_2]
+    assert not {"authorization", "cookie"} & set(other_host.requests[0].headers)

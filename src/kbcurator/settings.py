@@ -30,6 +30,9 @@ class CrawlSettings(BaseModel):
     max_bytes: int = 2_000_000
     requests_per_second: float = 2.0  # per host
     timeout_s: float = 10.0
+    # Total time on the wire for one page, all attempts and redirects together (timeout_s bounds each read):
+    # a server that trickles a byte a second cannot hold a worker. 0 turns it off.
+    page_deadline_s: float = Field(default=60.0, ge=0)
     retries: int = 3
     backoff_s: float = 0.5
     respect_robots: bool = True

@@ -5,9 +5,11 @@ that passes the source's filters. When no sitemap answers, or it lists nothing, 
 following same-site links breadth-first from ``crawl.start_url`` (or the site root).
 
 The crawler is polite and bounded: it obeys robots.txt, waits between requests to the same host,
-retries transient failures with exponential backoff, and caps pages, bytes and redirects. It never
-leaves the allowed hosts. Every page it cannot deliver becomes a ``Rejected`` record and the crawl
-goes on; pages are delivered as raw HTML, since extracting the article is the parser's job.
+retries transient failures with exponential backoff, and caps pages, bytes, redirects and the time one
+page may take (``page_deadline_s``, all attempts together; ``timeout_s`` bounds each read). It never
+leaves the allowed hosts, and a client's credentials do not follow a redirect to another origin. Every
+page it cannot deliver becomes a ``Rejected`` record and the crawl goes on; pages are delivered as raw
+HTML, since extracting the article is the parser's job.
 """
 
 from __future__ import annotations
@@ -23,26 +25,34 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from fnmatch import fnmatchcase
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import httpx
 from bs4 import BeautifulSoup, Tag
 
 from kbcurator.errors import SourceError
+from kbcurator.ingest.http import (
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    allowed_hosts,
+    host_allowed,
+    keeps_credentials,
+    normalize_url,
+    open_stream,
+    redirect_target,
+)
 from kbcurator.records import RawPage, Rejected
 from kbcurator.settings import CrawlSettings, SourceConfig
 
 logger = logging.getLogger(__name__)
 
 STAGE = "crawl"
-MAX_REDIRECTS = 5
 MAX_RETRY_AFTER_S = 30.0  # a server asking for a longer pause gets this one; the crawl must finish
 MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # the sitemap protocol's own limit, uncompressed
 MAX_SITEMAP_DEPTH = 3  # index -> index -> urlset is already unusual; deeper is likely a loop
 MAX_ROBOTS_BYTES = 512 * 1024  # RFC 9309 asks crawlers to parse at least 500 KiB
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 Sleep = Callable[[float], None]
@@ -75,48 +85,8 @@ class _Answer:
 # --- URLs ---------------------------------------------------------------------------------------
 
 
-def normalize_url(url: str) -> str | None:
-    """The crawler's dedup key for ``url``, or None when it is not an absolute http(s) URL.
-
-    Lowercases scheme and host, drops the default port and the fragment, keeps the query, and
-    writes an empty path as ``/``.
-    """
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        return None
-    host = parts.hostname.lower()
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    if port is not None and port != {"http": 80, "https": 443}[scheme]:
-        host = f"{host}:{port}"
-    return urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
-
-
 def _netloc(url: str) -> str:
     return urlsplit(url).netloc
-
-
-def allowed_hosts(settings: CrawlSettings, sitemap_url: str) -> frozenset[str]:
-    """The hosts the crawl may visit: the configured list, or the sitemap's and start URL's hosts."""
-    if settings.allowed_hosts:
-        return frozenset(host.strip().lower() for host in settings.allowed_hosts)
-    urls = [sitemap_url, settings.start_url or ""]
-    return frozenset(_netloc(url) for url in filter(None, map(normalize_url, urls)))
-
-
-def host_allowed(url: str, hosts: frozenset[str]) -> bool:
-    """Whether ``url`` (normalised) is on an allowed host.
-
-    An entry with a port (``127.0.0.1:8000``) matches that host and port only; an entry without one
-    matches the host on any port, which is how people write ``help.example.com``.
-    """
-    parts = urlsplit(url)
-    return parts.netloc in hosts or (parts.hostname or "") in hosts
 
 
 def path_included(url: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
@@ -190,6 +160,28 @@ def _retry_after(headers: httpx.Headers) -> float | None:
 # --- fetching -----------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Deadline:
+    """How long one ``_Fetcher.get`` may spend on the wire: every attempt and redirect hop together.
+
+    The crawler's own pauses (pacing, backoff, Retry-After) do not count: they are bounded by the settings.
+    """
+
+    seconds: float | None  # None: no deadline, only the per-read timeout
+    spent: float = 0.0
+
+    def left(self) -> float:
+        return float("inf") if self.seconds is None else max(self.seconds - self.spent, 0.0)
+
+    def passed(self, running: float = 0.0) -> bool:
+        """Whether the deadline is behind, counting ``running`` seconds of a request still going on."""
+        return self.seconds is not None and self.spent + running >= self.seconds
+
+    @property
+    def reason(self) -> str:
+        return f"took longer than the page deadline of {self.seconds:g} s"
+
+
 class _Fetcher:
     """HTTP GETs with the crawl's politeness rules: per-host pacing, robots.txt, retries, caps.
 
@@ -210,41 +202,64 @@ class _Fetcher:
         self.sleep = sleep
         self.clock = clock
         self.interval = 1.0 / settings.requests_per_second if settings.requests_per_second > 0 else 0.0
+        # 0 turns the deadline off.
+        self.page_deadline_s: float | None = settings.page_deadline_s or None
         self.requests = 0
         self._last_request: dict[str, float] = {}
         self._robots: dict[str, RobotFileParser] = {}
 
-    def get(self, url: str, *, max_bytes: int, check_robots: bool = True) -> _Fetched | _Failed:
-        """GET ``url``, following redirects only onto allowed hosts; any non-2xx end is a ``_Failed``."""
+    def get(
+        self,
+        url: str,
+        *,
+        max_bytes: int,
+        check_robots: bool = True,
+        credentials: bool = True,
+        deadline_s: float | None = None,
+    ) -> _Fetched | _Failed:
+        """GET ``url``, following redirects only onto allowed hosts; any non-2xx end is a ``_Failed``.
+
+        All attempts and redirect hops share ``deadline_s`` seconds on the wire (None: only the per-read
+        timeout bounds them). The client's credentials are sent (when ``credentials``) only until a redirect
+        leaves the origin of ``url``.
+        """
         current = url
+        deadline = _Deadline(deadline_s)
         for _ in range(MAX_REDIRECTS + 1):
-            if check_robots and not self.robots_allow(current):
+            if check_robots and not self.robots_allow(current, credentials=credentials):
                 return _Failed(url, "robots.txt disallows")
-            result = self._get_with_retries(current, max_bytes)
+            result = self._get_with_retries(current, max_bytes, credentials, deadline)
             if isinstance(result, _Fetched):
                 return result
             if isinstance(result, _Failed):
                 return _Failed(url, result.reason, result.status)
-            target = normalize_url(urljoin(current, result.location)) if result.location else None
+            target = redirect_target(current, result.location)
             if result.status not in REDIRECT_STATUSES or target is None:
                 return _Failed(url, f"HTTP {result.status}", result.status)
             if not host_allowed(target, self.hosts):
                 return _Failed(url, f"redirects to another host: {target}", result.status)
+            credentials = credentials and keeps_credentials(current, target)
             current = target
         return _Failed(url, f"more than {MAX_REDIRECTS} redirects")
 
-    def robots_allow(self, url: str) -> bool:
+    def robots_allow(self, url: str, *, credentials: bool = True) -> bool:
         if not self.settings.respect_robots:
             return True
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         if origin not in self._robots:
-            self._robots[origin] = self._read_robots(origin)
+            self._robots[origin] = self._read_robots(origin, credentials)
         return self._robots[origin].can_fetch(self.settings.user_agent, url)
 
-    def _read_robots(self, origin: str) -> RobotFileParser:
+    def _read_robots(self, origin: str, credentials: bool) -> RobotFileParser:
         parser = RobotFileParser(f"{origin}/robots.txt")
-        result = self.get(f"{origin}/robots.txt", max_bytes=MAX_ROBOTS_BYTES, check_robots=False)
+        result = self.get(
+            f"{origin}/robots.txt",
+            max_bytes=MAX_ROBOTS_BYTES,
+            check_robots=False,
+            credentials=credentials,
+            deadline_s=self.page_deadline_s,
+        )
         if isinstance(result, _Fetched):
             parser.parse(result.body.decode("utf-8", errors="replace").splitlines())
         elif result.status is not None and result.status < 500:
@@ -255,16 +270,24 @@ class _Fetcher:
             parser.parse(["User-agent: *", "Disallow: /"])
         return parser
 
-    def _get_with_retries(self, url: str, max_bytes: int) -> _Fetched | _Failed | _Answer:
+    def _get_with_retries(
+        self, url: str, max_bytes: int, credentials: bool, deadline: _Deadline
+    ) -> _Fetched | _Failed | _Answer:
         """One URL, retried with exponential backoff on network errors, timeouts, 429 and 5xx."""
         attempts = max(self.settings.retries, 0) + 1
         problem = ""
         for attempt in range(attempts):
+            if deadline.passed():
+                return _Failed(url, f"{deadline.reason} (last try: {problem})" if problem else deadline.reason)
             self._wait_turn(url)
             retry_after: float | None = None
+            # No single read may outlast the deadline; the body loop checks the total between reads.
+            timeout = min(self.settings.timeout_s, deadline.left())
             try:
-                result = self._request(url, max_bytes)
+                result = self._request(url, max_bytes, credentials, deadline, timeout)
             except httpx.TimeoutException:
+                if timeout < self.settings.timeout_s:
+                    return _Failed(url, deadline.reason)
                 problem = f"timed out after {self.settings.timeout_s:g} s"
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -283,16 +306,19 @@ class _Fetcher:
         tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
         return _Failed(url, f"gave up after {tries}: {problem}")
 
-    def _request(self, url: str, max_bytes: int) -> _Fetched | _Failed | tuple[int, httpx.Headers]:
-        """One GET. The body is streamed and read only for a 2xx answer, and only up to the cap."""
+    def _request(
+        self, url: str, max_bytes: int, credentials: bool, deadline: _Deadline, timeout: float
+    ) -> _Fetched | _Failed | tuple[int, httpx.Headers]:
+        """One GET. The body is streamed and read only for a 2xx answer, and only up to the cap and the deadline."""
         self.requests += 1
+        started = self.clock()
         try:
-            with self.client.stream(
-                "GET",
+            with open_stream(
+                self.client,
                 url,
+                credentials=credentials,
                 headers={"User-Agent": self.settings.user_agent},
-                timeout=self.settings.timeout_s,
-                follow_redirects=False,  # redirects are followed by hand, to keep to allowed hosts
+                timeout=timeout,
             ) as response:
                 if not response.is_success:
                     return response.status_code, response.headers
@@ -303,14 +329,18 @@ class _Fetcher:
                 body = bytearray()
                 for chunk in response.iter_bytes():
                     body += chunk
+                    # Leaving the block closes the connection: the rest is never downloaded.
                     if len(body) > max_bytes:
-                        # Leaving the block closes the connection: the rest is never downloaded.
                         return too_big
+                    if deadline.passed(self.clock() - started):  # a body trickling in never times out a read
+                        return _Failed(url, deadline.reason)
                 return _Fetched(str(response.url), response.headers, bytes(body))
         except httpx.DecodingError as exc:
             return _Failed(url, f"cannot decode response body: {exc}")
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             return _Failed(url, f"invalid URL: {exc}")
+        finally:
+            deadline.spent += self.clock() - started
 
     def _wait_turn(self, url: str) -> None:
         """Keep at least ``1 / requests_per_second`` between two requests to the same host."""
@@ -466,15 +496,23 @@ class _Crawl:
     hosts: frozenset[str]
     stats: Counter[str]
     delivered: set[str]
+    capped: str = ""  # why the crawl stopped at max_pages, for the summary; empty when it did not
 
     @property
     def budget_left(self) -> bool:
         return self.stats["fetched"] < self.source.crawl.max_pages
 
+    def cap_reached(self, record_id: str, left_out: str) -> Rejected:
+        """The one record saying that ``max_pages`` cut the crawl, and what it left out."""
+        self.capped = f"max_pages {self.source.crawl.max_pages} reached: {left_out}"
+        self.stats["rejected"] += 1
+        logger.info("source %s: %s", self.source.id, self.capped)
+        return Rejected(record_id, STAGE, self.capped, self.source.id)
+
     def fetch(self, url: str, lastmod: datetime | None) -> RawPage | Rejected | None:
         """Fetch one page; None when it redirected onto a page already delivered."""
         self.stats["fetched"] += 1
-        result = self.fetcher.get(url, max_bytes=self.source.crawl.max_bytes)
+        result = self.fetcher.get(url, max_bytes=self.source.crawl.max_bytes, deadline_s=self.fetcher.page_deadline_s)
         record = _to_record(result, url, self.source.id, lastmod)
         if isinstance(record, RawPage):
             if record.location in self.delivered:
@@ -503,12 +541,16 @@ def crawl_sitemap(
     fetched nor followed.
 
     A page that cannot be delivered yields ``Rejected(url, "crawl", reason)``; URLs that answered
-    404 or 410 have a reason starting ``"HTTP 404"``/``"HTTP 410"`` (broken links).
+    404 or 410 have a reason starting ``"HTTP 404"``/``"HTTP 410"`` (broken links). When
+    ``max_pages`` cuts the crawl short, one more ``Rejected`` (on the sitemap URL, or the start URL
+    when following links) says so and how many URLs were left out: ``"max_pages 500 reached: 9,975
+    sitemap URLs not fetched"``.
 
     Args:
         source: a ``sitemap`` source; its ``crawl`` settings bound the crawl.
         client: an httpx client to reuse (tests, connection pooling); one is made and closed if None.
-            Redirects, timeout and User-Agent are set per request, so its own settings do not matter.
+            Redirects, timeout and User-Agent are set per request, so its own settings do not matter;
+            its auth, Authorization and Cookie headers are not sent past a redirect to another origin.
         sleep: called for every pause (pacing, backoff), so tests can run without waiting.
 
     Raises:
@@ -521,7 +563,7 @@ def crawl_sitemap(
         raise SourceError(f"source {source.id!r}: sitemap location is not an http(s) URL: {source.location}")
     own_client = client is None
     http = client if client is not None else httpx.Client()
-    hosts = allowed_hosts(settings, sitemap_url)
+    hosts = allowed_hosts(settings, sitemap_url, settings.start_url)
     crawl = _Crawl(source, _Fetcher(http, settings, hosts, sleep), hosts, Counter(), set())
     mode = "sitemap"
     try:
@@ -529,7 +571,7 @@ def crawl_sitemap(
         crawl.stats["rejected"] += len(rejected)
         yield from rejected
         if entries:
-            yield from _crawl_listed(crawl, entries)
+            yield from _crawl_listed(crawl, entries, sitemap_url)
         else:
             mode = "links"
             yield from _crawl_links(crawl, sitemap_url, problem)
@@ -538,22 +580,30 @@ def crawl_sitemap(
             http.close()
         stats = crawl.stats
         logger.info(
-            "source %s (%s mode): %d pages, %d rejected (%d broken links), %d requests",
+            "source %s (%s mode): %d pages, %d rejected (%d broken links), %d requests%s",
             source.id,
             mode,
             stats["pages"],
             stats["rejected"],
             stats["broken"],
             crawl.fetcher.requests,
+            f"; {crawl.capped}" if crawl.capped else "",
         )
 
 
-def _crawl_listed(crawl: _Crawl, entries: dict[str, datetime | None]) -> Iterator[RawPage | Rejected]:
+def _crawl_listed(crawl: _Crawl, entries: dict[str, datetime | None], sitemap_url: str) -> Iterator[RawPage | Rejected]:
     source = crawl.source
     urls = list(entries)
     for index, url in enumerate(urls):
         if not crawl.budget_left:
-            logger.info("page cap %d reached: %d listed URLs left", source.crawl.max_pages, len(urls) - index)
+            # Only the URLs the crawl would have fetched: other hosts and filtered-out paths never count.
+            left = sum(
+                1
+                for rest in urls[index:]
+                if host_allowed(rest, crawl.hosts) and path_included(rest, source.include, source.exclude)
+            )
+            if left:
+                yield crawl.cap_reached(sitemap_url, f"{left:,} sitemap URLs not fetched")
             return
         if not host_allowed(url, crawl.hosts):
             crawl.stats["rejected"] += 1
@@ -595,14 +645,17 @@ def _crawl_links(crawl: _Crawl, sitemap_url: str, sitemap_problem: str) -> Itera
     queue: deque[RawPage] = deque([first])
     while queue:
         page = queue.popleft()
-        for url in extract_links(page.content, page.location):
+        links = extract_links(page.content, page.location)
+        for position, url in enumerate(links):
             if url in seen or not host_allowed(url, crawl.hosts):
                 continue
             seen.add(url)
             if not path_included(url, source.include, source.exclude):
                 continue
             if not crawl.budget_left:
-                logger.info("page cap %d reached: link crawl stopped", source.crawl.max_pages)
+                # Links of pages still queued were never read, so this count is only a floor.
+                left = 1 + _unvisited(crawl, links[position + 1 :], seen)
+                yield crawl.cap_reached(start, f"link crawl stopped, at least {left:,} linked URLs not fetched")
                 return
             record = crawl.fetch(url, None)
             if record is None:
@@ -610,3 +663,13 @@ def _crawl_links(crawl: _Crawl, sitemap_url: str, sitemap_problem: str) -> Itera
             yield record
             if isinstance(record, RawPage):
                 queue.append(record)
+
+
+def _unvisited(crawl: _Crawl, links: list[str], seen: set[str]) -> int:
+    """Links the crawl would still fetch: unseen, on an allowed host, passing the filters."""
+    source = crawl.source
+    return sum(
+        1
+        for url in links
+        if url not in seen and host_allowed(url, crawl.hosts) and path_included(url, source.include, source.exclude)
+    )

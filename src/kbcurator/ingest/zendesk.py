@@ -8,7 +8,10 @@
 - a folder of such page files, read in sorted order (``next_page`` is then ignored).
 - an ``http(s)`` base URL of a Help Center: ``{base}/api/v2/help_center/articles.json?per_page=100`` is
   fetched and ``next_page`` followed, on the same host only. Pass an ``httpx.Client`` with ``auth`` set for
-  a help center that is not public.
+  a help center that is not public. Redirects are followed by hand, up to ``MAX_REDIRECTS`` hops, and only
+  onto ``crawl.allowed_hosts`` (by default the API's own host and port); the client's credentials are dropped
+  once a redirect leaves the API's origin. A redirect elsewhere is refused: the page's articles are not read,
+  and a ``Rejected(stage="read")`` says where it pointed.
 
 Section names come from ``sections.json`` beside the export (or ``/api/v2/help_center/sections.json``);
 without them the section is the numeric ``section_id``. Drafts are skipped.
@@ -33,6 +36,15 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from kbcurator.errors import SourceError
+from kbcurator.ingest.http import (
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    allowed_hosts,
+    host_allowed,
+    keeps_credentials,
+    redirect_target,
+    send,
+)
 from kbcurator.records import RawPage, Rejected
 from kbcurator.settings import SourceConfig
 
@@ -50,6 +62,9 @@ _MAX_PAGES = 10_000  # a guard against a server whose next_page never ends
 
 def read_zendesk(source: SourceConfig, *, client: httpx.Client | None = None) -> Iterator[RawPage | Rejected]:
     """Yield one ``RawPage`` per published article, or a ``Rejected(stage="read")`` per malformed record.
+
+    A ``.json`` in an export folder that is not an articles page (``categories.json``, a manifest) is a
+    ``Rejected(stage="read")`` naming the file, and so is an API page whose redirect leaves the allowed hosts.
 
     Raises (while iterating):
         SourceError: the export cannot be read or is not an articles export, a ``next_page`` file is
@@ -127,14 +142,15 @@ def _read_export(source: SourceConfig) -> Iterator[RawPage | Rejected]:
         sections = _sections_from_file(source, root / SECTIONS_FILE)
         pages = 0
         for page_file in files:
-            try:
-                data = _load_page(source, page_file)
-            except SourceError as exc:
-                if exc.__cause__ is None:
-                    # Other JSON beside the pages (categories.json, a manifest) is not an error here.
-                    log.warning("%s", exc)
-                    continue
-                raise
+            data = _read_json(source, page_file)
+            problem = _not_an_articles_page(data)
+            if problem:
+                # Other JSON beside the pages (categories.json, a manifest) does not stop the read, but is
+                # recorded: a page file saved wrong would otherwise lose its articles without a trace.
+                log.warning("source %r: %s skipped: %s", source.id, page_file, problem)
+                reason = f"{page_file.name} is not a Zendesk articles page, skipped: {problem}"
+                yield Rejected(str(page_file), "read", reason, source.id)
+                continue
             pages += 1
             yield from _emit(source, data["articles"], str(page_file), sections)
         if not pages:
@@ -177,13 +193,45 @@ def next_export_file(what: str, current: Path, next_page: object, seen: set[Path
 
 
 def _load_page(source: SourceConfig, path: Path) -> dict[str, Any]:
+    data = _read_json(source, path)
+    problem = _not_an_articles_page(data)
+    if problem:
+        raise SourceError(f"source {source.id!r}: {path} is not a Zendesk articles page: {problem}")
+    result: dict[str, Any] = data
+    return result
+
+
+def _read_json(source: SourceConfig, path: Path) -> Any:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SourceError(f"source {source.id!r}: cannot read Zendesk export {path}: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("articles"), list):
-        raise SourceError(f"source {source.id!r}: {path} is not a Zendesk articles page (no 'articles' list)")
-    return data
+
+
+def _not_an_articles_page(data: object) -> str:
+    """What keeps ``data`` from being an articles page; empty when it is one."""
+    if not isinstance(data, dict):
+        return f"the JSON is {_json_kind(data)}, not an object"
+    if "articles" not in data:
+        keys = ", ".join(repr(key) for key in list(data)[:5]) or "none"
+        return f"no 'articles' list (top-level keys: {keys})"
+    if not isinstance(data["articles"], list):
+        return f"'articles' is {_json_kind(data['articles'])}, not a list"
+    return ""
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def _sections_from_file(source: SourceConfig, path: Path) -> dict[int | str, str]:
@@ -208,20 +256,29 @@ def _section_names(data: object) -> dict[int | str, str]:
 # --- live API ----------------------------------------------------------------------------------------
 
 
+class _RedirectRefused(SourceError):
+    """An API answer redirected off the allowed hosts; nothing was sent there."""
+
+    def __init__(self, source: SourceConfig, url: str, target: str) -> None:
+        self.url = url
+        self.reason = f"GET {url} redirects to a host not allowed: {target}"
+        super().__init__(f"source {source.id!r}: {self.reason}")
+
+
 def _read_api(source: SourceConfig, client: httpx.Client | None) -> Iterator[RawPage | Rejected]:
     settings = source.crawl
     owned = client is None
+    # follow_redirects stays off: fetch() follows them by hand, onto allowed hosts only.
     http = client or httpx.Client(
         timeout=settings.timeout_s,
         headers={"User-Agent": settings.user_agent, "Accept": "application/json"},
-        follow_redirects=True,
     )
     try:
         base = source.location.rstrip("/")
         # A location that already names the endpoint (a locale-specific one, say) is used as given.
         start = base if "/api/v2/help_center/" in base else f"{base}{ARTICLES_PATH}?per_page=100"
         origin = _origin(start)
-        fetch = _fetcher(source, http)
+        fetch = _fetcher(source, http, allowed_hosts(settings, start))
         sections = _api_sections(source, fetch, start, origin)
         url: str | None = start
         seen: set[str] = set()
@@ -230,7 +287,14 @@ def _read_api(source: SourceConfig, client: httpx.Client | None) -> Iterator[Raw
                 log.warning("source %r: stopping at repeated or excessive next_page %s", source.id, url)
                 break
             seen.add(url)
-            data = fetch(url)
+            try:
+                data = fetch(url)
+            except _RedirectRefused as exc:
+                # This page and the ones after it cannot be read; the ones before stand, and the record
+                # says why the rest is missing.
+                log.warning("%s; later pages not read", exc)
+                yield Rejected(url, "read", f"{exc.reason}; this and later article pages not read", source.id)
+                return
             articles = data.get("articles") if isinstance(data, dict) else None
             if not isinstance(articles, list):
                 raise SourceError(f"source {source.id!r}: {url} did not return an 'articles' list")
@@ -260,16 +324,45 @@ def _api_sections(source: SourceConfig, fetch: Callable[[str], Any], start: str,
     return names
 
 
-def _fetcher(source: SourceConfig, http: httpx.Client) -> Callable[[str], Any]:
-    """GET JSON, retrying 429/5xx and transport errors with exponential backoff; failures -> SourceError."""
-    settings = source.crawl
+def _fetcher(source: SourceConfig, http: httpx.Client, hosts: frozenset[str]) -> Callable[[str], Any]:
+    """GET JSON, following redirects onto ``hosts`` only; failures -> SourceError, a refused redirect ->
+    ``_RedirectRefused``. Credentials go no further than the first redirect that leaves the URL's origin."""
 
     def fetch(url: str) -> Any:
+        current, credentials = url, True
+        for _ in range(MAX_REDIRECTS + 1):
+            response = get(current, credentials)
+            if response.status_code in REDIRECT_STATUSES:
+                target = redirect_target(current, response.headers.get("location"))
+                if target is None:
+                    raise SourceError(
+                        f"source {source.id!r}: GET {current} answered HTTP {response.status_code} "
+                        "without a usable Location"
+                    )
+                if not host_allowed(target, hosts):
+                    raise _RedirectRefused(source, url, target)
+                credentials = credentials and keeps_credentials(current, target)
+                current = target
+                continue
+            if not response.is_success:
+                hint = (
+                    " (authentication required: pass a client with auth)" if response.status_code in (401, 403) else ""
+                )
+                raise SourceError(f"source {source.id!r}: GET {current} answered HTTP {response.status_code}{hint}")
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise SourceError(f"source {source.id!r}: {current} did not return JSON: {exc}") from exc
+        raise SourceError(f"source {source.id!r}: GET {url}: more than {MAX_REDIRECTS} redirects")
+
+    def get(url: str, credentials: bool) -> httpx.Response:
+        """One URL, retrying 429/5xx and transport errors with exponential backoff."""
+        settings = source.crawl
         attempts = max(1, settings.retries + 1)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = http.get(url)
+                response = send(http, url, credentials=credentials)
             except httpx.TransportError as exc:  # timeouts, refused connections, DNS
                 if last:
                     raise SourceError(f"source {source.id!r}: cannot reach {url}: {exc!r}") from exc
@@ -278,15 +371,7 @@ def _fetcher(source: SourceConfig, http: httpx.Client) -> Callable[[str], Any]:
             if response.status_code in _RETRY_STATUS and not last:
                 time.sleep(_retry_delay(response, settings.backoff_s * 2**attempt))
                 continue
-            if response.status_code >= 400:
-                hint = (
-                    " (authentication required: pass a client with auth)" if response.status_code in (401, 403) else ""
-                )
-                raise SourceError(f"source {source.id!r}: GET {url} answered HTTP {response.status_code}{hint}")
-            try:
-                return response.json()
-            except ValueError as exc:
-                raise SourceError(f"source {source.id!r}: {url} did not return JSON: {exc}") from exc
+            return response
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     return fetch
