@@ -42,6 +42,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check src tests flows checks bench
 	$(BIN)/ruff format --check src tests flows checks bench
+	$(BIN)/lint-imports --no-logo
 
 typecheck: install
 	$(BIN)/mypy

@@ -17,6 +17,7 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 
 from kbcurator.errors import ConfigError
+from kbcurator.ingest.parse import MAX_TITLE_CHARS
 from kbcurator.settings import CheckSettings
 
 ARTICLES_SUITE = "articles"
@@ -38,7 +39,8 @@ class ReleaseCheckParams:
 
     ``min_articles`` and ``min_chunks`` are absolute floors; the caller derives them from the current
     release so that a publish cannot shrink the index by more than a configured share (see
-    :meth:`from_settings`).
+    :meth:`from_settings`). ``max_title_chars`` bounds titles; the parser rejects longer ones with the same
+    default (``kbcurator.ingest.parse.MAX_TITLE_CHARS``).
     """
 
     dimension: int
@@ -47,6 +49,7 @@ class ReleaseCheckParams:
     max_article_chars: int
     min_articles: int
     min_chunks: int
+    max_title_chars: int = MAX_TITLE_CHARS
 
     def __post_init__(self) -> None:
         problems = []
@@ -61,6 +64,8 @@ class ReleaseCheckParams:
         for name in ("min_articles", "min_chunks"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_title_chars < 1:
+            problems.append(f"max_title_chars must be at least 1, got {self.max_title_chars}")
         if problems:
             raise ConfigError("invalid release check parameters: " + "; ".join(problems))
 
@@ -88,6 +93,7 @@ class ReleaseCheckParams:
             max_article_chars=settings.max_article_chars,
             min_articles=max(settings.min_articles, min_rows_after_drop(current_articles, share)),
             min_chunks=max(settings.min_articles, min_rows_after_drop(current_chunks, share)),
+            max_title_chars=MAX_TITLE_CHARS,  # the parser's own cap: a lower one would fail every long title
         )
 
 
@@ -120,6 +126,8 @@ def _articles_suite(params: ReleaseCheckParams) -> gx.ExpectationSuite:
             gxe.ExpectColumnValuesToNotBeNull(column="locale"),
             gxe.ExpectColumnValuesToMatchRegex(column="locale", regex=LOCALE_REGEX),
             gxe.ExpectColumnValuesToNotBeNull(column="title"),
+            # A runaway title (a YAML alias bomb once made one of 34.7 MB) is a broken page, not a title.
+            gxe.ExpectColumnValueLengthsToBeBetween(column="title", min_value=1, max_value=params.max_title_chars),
             gxe.ExpectColumnValuesToBeBetween(
                 column="text_length", min_value=params.min_text_chars, max_value=params.max_article_chars
             ),

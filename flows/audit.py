@@ -18,13 +18,13 @@ from flows.worker_tasks import detect_task
 from kbcurator.analysis.audit import AuditResult, combine_runs, default_detectors
 from kbcurator.analysis.base import AuditCorpus
 from kbcurator.analysis.corpus import corpus_from_release
-from kbcurator.analysis.escalations import ticket_escalations
 from kbcurator.analysis.pipeline import audit_corpus, reviews_of, write_audit_outputs
 from kbcurator.analysis.report import health_markdown
 from kbcurator.analysis.store import FindingStore
 from kbcurator.embedding import load_embedder
 from kbcurator.errors import KBError
 from kbcurator.gaps.coverage import ReleaseVectors
+from kbcurator.gaps.escalations import ticket_escalations
 from kbcurator.index.embedding_cache import EmbeddingCache
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.reindex import start_run

@@ -1,15 +1,14 @@
 """Nightly reindex: sources -> articles -> chunks -> embeddings -> checks -> publish.
 
-This flow only orchestrates: every step is a package function. A failed check raises
-``ValidationFailed`` after the run's report is written, and leaves the current release untouched.
+This flow only orchestrates the reindex use case (``kbcurator.usecases.reindex``: one run pinned to one base
+release, and every decision about what gets published) as tasks with retries and artifacts. A failed check
+fails the ``publish`` task after the run's summary is written, and leaves the current release untouched.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -23,10 +22,9 @@ from flows.audit import audit_flow
 from flows.execution import dask_task_runner, require_scheduler
 from flows.worker_tasks import chunk_batch_task, embed_batch_task, embedder_identity_task
 from kbcurator import quality, reindex
-from kbcurator.analysis.corpus import dead_links_from
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.embedding import load_embedder
-from kbcurator.errors import EmbeddingError, ValidationFailed
+from kbcurator.errors import EmbeddingError, StaleBase, ValidationFailed
 from kbcurator.index.build import (
     ChunkedBatch,
     ReleaseCandidate,
@@ -36,19 +34,21 @@ from kbcurator.index.build import (
 )
 from kbcurator.index.embedding_cache import EmbeddingCache
 from kbcurator.index.parse_memo import ParseMemo
-from kbcurator.index.publish import publish
 from kbcurator.index.store import IndexStore
 from kbcurator.ingest import read_articles
 from kbcurator.records import Article, IndexRelease, Rejected
-from kbcurator.settings import AnnSettings, Settings, SourceConfig, load_settings
+from kbcurator.settings import Settings, SourceConfig, load_settings
+from kbcurator.usecases import reindex as usecase
 
 DEFAULT_CONFIG = "kb_sources/sample.yaml"
 
 
 @task(name="read-source", cache_policy=NO_CACHE)
-def read_source_task(source: SourceConfig, store: IndexStore) -> tuple[list[Article], list[Rejected]]:
+def read_source_task(
+    source: SourceConfig, store: IndexStore, max_article_chars: int
+) -> tuple[list[Article], list[Rejected]]:
     memo = ParseMemo(store)
-    articles, rejected = read_articles(source, memo=memo)
+    articles, rejected = read_articles(source, memo=memo, max_article_chars=max_article_chars)
     get_run_logger().info(
         "source %s (%s): %d articles (%d unchanged pages not parsed again), %d skipped",
         source.id,
@@ -76,13 +76,15 @@ def build_task(articles: list[Article], settings: Settings, store: IndexStore) -
     return candidate
 
 
-def read_sources(sources: list[SourceConfig], store: IndexStore) -> tuple[list[Article], list[Rejected]]:
+def read_sources(
+    sources: list[SourceConfig], store: IndexStore, max_article_chars: int
+) -> tuple[list[Article], list[Rejected]]:
     articles: list[Article] = []
     rejected: list[Rejected] = []
     for source in sources:
         remote = source.kind == "sitemap" or (source.kind == "zendesk" and "://" in source.location)
         reader = read_source_task.with_options(retries=2, retry_delay_seconds=10) if remote else read_source_task
-        found, skipped = reader(source, store)
+        found, skipped = reader(source, store, max_article_chars)
         articles += found
         rejected += skipped
     return articles, rejected
@@ -106,7 +108,8 @@ def distributed_build_flow(
     store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
     execution = settings.execution
     clock = time.perf_counter()
-    articles, rejected = read_sources(reindex.require_sources(settings, config), store)
+    sources = reindex.require_sources(settings, config)
+    articles, rejected = read_sources(sources, store, settings.checks.max_article_chars)
     read_s = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -160,16 +163,15 @@ def distributed_build_flow(
 
 
 @task(name="check", cache_policy=NO_CACHE)
-def check_task(
-    candidate: ReleaseCandidate, settings: Settings, store: IndexStore, run_dir: Path
-) -> quality.ValidationReport:
-    current_articles, current_chunks = reindex.current_counts(store)
+def check_task(job: usecase.ReindexJob, candidate: ReleaseCandidate) -> quality.ValidationReport:
+    current_articles, current_chunks = job.base_counts
     params = ReleaseCheckParams.from_settings(
-        settings.checks,
+        job.settings.checks,
         dimension=candidate.dimension,
         current_articles=current_articles,
         current_chunks=current_chunks,
     )
+    run_dir = job.run.run_dir
     frames = quality.prepare_for_checks(candidate.articles.to_pandas(), candidate.chunks.to_pandas())
     report = quality.run_suites(frames, build_release_suites(params), docs_dir=run_dir / "data_docs")
     (run_dir / "validation.json").write_text(json.dumps(report.results_json, indent=1, default=str))
@@ -182,31 +184,62 @@ def check_task(
     return report
 
 
-@task(name="publish", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """A lock held too long or a storage hiccup may pass; a blocked publish or a stale base never will."""
+    try:
+        state.result()
+    except (StaleBase, ValidationFailed):
+        return False
+    except Exception:
+        return True
+    return True
+
+
+@task(name="publish", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_worth_retrying)
 def publish_task(
-    candidate: ReleaseCandidate,
-    store: IndexStore,
-    report: quality.ValidationReport,
-    manifest: dict[str, Any],
-    ann: AnnSettings,
-    lock_timeout_s: float,
-) -> IndexRelease:
-    release = publish(
-        store, candidate, checks_passed=report.success, manifest=manifest, ann=ann, lock_timeout_s=lock_timeout_s
-    )
-    get_run_logger().info(
-        "published %s (articles v%d, chunks v%d)",
-        release.tag,
-        release.articles_version,
-        release.chunks_version,
-    )
+    job: usecase.ReindexJob, candidate: ReleaseCandidate, decision: usecase.Decision
+) -> IndexRelease | None:
+    """Publishes, does nothing (unchanged), or fails naming the checks and what would vanish (blocked)."""
+    release = usecase.publish_decided(job, candidate, decision)
+    if release is not None:
+        get_run_logger().info(
+            "published %s (articles v%d, chunks v%d)", release.tag, release.articles_version, release.chunks_version
+        )
     return release
 
 
-@task(name="publish", cache_policy=NO_CACHE)
-def block_publish_task(message: str, failed_checks: list[str]) -> None:
-    """Stands in for the publish step when a check failed: it fails, naming the checks and what would vanish."""
-    raise ValidationFailed(message, failed=failed_checks)
+def _build(
+    job: usecase.ReindexJob, config: str, index_uri: str | None, model: str | None, timings: dict[str, float]
+) -> tuple[ReleaseCandidate, list[Rejected]]:
+    """Read and build in this process, or on the Dask cluster the settings name."""
+    settings = job.settings
+    if settings.execution.distributed:
+        where = settings.execution.dask_address or f"a local Dask cluster of {settings.execution.local_workers}"
+        get_run_logger().info("chunking and embedding on %s", where)
+        require_scheduler(settings.execution)
+        runner = dask_task_runner(settings.execution, api_url=str(get_client(sync_client=True).api_url))
+        built = distributed_build_flow.with_options(task_runner=runner)(config=config, index_uri=index_uri, model=model)
+        timings.update(built["timings"])
+        return built["candidate"], list(built["rejected"])
+    clock = time.perf_counter()
+    articles, rejected = read_sources(list(job.sources), job.store, settings.checks.max_article_chars)
+    timings["read_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    candidate = build_task(articles, settings, job.store)
+    timings["build_s"] = time.perf_counter() - clock
+    return candidate, rejected
+
+
+def _audit(job: usecase.ReindexJob, config: str, index_uri: str | None, release_tag: str) -> dict[str, Any]:
+    """The health audit of the release left current; a failed audit is reported, the publish stands."""
+    state = audit_flow(
+        config=config, index_uri=index_uri, version=release_tag, run_dir=str(job.run.run_dir), return_state=True
+    )
+    if not state.is_completed():
+        get_run_logger().error("health audit failed: %s", state.message)
+        return {"error": state.message}
+    health = state.result()
+    return {k: health[k] for k in ("findings", "new", "resolved", "severity", "exports")}
 
 
 @flow(name="reindex", log_prints=True)
@@ -228,127 +261,27 @@ def reindex_flow(
     """
     logger = get_run_logger()
     settings = load_settings(config, index_uri=index_uri, embedding={"model": model} if model else None)
-    sources = reindex.require_sources(settings, config)
-    store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
-    run = reindex.start_run(settings.runs_dir)
-    logger.info("run %s: %d sources -> %s", run.run_id, len(sources), settings.index_uri)
-
+    job = usecase.start_reindex(settings, config, force_publish=force_publish)
+    logger.info("run %s: %d sources -> %s", job.run.run_id, len(job.sources), settings.index_uri)
     timings: dict[str, float] = {}
-    rejected: list[Rejected]
-    if settings.execution.distributed:
-        where = settings.execution.dask_address or f"a local Dask cluster of {settings.execution.local_workers}"
-        logger.info("chunking and embedding on %s", where)
-        require_scheduler(settings.execution)
-        api_url = get_client(sync_client=True).api_url
-        runner = dask_task_runner(settings.execution, api_url=str(api_url))
-        built = distributed_build_flow.with_options(task_runner=runner)(config=config, index_uri=index_uri, model=model)
-        candidate, rejected = built["candidate"], list(built["rejected"])
-        timings.update(built["timings"])
-    else:
-        clock = time.perf_counter()
-        articles, rejected = read_sources(sources, store)
-        timings["read_s"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        candidate = build_task(articles, settings, store)
-        timings["build_s"] = time.perf_counter() - clock
+    candidate, rejected = _build(job, config, index_uri, model, timings)
     rejected += candidate.rejected
-    reindex.write_rejections(run.run_dir, rejected)
-    changes = reindex.changes_since_current(store, candidate)
-    current = store.current()
-
+    reindex.write_rejections(job.run.run_dir, rejected)
     clock = time.perf_counter()
-    report = check_task(candidate, settings, store, run.run_dir)
+    report = check_task(job, candidate)
     timings["check_s"] = time.perf_counter() - clock
-    result: dict[str, Any] = {
-        "run_id": run.run_id,
-        "run_dir": str(run.run_dir),
-        "index_uri": settings.index_uri,
-        "articles": candidate.stats.articles,
-        "chunks": candidate.stats.chunks,
-        "rejected": len(rejected),
-        "checks_passed": report.success,
-        "data_docs": report.data_docs_path,
-        "changes": changes.as_dict(),
-    }
-    release_tag = None
-    blocked: str | None = None
-    vanished_section: str | None = None
-    if not report.success:
-        vanished = reindex.vanished_articles(store, changes)
-        removed_chunks = len(changes.chunks.removed)
-        blocked = reindex.blocked_publish_message(
-            [o.label for o in report.failed], current.tag if current else None, vanished, removed_chunks
-        )
-        vanished_section = reindex.vanished_markdown(vanished, removed_chunks)
-        (run.run_dir / "vanished.json").write_text(json.dumps([asdict(a) for a in vanished], indent=1))
-        result["vanished"] = {"articles": len(vanished), "chunks": removed_chunks}
-        outcome = f"checks FAILED: nothing published; {current.tag if current else 'no release'} stays current"
-    elif changes.unchanged and not force_publish and current is not None:
-        outcome = f"unchanged since {current.tag}: nothing to publish"
-    else:
-        manifest = {
-            "run_id": run.run_id,
-            "source_snapshot": reindex.source_snapshot(sources, candidate),
-            "changes": changes.as_dict(),
-            "build": asdict(candidate.stats),
-            "rejected": len(rejected),
-            # What the crawl found gone, so a later audit of this release can name broken links.
-            "dead_links": dead_links_from(rejected),
-            "checks": {
-                "success": report.success,
-                "failed": [o.label for o in report.failed],
-                "passed": sum(o.success for o in report.outcomes),
-                "total": len(report.outcomes),
-                "data_docs": report.data_docs_path,
-                "validation_result": report.results_json,
-            },
-        }
-        clock = time.perf_counter()
-        release = publish_task(candidate, store, report, manifest, settings.ann, settings.publish_lock_timeout_s)
-        timings["publish_s"] = time.perf_counter() - clock
-        release_tag = release.tag
-        outcome = f"published {release.tag}"
-        (run.run_dir / "manifest.json").write_text(release.manifest_json)
-    current_tag = store.current().tag if store.current() else None
-    result.update(
-        outcome=outcome,
-        release=release_tag,
-        current=current_tag,
-        build=asdict(candidate.stats),
-        timings={k: round(v, 3) for k, v in timings.items()},
-    )
-    summary = reindex.run_summary_markdown(
-        run=run,
-        outcome=outcome,
-        release_tag=release_tag,
-        current_tag=current_tag,
-        candidate=candidate,
-        changes=changes,
-        rejected=rejected,
-        checks_markdown=report.summary_markdown(),
-        index_uri=settings.index_uri,
-        vanished_section=vanished_section,
-    )
-    (run.run_dir / "summary.md").write_text(summary)
-    (run.run_dir / "result.json").write_text(json.dumps(result, indent=1, default=str))
-    create_markdown_artifact(markdown=summary, key="kb-reindex", description=outcome)
-    logger.info(outcome)
-    if blocked is not None:
-        # The publish step itself fails, so the UI shows which step stopped the night and why.
-        block_publish_task(blocked, [o.label for o in report.failed])
-    if audit and current_tag is not None:
-        # The health audit reads the release just made current; a failed audit is reported, but the
-        # publish stands (nothing about the release is wrong).
-        state = audit_flow(
-            config=config, index_uri=index_uri, version=current_tag, run_dir=str(run.run_dir), return_state=True
-        )
-        if state.is_completed():
-            health = state.result()
-            result["health"] = {k: health[k] for k in ("findings", "new", "resolved", "severity", "exports")}
-        else:
-            logger.error("health audit failed: %s", state.message)
-            result["health"] = {"error": state.message}
-        (run.run_dir / "result.json").write_text(json.dumps(result, indent=1, default=str))
+    decision = usecase.decide(job, candidate, rejected, report)
+    clock = time.perf_counter()
+    published = publish_task(job, candidate, decision, return_state=True)
+    timings["publish_s"] = time.perf_counter() - clock
+    release = published.result(raise_on_failure=False) if published.is_completed() else None
+    result, summary = usecase.finish(job, candidate, rejected, report, decision, release, timings)
+    create_markdown_artifact(markdown=summary, key="kb-reindex", description=result["outcome"])
+    logger.info(result["outcome"])
+    published.result()  # a blocked or failed publish fails the run here, after its summary was written
+    if audit and result["current"] is not None:
+        result["health"] = _audit(job, config, index_uri, result["current"])
+        usecase.write_result(job, result)
     return result
 
 

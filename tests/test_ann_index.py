@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from kbcurator.analysis.config import ContradictionSettings
 from kbcurator.analysis.contradictions import ContradictionDetector
 from kbcurator.analysis.corpus import corpus_from_release
 from kbcurator.analysis.neighbours import candidate_pairs, nearest_neighbours, recall_at_k
+from kbcurator.config.health import ContradictionSettings
 from kbcurator.index import open_index, schema
 from kbcurator.index.ann import LanceChunkIndex, has_vector_index
 from kbcurator.index.build import BuildStats, ReleaseCandidate

@@ -483,7 +483,7 @@ def test_data_docs_page_lists_every_expectation_with_its_mark(
     assert list(_docs_files(docs_dir)) == ["index.html"]
     page = Path(report.data_docs_path).read_text(encoding="utf-8")
     assert '<p class="verdict failed">' in page
-    assert "Validation FAILED: 18 of 19 checks passed." in page
+    assert "Validation FAILED: 19 of 20 checks passed." in page
     rows = _expectation_rows(page)
     assert list(rows) == list(RELEASE_SUITE_NAMES)
     for name, suite in suites.items():
@@ -584,3 +584,28 @@ def test_params_floors_follow_the_current_release() -> None:
         replace(PARAMS, dimension=0)
     with pytest.raises(ConfigError):
         replace(PARAMS, max_chunk_chars=0, min_text_chars=5)
+
+
+LENGTHS = "expect_column_value_lengths_to_be_between"
+
+
+@pytest.mark.parametrize("title", ["x" * (PARAMS.max_title_chars + 1), ""])
+def test_a_title_over_the_limit_or_empty_fails_the_title_length_check(
+    title: str, suites: dict[str, gx.ExpectationSuite]
+) -> None:
+    articles = _articles()
+    chunks = _chunks(articles)
+    articles.loc[2, "title"] = title
+
+    report = run_suites(prepare_for_checks(articles, chunks), suites)
+
+    assert _failed(report) == {(ARTICLES_SUITE, LENGTHS, "title")}, report.summary_markdown()
+
+
+def test_the_title_bound_follows_the_parser_and_is_checked() -> None:
+    from kbcurator.ingest.parse import MAX_TITLE_CHARS
+
+    assert PARAMS.max_title_chars == MAX_TITLE_CHARS
+    assert ReleaseCheckParams.from_settings(CheckSettings(), dimension=8).max_title_chars == MAX_TITLE_CHARS
+    with pytest.raises(ConfigError):
+        replace(PARAMS, max_title_chars=0)

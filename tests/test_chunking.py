@@ -67,3 +67,24 @@ def test_article_without_text_is_rejected_not_raised() -> None:
     results = list(chunk_articles([empty], POLICY))
     assert len(results) == 1 and isinstance(results[0], Rejected)
     assert results[0].stage == "chunk"
+
+
+def test_an_article_over_the_length_limit_is_rejected_and_the_others_are_chunked() -> None:
+    good = _article(INVOICES, REFUNDS)
+    huge = make_article("huge", "Huge", "A runaway export. " * 200)
+    markup = make_article("markup", "Markup", "Short text.")
+    markup = markup.__class__(
+        **{
+            **{f: getattr(markup, f) for f in markup.__slots__},
+            "body_html": "<div></div>" * 2_000 + "<p>Short text.</p>",
+        }
+    )
+
+    results = list(chunk_articles([huge, good, markup], POLICY, max_article_chars=2_000))
+
+    rejected = [r for r in results if isinstance(r, Rejected)]
+    assert [(r.record_id, r.stage) for r in rejected] == [(huge.url, "chunk"), (markup.url, "chunk")]
+    assert "article too long" in rejected[0].reason and "over the 2,000 limit" in rejected[0].reason
+    chunked = [r for r in results if not isinstance(r, Rejected)]
+    assert [article.article_id for article, _ in chunked] == [good.article_id]
+    assert chunked[0][1]

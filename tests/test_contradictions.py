@@ -12,8 +12,8 @@ from builders import make_article
 from fakes import FakeHashingEmbedder
 
 from kbcurator.analysis.base import AuditCorpus
-from kbcurator.analysis.config import ContradictionSettings
 from kbcurator.analysis.contradictions import ContradictionDetector, CrossEncoderJudge
+from kbcurator.config.health import ContradictionSettings
 from kbcurator.records import Article, Chunk, sha256_hex
 
 RUN_AT = datetime(2026, 3, 1, tzinfo=UTC)

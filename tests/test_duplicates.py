@@ -13,10 +13,10 @@ from builders import make_article
 from fakes import FakeHashingEmbedder
 
 from kbcurator.analysis.base import AuditCorpus
-from kbcurator.analysis.config import DuplicateSettings
 from kbcurator.analysis.corpus import corpus_from_articles
 from kbcurator.analysis.duplicates import DuplicateDetector
 from kbcurator.chunking import ChunkPolicy
+from kbcurator.config.health import DuplicateSettings
 from kbcurator.records import Article, Chunk, Finding, sha256_hex
 
 RUN_AT = datetime(2026, 3, 1, tzinfo=UTC)

@@ -9,10 +9,10 @@ import pytest
 from builders import published_sample, sample_articles
 
 from kbcurator.analysis.base import AuditCorpus
-from kbcurator.analysis.config import StaleSettings
-from kbcurator.analysis.escalations import escalations_by_article
 from kbcurator.analysis.staleness import StalenessDetector
+from kbcurator.config.health import StaleSettings
 from kbcurator.gaps.coverage import ReleaseVectors
+from kbcurator.gaps.escalations import escalations_by_article
 from kbcurator.records import Ticket
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from kbcurator.errors import SourceError
-from kbcurator.ingest.folder import read_folder
+from kbcurator.ingest import read_articles
+from kbcurator.ingest.folder import MAX_TEXT_FILE_BYTES, read_folder
 from kbcurator.ingest.parse import parse_page
 from kbcurator.records import Article, RawPage, Rejected
 from kbcurator.settings import SourceConfig
@@ -177,3 +178,93 @@ def test_a_jekyll_permalink_pattern_gives_markdown_pages_the_url_their_links_use
     articles = {a.title: a for p in pages.values() if isinstance(a := parse_page(p, base_url=source.base_url), Article)}
     assert articles["VPN"].links == (articles["Trackers"].url,)  # the link now lands on an article
     assert articles["Own"].url == "https://help.example.com/special/"  # the page's own permalink wins
+
+
+def test_nothing_outside_the_folder_is_read_and_odd_entries_are_rejected(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.md").write_text("# Secret\n\nOUTSIDE-SECRET\n", encoding="utf-8")
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "good.md").write_text("# Good\n\nInside text.\n", encoding="utf-8")
+    (kb / "inside.md").symlink_to("good.md")  # a link to a file inside the folder may be read
+    (kb / "leak.md").symlink_to(outside / "secret.md")
+    (kb / "relative-leak.md").symlink_to("../outside/secret.md")
+    (kb / "shared").symlink_to(outside, target_is_directory=True)  # its secret.md must not be reached
+    (kb / "again").symlink_to(".", target_is_directory=True)  # a folder loop
+    (kb / "ping.md").symlink_to("pong.md")
+    (kb / "pong.md").symlink_to("ping.md")
+    (kb / "gone.md").symlink_to("missing.md")
+    os.mkfifo(kb / "pipe.md")
+
+    results = list(read_folder(_folder(kb)))
+
+    pages = {p.location: p for p in _pages(results)}
+    assert set(pages) == {"good.md", "inside.md"}
+    assert pages["inside.md"].content == pages["good.md"].content
+    assert not any("OUTSIDE-SECRET" in p.content for p in pages.values())
+    rejected = {r.record_id: r for r in results if isinstance(r, Rejected)}
+    assert set(rejected) == {
+        "leak.md",
+        "relative-leak.md",
+        "shared",
+        "again",
+        "ping.md",
+        "pong.md",
+        "gone.md",
+        "pipe.md",
+    }
+    assert {r.stage for r in rejected.values()} == {"read"}
+    assert "outside the source folder" in rejected["leak.md"].reason
+    assert "outside the source folder" in rejected["relative-leak.md"].reason
+    assert "outside the source folder" in rejected["shared"].reason
+    assert "folder: not followed" in rejected["again"].reason
+    assert "loop" in rejected["ping.md"].reason and "loop" in rejected["pong.md"].reason
+    assert "dangling" in rejected["gone.md"].reason
+    assert "FIFO" in rejected["pipe.md"].reason
+
+
+def test_rejected_folder_entries_land_in_the_rejections_of_read_articles(tmp_path: Path) -> None:
+    (tmp_path / "page.md").write_text("# Page\n\nText.\n", encoding="utf-8")
+    (tmp_path / "hostname.md").symlink_to("/etc/hostname")
+
+    articles, rejected = read_articles(_folder(tmp_path))
+
+    assert [a.title for a in articles] == ["Page"]
+    assert [(r.record_id, r.stage) for r in rejected] == [("hostname.md", "read")]
+
+
+def test_a_file_over_the_size_limit_is_rejected_on_its_own_and_the_rest_pass_the_checks(tmp_path: Path) -> None:
+    from fakes import FakeHashingEmbedder
+
+    from checks import ReleaseCheckParams, build_release_suites
+    from kbcurator.chunking import ChunkPolicy
+    from kbcurator.index.build import build_candidate
+    from kbcurator.index.store import IndexStore
+    from kbcurator.quality import prepare_for_checks, run_suites
+    from kbcurator.settings import CheckSettings
+
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    for name in ("billing", "refunds", "invoices"):
+        (kb / f"{name}.md").write_text(f"# {name.title()}\n\nHow {name} work, in a few words.\n", encoding="utf-8")
+    paragraph = "A runaway export that repeats the same sentence again and again.\n\n"
+    huge = "# Huge\n\n" + paragraph * (MAX_TEXT_FILE_BYTES // len(paragraph) + 1)
+    (kb / "huge.md").write_text(huge, encoding="utf-8")
+    assert (kb / "huge.md").stat().st_size > MAX_TEXT_FILE_BYTES
+
+    articles, rejected = read_articles(_folder(kb))
+
+    assert sorted(a.title for a in articles) == ["Billing", "Invoices", "Refunds"]
+    (big,) = rejected
+    assert (big.record_id, big.stage) == ("huge.md", "read")
+    assert "file too large" in big.reason and f"{MAX_TEXT_FILE_BYTES:,}-byte limit" in big.reason
+
+    embedder = FakeHashingEmbedder(dimension=16)
+    store = IndexStore(str(tmp_path / "index"))
+    candidate = build_candidate(articles, store=store, embedder=embedder, policy=ChunkPolicy())
+    params = ReleaseCheckParams.from_settings(CheckSettings(), dimension=16)
+    frames = prepare_for_checks(candidate.articles.to_pandas(), candidate.chunks.to_pandas())
+    report = run_suites(frames, build_release_suites(params))
+    assert report.success, report.summary_markdown()
+    assert candidate.stats.articles == 3

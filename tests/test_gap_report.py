@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from datetime import UTC, datetime
 
 import numpy as np
@@ -12,7 +14,8 @@ from fakes import FakeHashingEmbedder
 
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors
-from kbcurator.gaps.pipeline import describe_clusters, write_cluster_outputs
+from kbcurator.gaps.labels import label_clusters
+from kbcurator.gaps.pipeline import describe_clusters, read_tickets, ticket_source_for_file, write_cluster_outputs
 from kbcurator.gaps.report import GapStore, gaps_markdown, score_gaps, unanswered_long_tail, write_gap_exports
 from kbcurator.index.build import build_candidate
 from kbcurator.index.publish import publish
@@ -128,3 +131,85 @@ def test_one_off_questions_the_kb_does_not_answer_are_listed(setup) -> None:
         tickets, vectors, np.array([0, 0, -1, 1]), ReleaseVectors(store, release), POLICY
     )
     assert covered_only == []  # a long-tail question the KB answers is not a gap
+
+
+def test_csv_exports_write_cells_a_spreadsheet_would_run_as_text(setup, tmp_path) -> None:
+    store, embedder, release = setup
+    formulas = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tHI", "\rHI"]
+    tickets = [
+        Ticket(formula, datetime(2026, 11, 7, tzinfo=UTC), "", f"{formula} merge workspaces teams")
+        for formula in formulas
+    ]
+    vectors = embedder.embed([t.text for t in tickets])
+    labels = np.zeros(len(tickets), dtype=int)
+    clusters = describe_clusters(tickets, labels, {})
+    scored, _ = score_gaps(clusters, tickets, vectors, ReleaseVectors(store, release), POLICY, [], run_id="run-1")
+
+    outputs = write_cluster_outputs(tmp_path / "clusters", tickets, labels, clusters, [], {})
+    exports = write_gap_exports(tmp_path / "gaps", scored)
+
+    with outputs["assignments"].open(newline="", encoding="utf-8") as handle:
+        assignments = list(csv.DictReader(handle))
+    assert [row["ticket_id"] for row in assignments] == ["'" + f for f in formulas]
+    assert [row["cluster_id"] for row in assignments] == ["0"] * len(formulas)
+    with exports["csv"].open(newline="", encoding="utf-8") as handle:
+        (gap,) = list(csv.DictReader(handle))
+    assert gap["central_query"] == "'" + tickets[0].text
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in gap.values())
+    assert json.loads(exports["json"].read_text())["gaps"][0]["central_query"] == tickets[0].text  # JSON as is
+
+
+def test_personal_data_in_a_ticket_export_reaches_no_output_file(setup, tmp_path) -> None:
+    store, embedder, release = setup
+    export = tmp_path / "tickets.csv"
+    pii = {
+        "4111.1111.1111.1111": "my card {} was charged twice",
+        "41 11 11 11 11 11 11 11": "card {} charged twice again",
+        "m a r y @ e x a m p l e . c o m": "charged twice, reply to {}",
+        "bob＠example.com": "card charged twice, I am {}",
+        "078-05-1120": "charged twice on my card, ssn {}",
+        "PO Box 1234": "send the refund for the card charged twice to {}",
+        "GB82-WEST-1234-5698-7654-32": "refund the card charged twice to {}",
+        "rita at gmail.com": "double charge on my card, write to {}",
+    }
+    with export.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "created_at", "subject", "body"])
+        for n, (value, template) in enumerate(pii.items()):
+            writer.writerow([f"T-{n}", "2026-11-07", "card charged twice", template.format(value)])
+        writer.writerow(["4111111111111111", "2026-11-08", "workspace merge", "merge two workspaces"])
+        writer.writerow(["078-05-1120", "2026-11-08", "workspace merge", "combine workspaces teams"])
+        writer.writerow(["T-20", "call +44 20 7946 0958", "workspace merge", "merge workspaces"])
+        writer.writerow(["T-21", "2026-11-09", "workspaces", "merge the workspaces of teams"])
+        writer.writerow(["T-21", "2026-11-09", "workspaces", "a second row with the same id"])
+    loaded = read_tickets(ticket_source_for_file(export))
+    tickets = list(loaded.tickets)
+    vectors = embedder.embed([t.text for t in tickets])
+    labels = np.array([0 if "charged" in t.text or "charge" in t.text else 1 for t in tickets])
+    names = label_clusters([t.text for t in tickets], labels, vectors)
+    clusters = describe_clusters(tickets, labels, names)
+    scored, resolved = score_gaps(clusters, tickets, vectors, ReleaseVectors(store, release), POLICY, [], run_id="r")
+    out = tmp_path / "out"
+    write_cluster_outputs(out, tickets, labels, clusters, loaded.rejected, {"tickets": len(tickets)})
+    write_gap_exports(out, scored)
+    (out / "gaps.md").write_text(gaps_markdown(scored, resolved, release_tag=release.tag, summary={}))
+
+    assert len(tickets) == 11 and len(loaded.rejected) == 2
+    assert sorted(r.reason.split(" (")[0].split(":")[0] for r in loaded.rejected) == [
+        "column 'created_at'",
+        "duplicate ticket id 'T-21'",
+    ]
+    written = "\n".join(path.read_text(encoding="utf-8") for path in sorted(out.iterdir()))
+    leaked = [value for value in [*pii, "4111111111111111", "7946 0958"] if value in written]
+    assert leaked == []
+    keywords = [k for c in clusters for k in c.keywords]
+    assert keywords and not any(re.search(r"\d{4}", k) for k in keywords)
+
+
+def test_a_number_repeated_across_a_cluster_is_not_a_keyword() -> None:
+    # "ending 4242": a card fragment no rule can tell from any other number; it must not name the cluster.
+    texts = ["card ending 4242 declined", "card ending 4242 declined again", "declined card ending 4242", "hello"]
+    vectors = np.eye(4, dtype=np.float32)[[0, 0, 0, 1]]
+    names = label_clusters(texts, np.array([0, 0, 0, -1]), vectors)
+    assert names[0].keywords and not any("4242" in k for k in names[0].keywords)
+    assert "4242" not in names[0].label

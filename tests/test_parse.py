@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -424,3 +425,154 @@ def test_liquid_link_tags_point_at_the_url_the_folder_source_gives_the_linked_fi
 
     assert export.links == (f"{imported.url}#json",)
     assert imported.url == "https://help.example.com/help/_articles/vault/import.md"
+
+
+# --- hostile and oversized pages (hardening) -----------------------------------------------------------
+
+HOSTILE_URL = "javascript:alert(1)//<script>alert(1)</script>"
+ARTICLE_HTML = "<html><body><main><h1>Reset</h1><p>Open Settings.</p></main></body></html>"
+
+
+@pytest.mark.parametrize(
+    ("location", "fields", "problem"),
+    [
+        # A Zendesk html_url is outside input: it becomes the article URL.
+        (HOSTILE_URL, (("title", "Reset"),), "not a well-formed URL"),
+        ("vbscript:msgbox(1)", (), "scheme 'vbscript' is not http or https"),
+        ("data:text/html,<b>x</b>", (), "not a well-formed URL"),
+        ("ftp://help.example.com/a", (), "scheme 'ftp' is not http or https"),
+        ("https:///no-host", (), "no host"),
+        ("https://help.example.com:99999/a", (), "not a well-formed URL"),
+        ("https://help.example.com/a b", (), "whitespace"),
+        ("//help.example.com/a", (), "no scheme"),
+    ],
+)
+def test_an_article_whose_url_is_not_a_well_formed_url_is_rejected(
+    location: str, fields: tuple[tuple[str, str], ...], problem: str
+) -> None:
+    result = parse_page(_html_page(ARTICLE_HTML, location=location, fields=fields))
+
+    assert isinstance(result, Rejected), result
+    assert (result.stage, result.record_id) == ("parse", location)
+    assert problem in result.reason
+    assert "<script" not in result.reason  # the reason names the problem, not the hostile value
+
+
+def test_a_javascript_permalink_or_canonical_never_becomes_the_article_url() -> None:
+    page = RawPage("kb", "guide.md", "---\ntitle: Guide\npermalink: 'javascript:alert(1)'\n---\nText.\n", "markdown")
+    result = parse_page(page, base_url="https://help.example.com/")
+    assert isinstance(result, Rejected) and "scheme 'javascript'" in result.reason
+
+    # A declared canonical that is not a URL is not trusted: the page keeps its own URL.
+    html = ARTICLE_HTML.replace("<body>", '<head><link rel="canonical" href="javascript:alert(1)"></head><body>')
+    article = _article(parse_page(_html_page(html, location="guides/reset.html")))
+    assert article.url == "guides/reset.html"
+
+
+def test_a_locale_that_is_not_a_language_tag_is_dropped_for_the_next_one() -> None:
+    hostile = '<html lang="<script>alert(1)</script>"><body><main><h1>Reset</h1><p>Open Settings.</p></main></body>'
+
+    article = _article(parse_page(_html_page(hostile), default_locale="fr-ca"))
+    assert article.locale == "fr-ca"  # the source's declared locale
+    # A bad locale from the source's own fields falls through to the page's, then to the source's.
+    good_lang = hostile.replace('lang="<script>alert(1)</script>"', 'lang="pt_BR"')
+    assert _article(parse_page(_html_page(good_lang, fields=(("locale", "en us!"),)))).locale == "pt-br"
+    too_long = "en-" + "-".join(["abcdefgh"] * 5)
+    assert _article(parse_page(_html_page(hostile, fields=(("locale", too_long),)))).locale == "en-us"
+    markdown_page = RawPage(
+        "kb", "a.md", "---\ntitle: A\nlang: '\"><img src=x onerror=alert(1)>'\n---\nText.\n", "markdown"
+    )
+    assert _article(parse_page(markdown_page, default_locale="de")).locale == "de"
+
+
+def test_body_html_keeps_no_script_data_or_vbscript_targets() -> None:
+    html = """<html><body><main><h1>Links</h1>
+    <p><a href="javascript:alert(1)">plain</a> <a href="  JaVaScRiPt:alert(2)">spaced</a>
+    <a href="java&#x09;script:alert(3)">tabbed</a> <a href="&#106;avascript:alert(4)">entity</a>
+    <a href="vbscript:msgbox(5)">vb</a> <a href="data:text/html;base64,PHNjcmlwdD4=">data</a>
+    <img src="data:image/svg+xml,<svg onload=alert(6)>" alt="pic"> <img src="javascript:alert(7)" alt="pic2">
+    <math href="javascript:alert(8)"><mi>x</mi></math> <base href="javascript:alert(9)">
+    <a href="https://example.com/ok" onclick="alert(10)">ok</a> <a href="mailto:help@example.com">mail</a>
+    <a href="/relative">rel</a> <img src="/logo.png" alt="logo"></p>
+    </main></body></html>"""
+
+    article = _article(parse_page(_html_page(html)))
+
+    lowered = article.body_html.lower()
+    for bad in ("javascript", "vbscript", "data:", "alert(", "onclick", "<base"):
+        assert bad not in lowered, bad
+    # The link text stays; only the target goes. Safe targets are kept.
+    for text in ("plain", "spaced", "tabbed", "entity", "vb", "data"):
+        assert f">{text}</a>" in article.body_html
+    assert 'href="https://example.com/ok"' in article.body_html
+    assert 'href="mailto:help@example.com"' in article.body_html
+    assert 'href="https://help.example.com/relative"' in article.body_html
+    assert 'src="https://help.example.com/logo.png"' in article.body_html
+    assert article.links == ("https://example.com/ok", "https://help.example.com/relative")
+
+
+def _alias_bomb() -> str:
+    """The 409-byte front matter that once made a 34.7 MB title: nine levels of nine aliases each."""
+    levels = "abcdefghi"
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for previous, name in itertools.pairwise(levels):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
+    return (
+        "---\n"
+        + "\n".join(lines)
+        + "\ntitle: *i\n---\n# Lol\n\nThe text of the page that comes after the front matter ends\n"
+    )
+
+
+def test_a_yaml_alias_bomb_in_front_matter_is_rejected_quickly_and_in_little_memory() -> None:
+    import time
+    import tracemalloc
+
+    bomb = _alias_bomb()
+    assert len(bomb.encode()) == 409
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        result = parse_page(RawPage("kb", "lol.md", bomb, "markdown"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert time.perf_counter() - started < 5
+    assert peak < 100 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    assert isinstance(result, Rejected), f"title of {len(getattr(result, 'title', ''))} characters"
+    assert (result.stage, result.record_id) == ("parse", "lol.md")
+    assert "anchors or aliases" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("---\ntitle: " + "T" * 3_000 + "\n---\nText.\n", "front matter 'title' too long"),
+        ("---\ndescription: '" + "x" * 70_000 + "'\ntitle: T\n---\nText.\n", "front matter too large"),
+        ("---\nbase: &b {title: T}\nother: *b\n---\nText.\n", "anchors or aliases"),
+        ("---\n<<: &m {title: T}\n---\nText.\n", "anchors or aliases"),
+        ("# " + "Long heading " * 50 + "\n\nText.\n", "title too long"),
+    ],
+)
+def test_front_matter_and_titles_have_a_size_budget(content: str, reason: str) -> None:
+    result = parse_page(RawPage("kb", "page.md", content, "markdown"))
+
+    assert isinstance(result, Rejected), result
+    assert reason in result.reason
+
+
+def test_an_article_over_the_length_limit_is_rejected_on_its_own() -> None:
+    body = "<p>" + "Words of a runaway export. " * 20_000 + "</p>"  # 540,000 characters of text
+    long_page = _html_page(f"<html><body><main><h1>Huge</h1>{body}</main></body></html>")
+
+    result = parse_page(long_page)
+    assert isinstance(result, Rejected)
+    assert result.stage == "parse" and "article too long: 539,999 characters, over the 500,000 limit" in result.reason
+    # The limit follows checks.max_article_chars when the caller passes it.
+    assert isinstance(parse_page(_html_page(ARTICLE_HTML), max_article_chars=5), Rejected)
+    assert isinstance(parse_page(_html_page(ARTICLE_HTML), max_article_chars=50), Article)
+    # A raw page far over any article is refused before it is parsed.
+    enormous = _html_page("<p>" + "x" * 6_000_000 + "</p>")
+    refused = parse_page(enormous)
+    assert isinstance(refused, Rejected) and "page too large" in refused.reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import random
+import re
 
 import pytest
 from conftest import SHARED_DATA
@@ -232,3 +233,177 @@ def test_real_customer_queries_are_not_redacted() -> None:
 
     assert len(queries) > 3000
     assert changed == []
+
+
+# --- forms that got through before (hardening issue, item 4) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("write to m a r y @ e x a m p l e . c o m please", "write to [EMAIL] please"),
+        ("m a r y at e x a m p l e dot c o m", "[EMAIL]"),
+        ("contact: mary @ e x a m p l e . c o m thanks", "contact: [EMAIL] thanks"),
+        ("mail bob＠example.com now", "mail [EMAIL] now"),
+        ("ｍａｒｙ＠ｅｘａｍｐｌｅ．ｃｏｍ", "[EMAIL]"),
+        ("ma\u200bry@exa\u00admple.com", "[EMAIL]"),
+        ("it is rita at gmail.com", "it is [EMAIL]"),
+        ("reach jo_99 at acme.io", "reach [EMAIL]"),
+        ("mary @ example.com", "[EMAIL]"),
+        ("jane[@]example.com", "[EMAIL]"),
+        ("send it to abc@gmail dot com today", "send it to [EMAIL] today"),
+        ("please add johndoe@yahoocom", "please add [EMAIL]"),
+    ],
+)
+def test_spaced_full_width_and_spelled_out_emails_are_masked(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I arrived at example.com and logged in at gmail.com",
+        "tweet @wendys that i don't like their product",
+        "meet me @ 5pm at the bank",
+        "look at the dot matrix at noon",
+    ],
+)
+def test_at_signs_and_at_words_in_prose_are_not_emails(text: str) -> None:
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        "4111.1111.1111.1111",
+        "41 11 11 11 11 11 11 11",
+        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+        "５５００ ００００ ００００ ０００４",
+        "4111\u00a01111\u00a01111\u00a01111",
+        "3782.822463.10005",
+    ],
+)
+def test_cards_with_dots_pairs_single_digits_or_full_width_digits_are_masked(card: str) -> None:
+    assert redact(f"charged to {card}, twice") == "charged to [CARD], twice"
+
+
+@pytest.mark.parametrize("iban", ["GB82-WEST-1234-5698-7654-32", "DE89-3704-0044-0532-0130-00"])
+def test_ibans_with_dashes_are_masked(iban: str) -> None:
+    assert redact(f"IBAN: {iban}. Thanks") == "IBAN: [IBAN]. Thanks"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my ssn 078-05-1120 leaked", "my ssn [NATIONAL_ID] leaked"),
+        ("SSN 078 05 1120", "SSN [NATIONAL_ID]"),
+        ("it is 219.09.9999, ok", "it is [NATIONAL_ID], ok"),
+        ("my social security number is 078051120", "my social security number is [NATIONAL_ID]"),
+        ("NI number AB 12 34 56 C", "NI number [NATIONAL_ID]"),
+        ("JG103759A on file", "[NATIONAL_ID] on file"),
+        ("SIN 046 454 286", "SIN [NATIONAL_ID]"),
+        ("passport number: 533380006", "passport number: [NATIONAL_ID]"),
+        ("driver's license no. D1234-5678", "driver's license no. [NATIONAL_ID]"),
+    ],
+)
+def test_national_id_numbers_are_masked(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call 555-123-4567 or 123-456-7890",  # phones, not ids (masked as phones)
+        "my passport expired, what id number do I need?",
+        "ticket 123456789 and 046 454 287",  # no id word; a 3-3-3 number failing Luhn
+    ],
+)
+def test_numbers_that_are_not_national_ids_are_not_masked_as_ids(text: str) -> None:
+    assert "[NATIONAL_ID]" not in redact(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("PO Box 1234, Springfield", "[ADDRESS], Springfield"),
+        ("p.o. box 77", "[ADDRESS]"),
+        ("Postfach 1234", "[ADDRESS]"),
+        ("ship to 221b baker street, london", "ship to [ADDRESS], london"),
+        ("1600 pennsylvania avenue", "[ADDRESS]"),
+        ("I live at 12 Acacia Close now", "I live at [ADDRESS] now"),
+        ("3 Mill Mews, Apt 2", "[ADDRESS]"),
+        ("Calle Mayor 5, Madrid", "[ADDRESS], Madrid"),
+        ("Via Roma 10", "[ADDRESS]"),
+        ("Keizersgracht 123", "[ADDRESS]"),
+    ],
+)
+def test_po_boxes_lower_case_and_more_street_forms_are_masked(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a 10 minute drive, 2 cards on the way, 5 more days",
+        "we drove 3 more miles down the road",
+        "it was a 4 lane highway",
+        "I have 2 cards, which way is better",
+        "the box had 12 cards in it",
+    ],
+)
+def test_everyday_phrases_with_numbers_are_not_addresses(text: str) -> None:
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("where is order #1234567?", "where is order #[ORDER]?"),
+        ("Order no. 88231 never came", "Order no. [ORDER] never came"),
+        ("order number: AB-99812.", "order number: [ORDER]."),
+        ("invoice 2024-000123 is wrong", "invoice [ORDER] is wrong"),
+        ("ord-1234567 and ＯＲＤ－７６５４３２１", "[ORDER] and [ORDER]"),  # the configured pattern, any case/width
+    ],
+)
+def test_order_numbers_beside_an_order_word_or_matching_the_pattern_in_any_form_are_masked(
+    text: str, expected: str
+) -> None:
+    assert redact(text, patterns={"order": ORDER}) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I want to order 3 items", "order 2024-03-01 arrived", "ticket 1000000 was merged", "ORD-12345 is too short"],
+)
+def test_numbers_that_are_not_plainly_order_ids_stay(text: str) -> None:
+    assert redact(text, patterns={"order": ORDER}) == text
+
+
+def test_normalised_only_to_find_data_the_rest_of_the_text_stays_as_written() -> None:
+    text = "ﬁne café ＴＥＳＴ… 👩‍👩‍👧 mail bob＠example.com or ｃａｌｌ ＋４４ ２０ ７９４６ ０９５８ ﬂ"
+    assert redact(text) == "ﬁne café ＴＥＳＴ… 👩‍👩‍👧 mail [EMAIL] or ｃａｌｌ [PHONE] ﬂ"
+
+
+@pytest.mark.timeout(5)
+def test_pathological_input_for_the_new_rules_stays_fast() -> None:
+    for text in ("a " * 10_000, "x@" * 10_000, "a @ " * 5_000, "11-11 " * 5_000, "order 1 " * 5_000, "ﬁ@" * 10_000):
+        redact(text)
+
+
+def test_real_home_assistant_queries_are_redacted_only_where_they_hold_an_email() -> None:
+    # HWU64 users dictated addresses ("add sam@gmail dot com to my contacts"): those must go, nothing else.
+    texts = []
+    for split in ("train", "test"):
+        path = SHARED_DATA / "hwu64" / f"{split}.csv"
+        if not path.is_file():
+            pytest.skip(f"{path} is not here (../shared/data exists only in the project workspace)")
+        with path.open(encoding="utf-8", newline="") as handle:
+            texts += [row["text"] for row in csv.DictReader(handle)]
+    redactor = PiiRedactor()
+    holds_email = re.compile(r"\w@\w|\bat \w+ dot \w+")
+
+    changed = {text for text in texts if redactor.redact(text) != text}
+
+    assert len(texts) > 11_000
+    assert changed == {text for text in texts if holds_email.search(text)}
+    assert len(changed) >= 40 and set(redactor.counts) == {"email"}

@@ -103,6 +103,19 @@ def test_a_publish_waits_for_the_one_in_progress_then_lands_on_top_of_it(store) 
     assert releases[-1].previous_tag == releases[0].tag
 
 
+def test_of_two_publishes_built_on_one_release_the_second_is_refused_not_stacked_on_the_first(store) -> None:
+    with publish_lock(store, timeout_s=5):
+        writers = [_start(_PUBLISHER, store.uri, slug, "120") for slug in ("first", "second")]
+        for writer in writers:
+            _wait_for_line(writer, "built")  # both built on release-0001, both now wait for the lock
+    outcomes = [(writer.wait(timeout=120), writer.stdout.read() if writer.stdout else "") for writer in writers]
+    assert sorted(code for code, _ in outcomes) == [0, 1], outcomes
+    # The second's change list and row-count check were against release-0001: it must not land as release 3.
+    refused = next(output for code, output in outcomes if code)
+    assert "built on release-0001 (#1), but release-0002 (#2) was made current since" in refused
+    assert [r.seq for r in store.releases()] == [1, 2]
+
+
 def test_a_publish_that_cannot_get_the_lock_fails_clearly_and_changes_nothing(store) -> None:
     candidate = _candidate(store, "late")
     held = rf"held its lock .*pid {os.getpid()}.*current release stays current"

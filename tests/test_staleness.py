@@ -12,8 +12,8 @@ from builders import make_article
 from fakes import FakeHashingEmbedder
 
 from kbcurator.analysis.base import AuditCorpus
-from kbcurator.analysis.config import ReviewSettings, StaleSettings
 from kbcurator.analysis.staleness import StalenessDetector, split_sentences
+from kbcurator.config.health import ReviewSettings, StaleSettings
 from kbcurator.records import Article, Chunk, Finding
 
 RUN_AT = datetime(2026, 6, 1, tzinfo=UTC)

@@ -12,6 +12,10 @@ from kbcurator.unstructured_compat import use_bundled_spacy_model
 
 _SPACE = re.compile(r"\s+")
 
+# The default of ``checks.max_article_chars``. An article over it is rejected before it is partitioned: one 20 MB
+# page once made 17,836 chunks and then failed the release checks for every article.
+MAX_ARTICLE_CHARS = 500_000
+
 
 @dataclass(frozen=True, slots=True)
 class ChunkPolicy:
@@ -103,10 +107,16 @@ def chunk_article(article: Article, policy: ChunkPolicy) -> list[Chunk]:
 
 
 def chunk_articles(
-    articles: Iterable[Article], policy: ChunkPolicy
+    articles: Iterable[Article], policy: ChunkPolicy, *, max_article_chars: int = MAX_ARTICLE_CHARS
 ) -> Iterator[tuple[Article, list[Chunk]] | Rejected]:
-    """Chunk a stream of articles; an article that fails or yields nothing becomes a ``Rejected``."""
+    """Chunk a stream of articles; an article that fails, yields nothing or is longer than ``max_article_chars``
+    (text or HTML) becomes a ``Rejected`` and the others are chunked."""
     for article in articles:
+        size = max(len(article.text), len(article.body_html) // _HTML_PER_TEXT)
+        if size > max_article_chars:
+            reason = f"article too long: {len(article.text):,} characters of text, {len(article.body_html):,} of HTML"
+            yield Rejected(article.url, "chunk", f"{reason}, over the {max_article_chars:,} limit", article.source_id)
+            continue
         try:
             chunks = chunk_article(article, policy)
         except Exception as exc:  # unstructured raises many types on odd markup; one bad page must not stop the run
@@ -116,6 +126,10 @@ def chunk_articles(
             yield Rejected(article.url, "chunk", "no text to chunk", article.source_id)
             continue
         yield article, chunks
+
+
+# HTML may be this many times longer than the limit on text before an article is refused for its markup alone.
+_HTML_PER_TEXT = 4
 
 
 def _heading_path(title: str, stack: list[tuple[int, str]]) -> tuple[str, ...]:

@@ -36,3 +36,7 @@ class ValidationFailed(KBError):
 
 class PublishError(KBError):
     """The index could not be written, or a release/tag asked for does not exist."""
+
+
+class StaleBase(PublishError):
+    """The candidate was built on another release than the current one: retrying the publish cannot help."""

@@ -15,7 +15,7 @@ from kbcurator.errors import ConfigError, SourceError
 from kbcurator.index.build import ReleaseCandidate
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.index.versions import IdChanges, compare_hashes, hashes_of
-from kbcurator.records import Rejected, sha256_hex
+from kbcurator.records import IndexRelease, Rejected, sha256_hex
 from kbcurator.settings import Settings, SourceConfig
 
 
@@ -84,8 +84,13 @@ class Changes:
         return {"against": self.against, "articles": self.articles.counts(), "chunks": self.chunks.counts()}
 
 
-def changes_since_current(store: IndexStore, candidate: ReleaseCandidate) -> Changes:
-    current = store.current()
+# "The release current now": callers that pinned a base release for their run pass it instead.
+_CURRENT: Any = object()
+
+
+def changes_since_current(store: IndexStore, candidate: ReleaseCandidate, base: Any = _CURRENT) -> Changes:
+    """What the candidate adds, changes and removes against ``base`` (default: the current release)."""
+    current: IndexRelease | None = store.current() if base is _CURRENT else base
     new_articles = hashes_of(candidate.articles, "article_id")
     new_chunks = hashes_of(candidate.chunks, "chunk_id")
     if current is None:
@@ -111,9 +116,9 @@ class VanishedArticle:
     chunks: int  # its chunks in the current release
 
 
-def vanished_articles(store: IndexStore, changes: Changes) -> list[VanishedArticle]:
-    """The current release's articles missing from the candidate, with title, URL and chunk count, by title."""
-    current = store.current()
+def vanished_articles(store: IndexStore, changes: Changes, base: Any = _CURRENT) -> list[VanishedArticle]:
+    """The base (default: current) release's articles missing from the candidate, with title, URL and chunks."""
+    current: IndexRelease | None = store.current() if base is _CURRENT else base
     removed = set(changes.articles.removed)
     if current is None or not removed:
         return []
@@ -158,15 +163,6 @@ def vanished_markdown(vanished: Sequence[VanishedArticle], chunks_removed: int, 
 def _cell(text: str) -> str:
     """A Markdown table cell that renders as text: no raw HTML, no column breaks (titles come from crawled pages)."""
     return " ".join(text.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-
-
-def current_counts(store: IndexStore) -> tuple[int | None, int | None]:
-    """(articles, chunks) of the current release, or (None, None) before the first publish."""
-    current = store.current()
-    if current is None:
-        return None, None
-    counts = manifest_of(current).get("counts", {})
-    return counts.get("articles"), counts.get("chunks")
 
 
 def write_rejections(run_dir: Path, rejected: Sequence[Rejected]) -> Path:

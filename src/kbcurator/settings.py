@@ -15,9 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kbcurator.analysis.config import HealthSettings, ReviewSettings
+from kbcurator.config.health import HealthSettings, ReviewSettings
+from kbcurator.config.tickets import TicketSourceConfig
 from kbcurator.errors import ConfigError
-from kbcurator.gaps.config import TicketSourceConfig
 from kbcurator.records import check_source_id
 
 

@@ -26,6 +26,7 @@ from kbcurator.gaps.report import GAPS_TABLE
 from kbcurator.index import schema
 from kbcurator.index.store import IndexStore, lance_errors
 from kbcurator.records import SEVERITIES
+from kbcurator.spreadsheet import sheet_text
 
 TRIAGE_TABLE = "triage"
 _TS = pa.timestamp("us", tz="UTC")
@@ -98,22 +99,13 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _rows(store: IndexStore, table: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
-    if not store.has_table(table):
-        return []
-    with lance_errors(f"cannot read the {table} table"):
-        handle = store.db.open_table(table)
-        data = handle.search().select(columns).limit(None).to_arrow() if columns else handle.to_arrow()
-    return list(data.to_pylist())
-
-
 def known_items(store: IndexStore) -> dict[str, ItemKind]:
     """Every finding and gap id any run has reported, with its kind."""
     known: dict[str, ItemKind] = {}
-    for row in _rows(store, FINDINGS_TABLE, ["finding_id"]):
+    for row in store.rows(FINDINGS_TABLE, ["finding_id"]):
         if row["finding_id"]:
             known[row["finding_id"]] = "finding"
-    for row in _rows(store, GAPS_TABLE, ["gap_id"]):
+    for row in store.rows(GAPS_TABLE, ["gap_id"]):
         if row["gap_id"]:
             known[row["gap_id"]] = "gap"
     return known
@@ -199,7 +191,7 @@ class TriageStore:
                 decided_at=_utc(row["decided_at"]) or _NEVER,
                 decided_by=row["decided_by"] or "",
             )
-            for row in _rows(self._store, TRIAGE_TABLE)
+            for row in self._store.rows(TRIAGE_TABLE)
         ]
         # Stable sort: two decisions with the same timestamp keep the order they were appended in.
         return sorted(decisions, key=lambda d: d.decided_at)
@@ -282,7 +274,7 @@ def _decision_view(
 
 
 def _finding_items(store: IndexStore) -> tuple[list[dict[str, Any]], datetime | None]:
-    rows = _rows(store, FINDINGS_TABLE)
+    rows = store.rows(FINDINGS_TABLE)
     latest = _latest(rows)
     if latest is None:
         return [], None
@@ -316,7 +308,7 @@ def _gap_summary(row: dict[str, Any]) -> str:
 
 
 def _gap_items(store: IndexStore, decisions: dict[str, TriageDecision]) -> tuple[list[dict[str, Any]], datetime | None]:
-    rows = _rows(store, GAPS_TABLE)
+    rows = store.rows(GAPS_TABLE)
     latest = _latest(rows)
     if latest is None:
         return [], None
@@ -435,12 +427,6 @@ CSV_COLUMNS = (
 )
 
 
-def _sheet_text(text: str) -> str:
-    # Gap labels and notes come from customer tickets and people: a cell starting with one of these runs as a
-    # formula in Excel, LibreOffice and Google Sheets (CSV injection); a leading apostrophe keeps it text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _date(value: datetime | None) -> str:
     return value.isoformat() if value is not None else ""
 
@@ -461,13 +447,13 @@ def write_open_items_csv(path: Path, items: Iterable[OpenItem]) -> int:
                     "yes" if item.reopened else "",
                     item.severity,
                     f"{item.score:.3f}",
-                    _sheet_text(item.summary),
-                    _sheet_text("; ".join(item.articles)),
-                    _sheet_text("; ".join(item.urls)),
-                    _sheet_text(item.assignee),
-                    _sheet_text(item.note),
+                    sheet_text(item.summary),
+                    sheet_text("; ".join(item.articles)),
+                    sheet_text("; ".join(item.urls)),
+                    sheet_text(item.assignee),
+                    sheet_text(item.note),
                     _date(item.snoozed_until),
-                    _sheet_text(item.decided_by),
+                    sheet_text(item.decided_by),
                     _date(item.decided_at),
                 ]
             )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from kbcurator.analysis.base import AuditCorpus, Detector
-from kbcurator.analysis.config import HealthSettings
+from kbcurator.config.health import HealthSettings
 from kbcurator.records import SEVERITIES, Finding, Rejected
 
 logger = logging.getLogger(__name__)

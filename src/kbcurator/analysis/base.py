@@ -10,8 +10,8 @@ from typing import Protocol
 
 import numpy as np
 
-from kbcurator.analysis.config import ReviewSettings
 from kbcurator.analysis.neighbours import NeighbourIndex
+from kbcurator.config.health import ReviewSettings
 from kbcurator.records import Article, Chunk, Finding, Severity
 
 

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kbcurator.analysis.base import AuditCorpus
-from kbcurator.analysis.config import ContradictionSettings
 from kbcurator.analysis.neighbours import candidate_pairs
 from kbcurator.analysis.quantities import (
     Quantity,
@@ -36,6 +35,7 @@ from kbcurator.analysis.quantities import (
     extract_quantities,
     relative_difference,
 )
+from kbcurator.config.health import ContradictionSettings
 from kbcurator.records import Article, Chunk, Evidence, Finding, Severity, make_finding_id
 
 logger = logging.getLogger(__name__)

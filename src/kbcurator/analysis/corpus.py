@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from kbcurator.analysis.base import AuditCorpus
-from kbcurator.analysis.config import ReviewSettings
 from kbcurator.chunking import ChunkPolicy, chunk_articles, embedding_input
+from kbcurator.config.health import ReviewSettings
 from kbcurator.embedding.base import Embedder, unit_rows
 from kbcurator.index import schema
 from kbcurator.index.ann import chunk_index_for

@@ -48,8 +48,8 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from kbcurator.analysis.base import AuditCorpus, severity_for
-from kbcurator.analysis.config import DuplicateSettings
 from kbcurator.analysis.neighbours import candidate_pairs
+from kbcurator.config.health import DuplicateSettings
 from kbcurator.records import Action, Article, Chunk, Evidence, Finding, Severity, make_finding_id
 
 _WORD = re.compile(r"\w+")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from kbcurator.analysis.audit import AuditResult, default_detectors, run_audit
 from kbcurator.analysis.base import AuditCorpus
-from kbcurator.analysis.config import ReviewSettings
 from kbcurator.analysis.corpus import corpus_from_articles, dead_links_from
 from kbcurator.analysis.report import findings_payload, health_markdown
 from kbcurator.analysis.store import AuditDiff
 from kbcurator.chunking import ChunkPolicy
+from kbcurator.config.health import ReviewSettings
 from kbcurator.embedding.base import Embedder
 from kbcurator.errors import SourceError
 from kbcurator.ingest import read_articles
@@ -41,7 +41,7 @@ def read_source_corpus(
     articles: list[Article] = []
     rejected: list[Rejected] = []
     for source in settings.sources:
-        found, skipped = read_articles(source)
+        found, skipped = read_articles(source, max_article_chars=settings.checks.max_article_chars)
         articles += found
         rejected += skipped
     if not articles:

@@ -62,8 +62,8 @@ import lxml.etree
 import lxml.html
 
 from kbcurator.analysis.base import AuditCorpus, severity_for
-from kbcurator.analysis.config import StaleSettings
 from kbcurator.analysis.neighbours import candidate_pairs
+from kbcurator.config.health import StaleSettings
 from kbcurator.records import Action, Article, Evidence, Finding, FindingKind, make_finding_id
 
 logger = logging.getLogger(__name__)

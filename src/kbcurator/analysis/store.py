@@ -99,10 +99,7 @@ class FindingStore:
         self._store = store
 
     def _rows(self) -> list[dict[str, Any]]:
-        if not self._store.has_table(FINDINGS_TABLE):
-            return []
-        with lance_errors("cannot read the findings table"):
-            return list(self._store.db.open_table(FINDINGS_TABLE).to_arrow().to_pylist())
+        return self._store.rows(FINDINGS_TABLE)
 
     def latest_run(self) -> tuple[str, str, list[Finding]] | None:
         """``(run_id, index_version, findings)`` of the latest audit, or None before the first."""

@@ -4,10 +4,15 @@ c-TF-IDF as in BERTopic: each cluster is one class-document; a term's weight in 
 there (L1-normalised per cluster) times ``log(1 + A / f)``, where ``A`` is the average number of words per
 cluster and ``f`` the term's frequency over all clusters. Words every cluster uses ("account", "please") sink;
 words one cluster uses a lot rise. Unigrams and bigrams, English stop words removed.
+
+A term with a word of four or more digits ("4111", "1111 1111", "ord-1234567") is never a keyword: it names no
+topic, and it is where a card, phone or order number the redactor did not recognise would show in every
+label and export of the cluster.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +21,7 @@ import numpy as np
 from kbcurator.gaps.clustering import LONG_TAIL, centroids
 
 _LABEL_WORDS = 3
+_NUMBER_LIKE = re.compile(r"(?:\d\D?){3}\d")  # four digits in a word, one separator between allowed
 _SEPARATOR = " · "
 
 
@@ -128,7 +134,8 @@ def _class_tfidf_keywords(
     for row, cluster_id in enumerate(cluster_ids):
         # Ties broken by term, so the same input always gives the same keywords.
         ranked = sorted(np.flatnonzero(scores[row] > 0).tolist(), key=lambda j: (-scores[row, j], terms[j]))
-        out[cluster_id] = tuple(str(terms[j]) for j in ranked[:top_n])
+        kept = [str(terms[j]) for j in ranked if not any(_NUMBER_LIKE.search(word) for word in terms[j].split())]
+        out[cluster_id] = tuple(kept[:top_n])
     return out
 
 

@@ -14,14 +14,15 @@ from typing import Any, Literal
 
 import numpy as np
 
+from kbcurator.config.tickets import TicketSourceConfig
 from kbcurator.embedding.base import Embedder
 from kbcurator.errors import ConfigError
 from kbcurator.gaps.clustering import LONG_TAIL
-from kbcurator.gaps.config import TicketSourceConfig
 from kbcurator.gaps.labels import ClusterLabel
 from kbcurator.gaps.tickets import load_tickets, select_tickets
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
 from kbcurator.records import GapCluster, Rejected, Ticket, sha256_hex
+from kbcurator.spreadsheet import sheet_text
 
 _SUFFIX_FORMATS: dict[str, Literal["csv", "jsonl", "zendesk"]] = {
     ".csv": "csv",
@@ -113,7 +114,8 @@ def write_cluster_outputs(
     long_tail_listed: int = 200,
 ) -> dict[str, Path]:
     """Write ``assignments.csv`` (ticket_id, cluster_id; -1 = long tail), ``clusters.json`` and
-    ``rejected.jsonl``. Every text written is the redacted one held by the Ticket records."""
+    ``rejected.jsonl``. Every text written is the redacted one held by the Ticket records; a ticket id that a
+    spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``) is written as text."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "assignments": out_dir / "assignments.csv",
@@ -124,7 +126,7 @@ def write_cluster_outputs(
         writer = csv.writer(handle)
         writer.writerow(["ticket_id", "cluster_id"])
         for ticket, label in zip(tickets, labels.tolist(), strict=True):
-            writer.writerow([ticket.ticket_id, int(label)])
+            writer.writerow([sheet_text(ticket.ticket_id), int(label)])
     tail = [t.text for t, label in zip(tickets, labels.tolist(), strict=True) if label == LONG_TAIL]
     document = {
         **summary,

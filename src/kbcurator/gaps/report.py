@@ -20,6 +20,7 @@ from kbcurator.gaps.tracking import PreviousCluster, Trend, match_clusters
 from kbcurator.index.store import IndexStore, lance_errors
 from kbcurator.markdown import table_cell
 from kbcurator.records import GapCluster, Ticket
+from kbcurator.spreadsheet import sheet_text
 
 GAPS_TABLE = "gaps"
 _TS = pa.timestamp("us", tz="UTC")
@@ -169,13 +170,9 @@ class GapStore:
 
     def previous(self) -> list[PreviousCluster]:
         """The latest run's live clusters (resolved rows excluded)."""
-        if not self._store.has_table(GAPS_TABLE):
+        rows = self._store.rows(GAPS_TABLE)
+        if not rows:
             return []
-        with lance_errors("cannot read the gaps table"):
-            table = self._store.db.open_table(GAPS_TABLE).to_arrow()
-        if not table.num_rows:
-            return []
-        rows = table.to_pylist()
         last = max(rows, key=lambda r: r["run_at"])["run_id"]
         return [
             PreviousCluster(r["gap_id"], int(r["size"]), np.asarray(r["centroid"], dtype=np.float32))
@@ -318,6 +315,8 @@ def gaps_markdown(
 def write_gap_exports(
     out_dir: Path, gaps: Sequence[ScoredGap], long_tail: Sequence[LongTailQuestion] = ()
 ) -> dict[str, Path]:
+    """Write ``gaps.json`` and ``gaps.csv``; a CSV cell that a spreadsheet would run as a formula (labels and
+    queries come from customers) is written as text, as ``open-items --csv`` does."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "gaps.json", "csv": out_dir / "gaps.csv"}
     records = [
@@ -369,5 +368,8 @@ def write_gap_exports(
         ]
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(records)
+        writer.writerows(
+            {key: sheet_text(value) if isinstance(value, str) else value for key, value in record.items()}
+            for record in records
+        )
     return paths

@@ -22,15 +22,20 @@ epoch seconds (or milliseconds), ``config.date_format`` or anything dateutil rea
 number (a decimal comma is accepted) or good/bad.
 
 A row that cannot become a ticket (no text, a date or flag that does not parse, bytes that are not valid in
-``config.encoding`` in a column that is used, bad JSON, a wrong number of CSV fields) is yielded as
-``Rejected(record_id=f"{location}:{line}", stage="tickets", reason=..., source_id=config.id)``, ``line``
-being the physical line where the row starts; Zendesk records are named ``{file}#tickets[{index}]``.
+``config.encoding`` in a column that is used, bad JSON, a wrong number of CSV fields, a ticket id already
+seen in the source) is yielded as ``Rejected(record_id=f"{location}:{line}", stage="tickets", reason=...,
+source_id=config.id)``, ``line`` being the physical line where the row starts; Zendesk records are named
+``{file}#tickets[{index}]``. The first occurrence of a repeated ticket id is kept, every later one is
+rejected as ``"duplicate ticket id ..."``. A CSV record that the reader cannot take (a field longer than the
+``csv`` field limit, 131,072 characters) is one rejection spanning its lines, and reading resumes at the
+next record: the rest of that field is never read as rows of its own.
 
-Subject, body and tags are redacted with the source's ``PiiRedactor`` before a ``Ticket`` is built, so raw
-customer text never reaches a record. Ticket ids are meant to be opaque: one that holds an email address or
-a phone number (some exports key tickets by requester) is replaced by ``id-<sha256[:12]>`` of it, which
-keeps ids unique and stable. A numeric id in a phone shape (``+`` or a trunk ``0`` and 10-11 digits) is
-hashed too; other numeric ids are kept. A file without ids gets ``row-<n>``, ``n`` counting non-blank data rows from 1.
+Subject, body, tags, channel and status are redacted with the source's ``PiiRedactor`` before a ``Ticket`` is
+built, and so is every rejection reason (a bad date may hold a phone number), so raw customer text never
+reaches a record. Ticket ids are meant to be opaque: one in which the redactor finds anything (an email
+address, a phone number, a card, an SSN; some exports key tickets by requester) is replaced by
+``id-<sha256[:12]>`` of it, which keeps ids unique and stable; other ids, numeric ones included, are kept. A
+file without ids gets ``row-<n>``, ``n`` counting non-blank data rows from 1.
 """
 
 from __future__ import annotations
@@ -49,11 +54,11 @@ from typing import Any, TextIO
 
 from dateutil import parser as dateutil_parser
 
+from kbcurator.config.tickets import ColumnMapping, TicketSelection, TicketSourceConfig
 from kbcurator.errors import ParseError, SourceError
-from kbcurator.gaps.config import ColumnMapping, TicketSelection, TicketSourceConfig
-from kbcurator.gaps.pii import PiiRedactor, PiiSettings
-from kbcurator.ingest.zendesk import next_export_file
+from kbcurator.gaps.pii import PiiRedactor
 from kbcurator.records import Rejected, Ticket
+from kbcurator.zendesk_export import next_export_file
 
 __all__ = ["load_tickets", "select_tickets"]
 
@@ -110,8 +115,10 @@ class _Mapper:
     def __init__(self, config: TicketSourceConfig, redactor: PiiRedactor) -> None:
         self.config = config
         self.redactor = redactor
-        # Only what would identify a person, so ordinary numeric ids are kept as they are.
-        self.id_redactor = PiiRedactor(PiiSettings(obfuscated_emails=False, cards=False, ibans=False, addresses=False))
+        # Every kind, the source's own patterns included: an id in which any is found is hashed. Its own
+        # redactor, so hashed ids do not count as replacements in the texts.
+        self.id_redactor = PiiRedactor(config.pii)
+        self.first_seen: dict[str, str] = {}  # ticket id -> the record it came from
 
     def columns_for(self, keys: Iterable[str], mapping: ColumnMapping | None = None) -> dict[str, str]:
         """Ticket field -> the key holding it, for the keys present; ``body`` falls back to ``text``."""
@@ -131,9 +138,17 @@ class _Mapper:
         self, values: Mapping[str, Any], columns: Mapping[str, str], *, number: int, record_id: str
     ) -> Ticket | Rejected:
         try:
-            return self._ticket(values, columns, number)
+            ticket = self._ticket(values, columns, number)
         except ParseError as exc:
-            return Rejected(record_id, STAGE, str(exc), self.config.id)
+            # Reasons quote the value that failed ("cannot parse date 'call 555-123-4567'"): redact them too.
+            return Rejected(record_id, STAGE, self.redactor.redact(str(exc)), self.config.id)
+        first = self.first_seen.setdefault(ticket.ticket_id, record_id)
+        if first != record_id:
+            # The id is the redacted (or hashed) one, so the reason holds no raw value.
+            return Rejected(
+                record_id, STAGE, f"duplicate ticket id {ticket.ticket_id!r} (first at {first})", self.config.id
+            )
+        return ticket
 
     def _ticket(self, values: Mapping[str, Any], columns: Mapping[str, str], number: int) -> Ticket:
         def raw(name: str) -> tuple[str, Any]:
@@ -154,8 +169,8 @@ class _Mapper:
             created_at=_datetime(*raw("created_at"), self.config.date_format),
             subject=self.redactor.redact(subject),
             body=self.redactor.redact(body),
-            channel=_text(*raw("channel")),
-            status=_text(*raw("status")),
+            channel=self.redactor.redact(_text(*raw("channel"))),
+            status=self.redactor.redact(_text(*raw("status"))),
             escalated=_bool(*raw("escalated")),
             resolved_by_bot=_bool(*raw("resolved_by_bot")),
             unanswered=_bool(*raw("unanswered")),
@@ -190,14 +205,14 @@ def _bool(column: str, value: Any) -> bool:
         return True
     if word in _FALSE:
         return False
-    raise ParseError(f"column {column!r}: {value!r} is not a yes/no value")
+    raise ParseError(f"column {column!r}: {_quoted(value)} is not a yes/no value")
 
 
 def _datetime(column: str, value: Any, date_format: str | None) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise ParseError(f"column {column!r}: {value!r} is not a date")
+        raise ParseError(f"column {column!r}: {_quoted(value)} is not a date")
     try:
         if isinstance(value, int | float):
             return _from_epoch(float(value))
@@ -215,8 +230,14 @@ def _datetime(column: str, value: Any, date_format: str | None) -> datetime | No
                 parsed = dateutil_parser.parse(text)
     except (ValueError, OverflowError) as exc:
         expected = f" (expected {date_format!r})" if date_format else ""
-        raise ParseError(f"column {column!r}: cannot parse date {value!r}{expected}") from exc
+        raise ParseError(f"column {column!r}: cannot parse date {_quoted(value)}{expected}") from exc
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _quoted(value: Any) -> str:
+    """A value quoted in a rejection reason as written, whitespace collapsed: not ``repr``, whose escapes
+    (``\\xa0``) would hide a card number or an email from the redactor that runs over the reason."""
+    return "'" + " ".join(str(value).split())[:200] + "'"
 
 
 def _from_epoch(seconds: float) -> datetime:
@@ -231,7 +252,7 @@ def _tags(column: str, value: Any) -> list[str]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise ParseError(f"column {column!r}: {value!r} is not a JSON list of tags") from exc
+            raise ParseError(f"column {column!r}: {_quoted(value)} is not a JSON list of tags") from exc
     if isinstance(value, list):
         parts = [str(item) for item in value if item is not None]
     else:
@@ -245,7 +266,7 @@ def _csat(column: str, value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise ParseError(f"column {column!r}: {value!r} is not a satisfaction score")
+        raise ParseError(f"column {column!r}: {_quoted(value)} is not a satisfaction score")
     if isinstance(value, int | float):
         score = float(value)
     else:
@@ -255,9 +276,9 @@ def _csat(column: str, value: Any) -> float | None:
         try:
             score = float(text.replace(",", "."))
         except ValueError as exc:
-            raise ParseError(f"column {column!r}: {value!r} is not a satisfaction score") from exc
+            raise ParseError(f"column {column!r}: {_quoted(value)} is not a satisfaction score") from exc
     if not math.isfinite(score):
-        raise ParseError(f"column {column!r}: {value!r} is not a satisfaction score")
+        raise ParseError(f"column {column!r}: {_quoted(value)} is not a satisfaction score")
     return score
 
 
@@ -323,11 +344,65 @@ def _decodes(text: str) -> bool:
     return "\x00" not in text and _SURROGATE.search(text) is None
 
 
+class _Lines:
+    """The physical lines of a CSV stream as the ``csv`` reader takes them, counted, and those of the record
+    being read kept, so a record the reader gives up on can be skipped to its real end."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.number = 0  # lines read so far
+        self.record: list[str] = []  # the lines of the current record read so far
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._stream)
+        self.number += 1
+        self.record.append(line)
+        return line
+
+    def skip_record(self, delimiter: str) -> bool:
+        """Read on to the end of the current record; False when the file ends inside a quoted field.
+
+        ``csv.reader`` stops at the line where it fails and starts the next record on the following line, which
+        inside a quoted field that spans lines would read the rest of the field as rows (a pasted log becomes
+        thousands of bad rows). Quoting is followed here as the reader does (excel dialect: ``""`` is a quote
+        inside a quoted field, a quote inside an unquoted field is text).
+        """
+        state = "start"  # start of a field | unquoted | quoted | quote (a quote seen in a quoted field)
+        taken = len(self.record)  # lines the reader took already: read them all, then on to the record's end
+        index = 0
+        while True:
+            if index < taken:
+                line = self.record[index]
+            else:
+                following = next(self._stream, None)
+                if following is None:
+                    return state != "quoted"
+                line = following
+                self.number += 1
+            index += 1
+            for char in line:
+                if state == "quoted":
+                    if char == '"':
+                        state = "quote"
+                elif char == '"' and state in ("start", "quote"):
+                    state = "quoted"  # an opening quote, or "" inside a quoted field
+                elif char == delimiter or char in "\r\n":
+                    state = "start"
+                else:
+                    state = "unquoted"
+            if state != "quoted" and index >= taken:
+                return True
+
+
 def _csv_rows(config: TicketSourceConfig, mapper: _Mapper, stream: TextIO) -> Iterator[tuple[bool, Ticket | Rejected]]:
     first_line = stream.readline()
     stream.seek(0)
     delimiter = config.delimiter or max(_DELIMITERS, key=first_line.count)
-    reader = csv.reader(stream, delimiter=delimiter)
+    lines = _Lines(stream)
+    reader = csv.reader(lines, delimiter=delimiter)
     try:
         header = [name.strip() for name in next(reader)]
     except StopIteration:
@@ -346,14 +421,22 @@ def _csv_rows(config: TicketSourceConfig, mapper: _Mapper, stream: TextIO) -> It
         )
     number = 0
     while True:
-        record_id = f"{config.location}:{reader.line_num + 1}"  # the physical line the record starts on
+        start = lines.number + 1  # the physical line the record starts on
+        record_id = f"{config.location}:{start}"
+        lines.record.clear()
         try:
             row = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
             number += 1
-            yield True, Rejected(record_id, STAGE, f"malformed CSV row: {exc}", config.id)
+            closed = lines.skip_record(delimiter)
+            where = f"line {start}" if lines.number == start else f"lines {start}-{lines.number}"
+            if closed:
+                reason = f"malformed CSV record ({where}, skipped): {exc}"
+            else:
+                reason = f"malformed CSV record: a quoted field never closes ({where} skipped, to the end): {exc}"
+            yield True, Rejected(record_id, STAGE, reason, config.id)
             continue
         if not any(field.strip() for field in row):
             continue  # blank line

@@ -51,6 +51,10 @@ class ReleaseCandidate:
     chunk_policy: str
     stats: BuildStats
     rejected: tuple[Rejected, ...] = field(default=())
+    # The release current when the build started (its seq; 0: none yet). Publish refuses the candidate if another
+    # release became current meanwhile: its change list and row-count checks were made against this one.
+    # None: assembled by hand, base unknown, not checked.
+    base_seq: int | None = None
 
 
 def articles_to_table(articles: Sequence[Article], chunk_policy: str) -> pa.Table:
@@ -147,6 +151,7 @@ class BuildPlan:
     to_chunk: tuple[Article, ...]
     rejected: tuple[Rejected, ...]
     current_tag: str
+    current_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +196,7 @@ def plan_build(articles: Iterable[Article], *, store: IndexStore, model: str, po
         to_chunk=tuple(a for a in ordered if a.article_id not in reuse_ids),
         rejected=tuple(rejected),
         current_tag=current.tag if current else "",
+        current_seq=current.seq if current else 0,
     )
 
 
@@ -264,6 +270,7 @@ def assemble_candidate(
         chunk_policy=policy.policy_hash,
         stats=stats,
         rejected=tuple(rejected),
+        base_seq=plan.current_seq,
     )
 
 

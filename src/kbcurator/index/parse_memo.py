@@ -1,10 +1,11 @@
 """Articles of the current release by the raw page they were parsed from, so an unchanged file is not parsed again.
 
 A rebuild must read every source to learn what changed, but parsing is what costs: at 40,600 Markdown articles it
-was 580-720 s of an unchanged rebuild, against seconds to read and hash the files. ``page_key`` hashes everything
-``parse_page``'s output depends on (the raw content, its location and fields, the source's locale and base URL,
-the parser's version); a page whose key is in the memo and whose article is in the current release, exactly as
-it was parsed then, gets that article back without being parsed.
+was 580-720 s of an unchanged rebuild, against seconds to read and hash the files. Ingest's ``page_key``
+(kbcurator.ingest.cache) hashes everything ``parse_page``'s output depends on (the raw content, its location and
+fields, the source's locale and base URL, the parser's version); a page whose key is in the memo and whose article
+is in the current release, exactly as it was parsed then, gets that article back without being parsed.
+``ParseMemo`` is the ``ParseCache`` that ``read_articles`` takes; this module imports nothing from ingest.
 
 The memo holds keys and ids only (``parse_memo`` table: page key, article id, a hash of the whole article); the
 articles themselves come from the current release. An entry whose article is not in the current release as
@@ -18,45 +19,14 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import pyarrow as pa
 
 from kbcurator.index import schema
 from kbcurator.index.store import IndexStore, lance_errors
-from kbcurator.ingest.parse import PARSER_VERSION
-from kbcurator.records import Article, RawPage
+from kbcurator.records import Article
 
 _ARTICLE_COLUMNS = tuple(field.name for field in dataclasses.fields(Article))
-
-
-def page_key(page: RawPage, *, default_locale: str, base_url: str | None) -> str | None:
-    """A hash of what ``parse_page(page, default_locale=..., base_url=...)`` depends on; None when unknown.
-
-    A .docx page carries its file's path, not its bytes: the bytes are read and hashed here (None when the file
-    cannot be read; the parser will say why).
-    """
-    content = page.content
-    if page.content_kind == "docx":
-        try:
-            content = hashlib.sha256(Path(page.content).read_bytes()).hexdigest()
-        except OSError:
-            return None
-    material = json.dumps(
-        [
-            PARSER_VERSION,
-            default_locale,
-            base_url,
-            page.source_id,
-            page.location,
-            page.content_kind,
-            page.updated_at.isoformat() if page.updated_at else None,
-            list(page.fields),
-            content,
-        ],
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
 def article_hash(article: Article) -> str:

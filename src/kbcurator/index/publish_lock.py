@@ -3,7 +3,8 @@
 Two runs that publish into one index at once (the nightly and a manual ``kbcurator reindex``, say) would both
 read release N as current and both write release N+1: two release rows with one sequence number, and one tag
 moved under the other's feet. Only the release change is serialised, not the build: two builds may run side by
-side, and the second to publish simply becomes release N+2.
+side, but only the first to publish lands; the second was built, diffed and checked against release N, which is
+no longer current, and ``publish`` refuses it with a PublishError asking for a rerun (see ``index.publish``).
 
 A local index gets an OS file lock (``filelock``) beside its tables. The OS drops it when its holder dies, so a
 killed run never leaves a stale lock; a second publisher waits for it, then gives up with who holds it. Object

@@ -85,7 +85,7 @@ def embedding_cache_schema() -> pa.Schema:
 def parse_memo_schema() -> pa.Schema:
     return pa.schema(
         [
-            pa.field("page_key", pa.string(), nullable=False),  # kbcurator.index.parse_memo.page_key
+            pa.field("page_key", pa.string(), nullable=False),  # kbcurator.ingest.cache.page_key
             pa.field("article_id", pa.string()),
             pa.field("article_hash", pa.string()),  # of every field of the article parsed from the page
         ]

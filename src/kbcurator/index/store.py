@@ -7,6 +7,7 @@ assumes a local path except creating the directory for a plain local one.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -21,17 +22,42 @@ from kbcurator.index import schema
 from kbcurator.records import IndexRelease
 
 CURRENT = "current"
+TAG_PREFIX = "release-"
+
+logger = logging.getLogger(__name__)
+
+
+def tag_for(seq: int) -> str:
+    """The tag a publish puts on both tables' versions: ``release-0007`` for release 7."""
+    return f"{TAG_PREFIX}{seq:04d}"
+
+
+# A panic inside LanceDB's Rust code (a damaged data file can cause one) reaches Python as one of these, never
+# as an OSError: pyo3's PanicException derives from BaseException, not Exception, and the async runtime's
+# RustPanic from Exception only. Matched by name: neither module can be imported to name the class.
+_RUST_PANICS = frozenset({"PanicException", "RustPanic"})
+
+
+def is_rust_panic(exc: BaseException) -> bool:
+    return type(exc).__name__ in _RUST_PANICS
 
 
 @contextmanager
 def lance_errors(action: str) -> Iterator[None]:
-    """Map LanceDB/Arrow/IO exceptions to ``PublishError`` at this boundary."""
+    """Map LanceDB/Arrow/IO exceptions, Rust panics included, to ``PublishError`` at this boundary."""
     try:
         yield
     except PublishError:
         raise
     except (OSError, ValueError, RuntimeError, pa.ArrowException) as exc:
         raise PublishError(f"{action}: {exc}") from exc
+    except BaseException as exc:
+        if not is_rust_panic(exc):
+            raise  # KeyboardInterrupt, SystemExit and our own bugs stay what they are
+        first_line = (str(exc).strip().splitlines() or ["no message"])[0]
+        raise PublishError(
+            f"{action}: LanceDB panicked ({type(exc).__name__}: {first_line}); a data file may be damaged"
+        ) from exc
 
 
 def is_local_uri(uri: str) -> bool:
@@ -65,6 +91,20 @@ class IndexStore:
             if self.has_table(name):
                 return self.db.open_table(name)
             return self.db.create_table(name, schema=table_schema, exist_ok=True)
+
+    def rows(self, name: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every row of table ``name`` as it is now (its latest version), ``columns`` only when given; ``[]``
+        before the table exists.
+
+        For the tables kept beside the releases (findings, gaps, triage): their readers take rows from here
+        instead of opening the database themselves.
+        """
+        if not self.has_table(name):
+            return []
+        with lance_errors(f"cannot read the {name} table"):
+            table = self.db.open_table(name)
+            data = table.search().select(columns).limit(None).to_arrow() if columns else table.to_arrow()
+        return list(data.to_pylist())
 
     def open_at(self, name: str, version: int) -> Any:
         """A table handle pinned to one version (what a release points at)."""
@@ -104,6 +144,36 @@ class IndexStore:
         known = ", ".join(sorted({r.tag for r in releases}))
         raise PublishError(f"no release tagged {ref!r} in {self.uri} (known: {known})")
 
+    def remove_orphan_tags(self) -> list[str]:
+        """Delete the ``release-NNNN`` table tags that no release row names; returns them as ``table:tag``.
+
+        A publish killed between tagging its table versions and recording its release row leaves such a tag,
+        and a plain LanceDB ``checkout(tag)`` would serve its never-published rows. Call it holding the publish
+        lock. On an object store, where there is no lock, a tag numbered past the current release may belong to
+        a publish still running in another process, so only tags up to the current number are removed there.
+        """
+        releases = self.releases()
+        named = {release.tag for release in releases}
+        last_seq = releases[-1].seq if releases else 0
+        exclusive = is_local_uri(self.uri)
+        removed: list[str] = []
+        for name in (schema.ARTICLES, schema.CHUNKS):
+            if not self.has_table(name):
+                continue
+            with lance_errors(f"cannot remove orphan release tags from {name!r}"):
+                tags = self.db.open_table(name).tags
+                for tag in list(tags.list()):
+                    if not tag.startswith(TAG_PREFIX) or tag in named:
+                        continue
+                    number = tag.removeprefix(TAG_PREFIX)
+                    if not exclusive and (not number.isdigit() or int(number) > last_seq):
+                        continue
+                    tags.delete(tag)
+                    removed.append(f"{name}:{tag}")
+        if removed:
+            logger.warning("removed release tags no release was recorded for (a killed publish): %s", removed)
+        return removed
+
     def append_release(self, release: IndexRelease) -> None:
         """The commit point of a publish or rollback: readers of "current" switch when this row lands."""
         table = self.open_or_create(schema.RELEASES, schema.releases_schema())
@@ -125,6 +195,23 @@ class IndexStore:
         with lance_errors(f"cannot read {name!r} at version {version}"):
             data = table.to_arrow()
         return data.select(columns) if columns else data
+
+    def scan(self, name: str, version: int, *, batch_rows: int = 4096) -> int:
+        """Read every column of every row of ``name`` at ``version``, keeping none of it; returns the row count.
+
+        Proves the version's data files decode (a table of vectors is read a batch at a time, never whole).
+
+        Raises:
+            PublishError: a file is missing or damaged, or fewer rows decode than the version's metadata lists.
+        """
+        table = self.open_at(name, version)
+        with lance_errors(f"cannot read {name!r} at version {version}"):
+            listed = int(table.count_rows())
+            reader = table.search().limit(None).to_batches(batch_rows)
+            read = sum(batch.num_rows for batch in reader)
+        if read != listed:
+            raise PublishError(f"{name!r} at version {version} lists {listed} rows but {read} could be read")
+        return read
 
 
 def _release_from_row(row: dict[str, Any]) -> IndexRelease:

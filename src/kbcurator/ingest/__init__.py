@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
 
+from kbcurator.errors import ParseError
+
+# ``parse`` as a module, not its functions: ``parse.parse_page`` is looked up at each call (tests count the calls).
+from kbcurator.ingest import parse
+from kbcurator.ingest.cache import ParseCache, page_key
+from kbcurator.ingest.parse import MAX_ARTICLE_CHARS
 from kbcurator.records import Article, RawPage, Rejected
 from kbcurator.settings import SourceConfig
 
-if TYPE_CHECKING:
-    from kbcurator.index.parse_memo import ParseMemo
+__all__ = ["MAX_ARTICLE_CHARS", "ParseCache", "parse_pages", "read_articles", "read_source"]
 
 
 def read_source(source: SourceConfig) -> Iterator[RawPage | Rejected]:
@@ -27,33 +31,41 @@ def read_source(source: SourceConfig) -> Iterator[RawPage | Rejected]:
     return read_zendesk(source)
 
 
-def parse_pages(pages: Iterable[RawPage | Rejected], source: SourceConfig) -> Iterator[Article | Rejected]:
-    from kbcurator.ingest.parse import parse_page
-
+def parse_pages(
+    pages: Iterable[RawPage | Rejected], source: SourceConfig, *, max_article_chars: int = MAX_ARTICLE_CHARS
+) -> Iterator[Article | Rejected]:
     for page in pages:
         if isinstance(page, Rejected):
             yield page
         else:
-            yield parse_page(page, default_locale=source.locale, base_url=source.base_url)
+            yield parse.parse_page(
+                page, default_locale=source.locale, base_url=source.base_url, max_article_chars=max_article_chars
+            )
 
 
-def read_articles(source: SourceConfig, *, memo: ParseMemo | None = None) -> tuple[list[Article], list[Rejected]]:
+def read_articles(
+    source: SourceConfig, *, memo: ParseCache | None = None, max_article_chars: int = MAX_ARTICLE_CHARS
+) -> tuple[list[Article], list[Rejected]]:
     """Every article of a source, and every page or file that was skipped with where and why.
 
     With ``memo``, a page parsed before into an article the current release still holds is not parsed again
-    (see kbcurator.index.parse_memo), and the pages parsed now are recorded in it. The result is the same.
+    (kbcurator.index.parse_memo implements the cache), and the pages parsed now are recorded in it. The result
+    is the same.
+
+    An article whose text is longer than ``max_article_chars`` (pass ``checks.max_article_chars``) is rejected
+    here, on its own, so that the release checks pass for the others.
     """
     if memo is None:
-        return _split(parse_pages(read_source(source), source))
+        return _split(parse_pages(read_source(source), source, max_article_chars=max_article_chars))
     outcomes: list[Article | Rejected] = []
     parsed: list[tuple[str, Article]] = []  # recorded in one write at the end
     batch: list[RawPage | Rejected] = []
     for page in read_source(source):
         batch.append(page)
         if len(batch) == _MEMO_BATCH:
-            outcomes += _parse_with_memo(batch, source, memo, parsed)
+            outcomes += _parse_with_memo(batch, source, memo, parsed, max_article_chars)
             batch = []
-    outcomes += _parse_with_memo(batch, source, memo, parsed)
+    outcomes += _parse_with_memo(batch, source, memo, parsed, max_article_chars)
     memo.remember(parsed)
     return _split(outcomes)
 
@@ -63,12 +75,13 @@ _MEMO_BATCH = 500
 
 
 def _parse_with_memo(
-    pages: list[RawPage | Rejected], source: SourceConfig, memo: ParseMemo, parsed: list[tuple[str, Article]]
+    pages: list[RawPage | Rejected],
+    source: SourceConfig,
+    memo: ParseCache,
+    parsed: list[tuple[str, Article]],
+    max_article_chars: int,
 ) -> list[Article | Rejected]:
     """Articles (from the memo, or parsed) and rejections for ``pages``; what was parsed is added to ``parsed``."""
-    from kbcurator.index.parse_memo import page_key
-    from kbcurator.ingest.parse import parse_page
-
     keys = [
         None if isinstance(page, Rejected) else page_key(page, default_locale=source.locale, base_url=source.base_url)
         for page in pages
@@ -79,9 +92,15 @@ def _parse_with_memo(
         if isinstance(page, Rejected):
             outcomes.append(page)
         elif key is not None and key in known:
-            outcomes.append(known[key])
+            # The limit is not part of the memo's key: an article remembered under a higher one is checked again.
+            try:
+                outcomes.append(parse.check_article(known[key], max_article_chars=max_article_chars))
+            except ParseError as exc:
+                outcomes.append(Rejected(page.location, "parse", str(exc), page.source_id))
         else:
-            outcome = parse_page(page, default_locale=source.locale, base_url=source.base_url)
+            outcome = parse.parse_page(
+                page, default_locale=source.locale, base_url=source.base_url, max_article_chars=max_article_chars
+            )
             if key is not None and isinstance(outcome, Article):
                 parsed.append((key, outcome))
             outcomes.append(outcome)

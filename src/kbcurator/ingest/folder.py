@@ -4,6 +4,11 @@ Files are matched by ``source.include``/``source.exclude`` globs relative to the
 spanning directories (``**/*.md`` matches at any depth, ``*.md`` only at the top). Hidden files and
 folders (a name starting with ``.``) are never read: they hold VCS and editor state, not articles.
 
+Nothing outside the folder is ever read. A symbolic link is read only when it leads to a regular file inside
+the folder; links to folders are not followed (a folder's files are read at their real place). A link that
+leads outside, a dangling link, a link loop, a FIFO, a socket or a device is a ``Rejected(stage="read")``,
+and so is a file over the size limit (``MAX_TEXT_FILE_BYTES`` for HTML and Markdown, ``MAX_DOCX_BYTES``).
+
 Each ``RawPage`` carries:
 
 - ``location``: ``source.base_url`` + the relative path (URL-quoted) when a base URL is set, else the
@@ -17,8 +22,12 @@ Each ``RawPage`` carries:
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +37,13 @@ from kbcurator.errors import SourceError
 from kbcurator.records import ContentKind, RawPage, Rejected
 from kbcurator.settings import SourceConfig
 
-__all__ = ["SUFFIX_KINDS", "read_folder"]
+__all__ = ["MAX_DOCX_BYTES", "MAX_TEXT_FILE_BYTES", "SUFFIX_KINDS", "read_folder"]
+
+# One HTML or Markdown file larger than this is rejected at read time, on its own: its article could not pass
+# the release checks (``checks.max_article_chars``) and one such file (20 MB) once held back a whole release.
+MAX_TEXT_FILE_BYTES = 5_000_000
+# .docx files carry images, so they may be bigger; unstructured still reads the whole file.
+MAX_DOCX_BYTES = 50_000_000
 
 SUFFIX_KINDS: dict[str, ContentKind] = {
     ".html": "html",
@@ -45,49 +60,84 @@ def read_folder(source: SourceConfig) -> Iterator[RawPage | Rejected]:
     Raises:
         SourceError: at call time, when the folder does not exist or no supported file matches.
 
-    A file that cannot be read or is not valid UTF-8 is yielded as ``Rejected(stage="read")`` and the walk
-    goes on. A file of another type is skipped silently, unless an include pattern names it specifically
-    (``**/*.pdf``, not ``**/*``): then it is ``Rejected`` as an unsupported file type.
+    A file that cannot be read, is not valid UTF-8 or is over the size limit is yielded as
+    ``Rejected(stage="read")`` and the walk goes on; so is any matching entry that is not a regular file inside
+    the folder (a symbolic link leading outside it, to a folder or nowhere, a link loop, a FIFO, a socket). A
+    file of another type is skipped silently, unless an include pattern names it specifically (``**/*.pdf``,
+    not ``**/*``): then it is ``Rejected`` as an unsupported file type.
     """
     root = Path(source.location).expanduser()
     if not root.is_dir():
         raise SourceError(f"source {source.id!r}: folder not found: {root}")
+    real_root = root.resolve()
     supported: list[tuple[str, Path]] = []
-    unsupported: list[str] = []
-    for relative, path in _walk(root):
-        if not _matches_any(relative, source.include) or _matches_any(relative, source.exclude):
+    refused: list[tuple[str, str]] = []
+    for entry in _walk(root):
+        if not _matches_any(entry.relative, source.include) or _matches_any(entry.relative, source.exclude):
             continue
-        if path.suffix.lower() in SUFFIX_KINDS:
-            supported.append((relative, path))
-        elif _explicitly_included(relative, source.include):
-            unsupported.append(relative)
+        if entry.problem is not None:
+            refused.append((entry.relative, entry.problem))
+        elif entry.path.suffix.lower() in SUFFIX_KINDS:
+            supported.append((entry.relative, entry.path))
+        elif _explicitly_included(entry.relative, source.include):
+            refused.append((entry.relative, f"unsupported file type {entry.path.suffix or '(none)'!r}"))
+        elif entry.is_link:
+            # A link to a file of another type is skipped like that file; one that leads nowhere readable is not.
+            try:
+                _real_file_inside(real_root, entry.path)
+            except _Refused as exc:
+                refused.append((entry.relative, str(exc)))
     if not supported:
         raise SourceError(
             f"source {source.id!r}: no {', '.join(sorted(SUFFIX_KINDS))} file in {root} matches "
             f"include={source.include} exclude={source.exclude}"
         )
-    return _read_all(source, supported, unsupported)
+    return _read_all(source, real_root, supported, refused)
 
 
 def _read_all(
-    source: SourceConfig, supported: list[tuple[str, Path]], unsupported: list[str]
+    source: SourceConfig, real_root: Path, supported: list[tuple[str, Path]], refused: list[tuple[str, str]]
 ) -> Iterator[RawPage | Rejected]:
-    rejected = set(unsupported)
-    entries = sorted([*(rel for rel, _ in supported), *unsupported])
+    reasons = dict(refused)
+    entries = sorted([*(rel for rel, _ in supported), *reasons])
     paths = dict(supported)
     for relative in entries:
         location = _location(source, relative)
-        if relative in rejected:
-            yield Rejected(location, "read", f"unsupported file type {Path(relative).suffix or '(none)'!r}", source.id)
+        if relative in reasons:
+            yield Rejected(location, "read", reasons[relative], source.id)
             continue
-        yield _read_one(source, relative, paths[relative], location)
+        yield _read_one(source, real_root, paths[relative], location)
 
 
-def _read_one(source: SourceConfig, relative: str, path: Path, location: str) -> RawPage | Rejected:
+class _Refused(Exception):
+    """Why an entry of the folder is not read (becomes a ``Rejected`` reason)."""
+
+
+def _read_one(source: SourceConfig, real_root: Path, path: Path, location: str) -> RawPage | Rejected:
     kind = SUFFIX_KINDS[path.suffix.lower()]
+    limit = MAX_DOCX_BYTES if kind == "docx" else MAX_TEXT_FILE_BYTES
     try:
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-        content = str(path.resolve()) if kind == "docx" else path.read_bytes().decode("utf-8-sig")
+        real = _real_file_inside(real_root, path)
+        # The checks above and this open are not atomic: O_NOFOLLOW and the fstat below make sure that what is
+        # opened is still a regular file and not a link swapped in meanwhile; O_NONBLOCK keeps a FIFO that
+        # replaced the file from blocking the open.
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise _Refused(f"not a regular file ({_file_type(info.st_mode)})")
+            if info.st_size > limit:
+                raise _Refused(_too_large(info.st_size, limit))
+            mtime = datetime.fromtimestamp(info.st_mtime, tz=UTC)
+            if kind == "docx":
+                content = str(real)
+            else:
+                data = handle.read(limit + 1)  # the file may have grown since fstat
+                if len(data) > limit:
+                    raise _Refused(_too_large(len(data), limit))
+                content = data.decode("utf-8-sig")
+    except _Refused as exc:
+        return Rejected(location, "read", str(exc), source.id)
     except UnicodeDecodeError as exc:
         return Rejected(
             location,
@@ -96,6 +146,8 @@ def _read_one(source: SourceConfig, relative: str, path: Path, location: str) ->
             source.id,
         )
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # the file became a symbolic link after the walk
+            return Rejected(location, "read", "symbolic link: not read", source.id)
         return Rejected(location, "read", f"cannot read file: {exc.strerror or exc}", source.id)
     return RawPage(
         source_id=source.id,
@@ -105,6 +157,56 @@ def _read_one(source: SourceConfig, relative: str, path: Path, location: str) ->
         updated_at=None,
         fields=(("file_mtime", mtime.isoformat()),),
     )
+
+
+def _real_file_inside(real_root: Path, path: Path) -> Path:
+    """The real path of ``path`` when it is (or links to) a regular file inside ``real_root``.
+
+    Raises:
+        _Refused: a dangling link, a link loop, a link leading outside the folder, or not a regular file.
+    """
+    try:
+        real = Path(os.path.realpath(path, strict=True))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _Refused("symbolic link loop: not read") from None
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            raise _Refused(f"dangling symbolic link to {_link_text(path)!r}: its target does not exist") from None
+        raise _Refused(f"cannot read file: {exc.strerror or exc}") from None
+    if not real.is_relative_to(real_root):
+        raise _Refused(f"symbolic link to {_link_text(path)!r}, outside the source folder: not read")
+    try:
+        info = real.stat()
+    except OSError as exc:
+        raise _Refused(f"cannot read file: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise _Refused("symbolic link to a folder: not followed (its files are read where they are)")
+    if not stat.S_ISREG(info.st_mode):
+        raise _Refused(f"not a regular file ({_file_type(info.st_mode)})")
+    return real
+
+
+def _link_text(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
+def _file_type(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "an unknown kind of file"
+
+
+def _too_large(size: int, limit: int) -> str:
+    return f"file too large: {size:,} bytes, over the {limit:,}-byte limit"
 
 
 def _location(source: SourceConfig, relative: str) -> str:
@@ -131,13 +233,48 @@ def jekyll_permalink(pattern: str, relative: str) -> str:
     return pattern.replace(":path", path).replace(":name", parts[-1] if parts else "")
 
 
-def _walk(root: Path) -> Iterator[tuple[str, Path]]:
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).as_posix()
-        if any(part.startswith(".") for part in relative.split("/")):
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    relative: str
+    path: Path
+    is_link: bool = False
+    problem: str | None = None  # set when the entry is known not to be readable
+
+
+def _walk(root: Path) -> Iterator[_Entry]:
+    """Every non-hidden entry below ``root`` other than a folder, without following symbolic links.
+
+    A symbolic link (to a file, a folder or nothing) is listed, not followed; so are FIFOs, sockets and devices,
+    with the reason they are not read. A subfolder that cannot be listed is listed with its reason.
+    """
+    pending = [(root, "")]
+    while pending:
+        folder, prefix = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                children = sorted(listing, key=lambda child: child.name)
+        except OSError as exc:
+            if not prefix:
+                raise SourceError(f"cannot list folder {root}: {exc.strerror or exc}") from exc
+            yield _Entry(prefix.rstrip("/"), folder, problem=f"cannot list folder: {exc.strerror or exc}")
             continue
-        if path.is_file():
-            yield relative, path
+        for child in children:
+            if child.name.startswith("."):
+                continue
+            relative = prefix + child.name
+            path = Path(child.path)
+            try:
+                if child.is_symlink():
+                    yield _Entry(relative, path, is_link=True)
+                elif child.is_dir(follow_symlinks=False):
+                    pending.append((path, relative + "/"))
+                elif child.is_file(follow_symlinks=False):
+                    yield _Entry(relative, path)
+                else:
+                    mode = child.stat(follow_symlinks=False).st_mode
+                    yield _Entry(relative, path, problem=f"not a regular file ({_file_type(mode)})")
+            except OSError as exc:
+                yield _Entry(relative, path, problem=f"cannot read file: {exc.strerror or exc}")
 
 
 def _matches_any(relative: str, patterns: list[str]) -> bool:

@@ -9,7 +9,8 @@ What a structured source already knows wins over what is guessed from the markup
 - section: ``fields["section"]``, front matter ``category``/``section``, ``<meta name="kb:section">``,
   ``<meta property="article:section">``, then the breadcrumb trail.
 - locale: ``fields["locale"]``, front matter ``locale``/``lang``, ``<html lang>``, then ``default_locale``;
-  always lowercase with a hyphen (``en_US`` -> ``en-us``).
+  always lowercase with a hyphen (``en_US`` -> ``en-us``). A value that is not a language tag
+  (``<html lang="<script>...">``) is dropped and the next one in this order is used.
 - updated_at: ``page.updated_at`` (a source's own timestamp: API, HTTP, sitemap), front matter
   ``last_modified_at``/``updated``/``date``, ``<meta property="article:modified_time">``, then
   ``fields["file_mtime"]`` (a folder source's file time, the last resort). Always an aware UTC datetime.
@@ -19,9 +20,17 @@ only in ``Article.title`` (API bodies and Markdown never repeat it).
 
 ``body_html`` keeps only the attributes a reader or a link check needs: ``id`` and ``name`` (the targets of
 ``#fragment`` links: heading ids, tab panes, Zendesk-style ``<a name>``), link and image targets, and table
-layout. ``links`` are the page's outbound links, resolved and normalised; a link into another page keeps its
+layout. Scripts, event handlers (``on*``) and link or image targets with a scheme other than http(s) (and
+``mailto:``/``tel:`` for links) are removed: ``javascript:``, ``data:`` and ``vbscript:`` never reach a page.
+``links`` are the page's outbound links, resolved and normalised; a link into another page keeps its
 ``#fragment`` so that a missing anchor can be told from a missing page, while links into the page itself
 (``#x``, or its own URL with a fragment) are not outbound links.
+
+A page is rejected, on its own, when what it parses to could not be published: its URL is not an http(s) URL
+with a host (or, for a folder source without a base URL, a relative path), its title or section is over
+``MAX_TITLE_CHARS``, its text is over ``max_article_chars``, its raw content is over ``MAX_PAGE_CHARS``, or its
+front matter is over ``MAX_FRONT_MATTER_BYTES``, uses YAML anchors or aliases, or holds a field over
+``MAX_FIELD_CHARS``.
 """
 
 from __future__ import annotations
@@ -37,17 +46,44 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import frontmatter
 import markdown
+import yaml
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 from dateutil import parser as date_parser
 
 from kbcurator.errors import ParseError
 from kbcurator.records import Article, RawPage, Rejected, make_article_id, sha256_hex
 
-__all__ = ["PARSER_VERSION", "normalise_locale", "normalise_url", "parse_page", "strip_liquid"]
+__all__ = [
+    "MAX_ARTICLE_CHARS",
+    "MAX_FIELD_CHARS",
+    "MAX_FRONT_MATTER_BYTES",
+    "MAX_PAGE_CHARS",
+    "MAX_TITLE_CHARS",
+    "PARSER_VERSION",
+    "check_article",
+    "normalise_locale",
+    "normalise_url",
+    "parse_page",
+    "strip_liquid",
+    "url_problem",
+]
 
-# Part of the key under which a rebuild reuses a page's article instead of parsing it (kbcurator.index.parse_memo).
+# Part of the key under which a rebuild reuses a page's article instead of parsing it (kbcurator.ingest.cache).
 # Bump it with any change here that changes what a page parses to, so every page is parsed again once.
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
+
+# The default of ``checks.max_article_chars``: an article whose text is longer is rejected on its own at parse time
+# instead of failing the release checks for every article.
+MAX_ARTICLE_CHARS = 500_000
+
+# Limits that keep one bad page from costing the whole run (memory, time) or failing the release checks for every
+# article. Each bad page becomes a Rejected with the limit in its reason.
+MAX_PAGE_CHARS = 5_000_000  # raw HTML or Markdown handed to the parser
+MAX_TITLE_CHARS = 500  # title and section; the release checks bound titles with the same number
+MAX_FRONT_MATTER_BYTES = 64 * 1024
+MAX_FIELD_CHARS = 2_000  # one front matter value that is read (title, section, locale, dates, permalink)
+_MAX_LOCALE_CHARS = 35  # the longest language tag BCP 47 asks implementations to support
+_MAX_DATE_CHARS = 100
 
 # Never content: removed before anything is measured.
 _INVISIBLE = ("script", "style", "noscript", "template", "svg", "iframe", "object", "embed")
@@ -68,6 +104,18 @@ _BLOCK_TAGS = frozenset(
 )
 _KEPT_ATTRIBUTES = frozenset({"href", "src", "alt", "title", "colspan", "rowspan", "start", "id", "name"})
 _LINK_SCHEMES = ("", "http", "https")
+# Schemes a target may keep in body_html, per attribute; any other (javascript:, data:, vbscript:) drops it.
+_SAFE_SCHEMES = {"href": frozenset({"", "http", "https", "mailto", "tel"}), "src": frozenset({"", "http", "https"})}
+# Elements that are never content and can change how a page's links behave when body_html is shown.
+_NOT_CONTENT = ("base", "link", "meta")
+# As a browser reads a URL: ASCII tab and newlines are dropped anywhere, C0 controls and spaces at the ends.
+_URL_TAB_OR_NEWLINE = re.compile(r"[\t\n\r]")
+_C0_OR_SPACE = "".join(chr(code) for code in range(0x21))
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+# Never in a well-formed URL: whitespace, control characters, and characters that must be percent-encoded
+# and that would change how the URL reads in HTML or Markdown.
+_URL_FORBIDDEN = re.compile(r'[\x00-\x20\x7f-\x9f<>"`\\]')
+_LOCALE_TAG = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
 _DEFAULT_PORTS = {None, 80, 443}
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 
@@ -107,7 +155,13 @@ class _Hints:
     canonical: str | None = None  # already resolved against the page URL
 
 
-def parse_page(page: RawPage, *, default_locale: str = "en-us", base_url: str | None = None) -> Article | Rejected:
+def parse_page(
+    page: RawPage,
+    *,
+    default_locale: str = "en-us",
+    base_url: str | None = None,
+    max_article_chars: int = MAX_ARTICLE_CHARS,
+) -> Article | Rejected:
     """Parse one page. Never raises for a bad page: it becomes ``Rejected(stage="parse")``.
 
     Args:
@@ -117,16 +171,22 @@ def parse_page(page: RawPage, *, default_locale: str = "en-us", base_url: str | 
         base_url: resolves a relative ``page.location`` to the URL it is published at (joined as a browser
             would, so end it with ``/``). Without it, relative locations stay relative and links found in
             the page are resolved against them as file paths.
+        max_article_chars: an article whose text is longer is rejected (pass ``checks.max_article_chars``,
+            so that the release checks never see it).
     """
     page_url = _page_url(page.location, base_url)
     try:
+        if page.content_kind in ("html", "markdown") and len(page.content) > MAX_PAGE_CHARS:
+            raise ParseError(f"page too large: {len(page.content):,} characters, over the {MAX_PAGE_CHARS:,} limit")
         if page.content_kind == "html":
-            return _from_html(page, page.content, _Hints(), page_url, page_url, default_locale)
-        if page.content_kind == "markdown":
-            return _from_markdown(page, page_url, default_locale, base_url)
-        if page.content_kind == "docx":
-            return _from_docx(page, page_url, default_locale)
-        raise ParseError(f"unsupported content kind {page.content_kind!r}")
+            article = _from_html(page, page.content, _Hints(), page_url, page_url, default_locale)
+        elif page.content_kind == "markdown":
+            article = _from_markdown(page, page_url, default_locale, base_url)
+        elif page.content_kind == "docx":
+            article = _from_docx(page, page_url, default_locale)
+        else:
+            raise ParseError(f"unsupported content kind {page.content_kind!r}")
+        return check_article(article, max_article_chars=max_article_chars)
     except ParseError as exc:
         return Rejected(record_id=page.location, stage="parse", reason=str(exc), source_id=page.source_id)
     except Exception as exc:
@@ -139,15 +199,57 @@ def parse_page(page: RawPage, *, default_locale: str = "en-us", base_url: str | 
         )
 
 
+def check_article(article: Article, *, max_article_chars: int = MAX_ARTICLE_CHARS) -> Article:
+    """``article`` when it can be published on its own; else raises ``ParseError`` saying why.
+
+    Raises:
+        ParseError: the URL is not well formed, the title or section is over ``MAX_TITLE_CHARS``, or the text
+            is over ``max_article_chars``.
+    """
+    problem = url_problem(article.url)
+    if problem:
+        raise ParseError(f"not a well-formed URL: {problem}")
+    if len(article.title) > MAX_TITLE_CHARS:
+        raise ParseError(f"title too long: {len(article.title):,} characters, over the {MAX_TITLE_CHARS} limit")
+    if len(article.section) > MAX_TITLE_CHARS:
+        raise ParseError(f"section too long: {len(article.section):,} characters, over the {MAX_TITLE_CHARS} limit")
+    if len(article.text) > max_article_chars:
+        raise ParseError(f"article too long: {len(article.text):,} characters, over the {max_article_chars:,} limit")
+    return article
+
+
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` unfit to be an article's URL, or None when it is fit.
+
+    An article URL is an absolute http(s) URL with a host, or a relative path (a folder source without a base
+    URL), without whitespace, control characters or ``< > " ` \\``. The problem names the scheme, never the URL.
+    """
+    if not url:
+        return "empty URL"
+    if _URL_FORBIDDEN.search(url):
+        return 'it holds whitespace, a control character or one of < > " ` \\'
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError as exc:
+        return f"unparseable: {exc}"
+    if parts.scheme:
+        if parts.scheme.lower() not in ("http", "https"):
+            return f"scheme {parts.scheme[:20]!r} is not http or https"
+        return None if host else "no host"
+    if parts.netloc:
+        return "no scheme (a //host/... URL)"
+    if ":" in url:
+        return "a relative path may not hold ':'"
+    return None
+
+
 # --- kinds -------------------------------------------------------------------------------------------
 
 
-def _from_markdown(page: RawPage, page_url: str, default_locale: str, base_url: str | None) -> Article | Rejected:
-    try:
-        post = frontmatter.loads(page.content)
-    except Exception as exc:  # python-frontmatter surfaces the YAML parser's own errors
-        raise ParseError(f"invalid front matter: {type(exc).__name__}: {exc}") from exc
-    meta: dict[str, Any] = dict(post.metadata)
+def _from_markdown(page: RawPage, page_url: str, default_locale: str, base_url: str | None) -> Article:
+    meta, content = _front_matter(page.content)
     hints = _Hints(
         title=_first_text(meta, "title"),
         section=_first_text(meta, "category", "section"),
@@ -157,16 +259,60 @@ def _from_markdown(page: RawPage, page_url: str, default_locale: str, base_url: 
     permalink = _first_text(meta, "permalink", "url")
     if permalink:
         hints.canonical = urljoin(page_url, permalink)
-    source = _liquid_to_markdown(post.content, site_url=base_url, keep_heading_ids=True)
+    source = _liquid_to_markdown(content, site_url=base_url, keep_heading_ids=True)
     html = markdown.markdown(source, extensions=list(_MARKDOWN_EXTENSIONS))
     # A Jekyll page is served at its permalink, so its relative links resolve from there.
     link_base = hints.canonical or page_url
     return _from_html(page, html, hints, page_url, link_base, default_locale)
 
 
-def _from_docx(page: RawPage, page_url: str, default_locale: str) -> Article | Rejected:
+def _front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """The front matter (YAML, TOML or JSON, as python-frontmatter detects it) and the content after it.
+
+    Front matter comes from outside: it is refused over ``MAX_FRONT_MATTER_BYTES``, and YAML may not use anchors
+    or aliases (a few hundred bytes of nested aliases expand to gigabytes when read as text).
+    """
+    text = text.strip()
+    handler = frontmatter.detect_format(text, frontmatter.handlers)
+    if handler is None:
+        return {}, text
+    try:
+        raw, content = handler.split(text)
+    except ValueError:
+        return {}, text  # no closing delimiter: python-frontmatter reads the whole text as content too
+    size = len(raw.encode("utf-8"))
+    if size > MAX_FRONT_MATTER_BYTES:
+        raise ParseError(f"front matter too large: {size:,} bytes, over the {MAX_FRONT_MATTER_BYTES:,} limit")
+    try:
+        if isinstance(handler, frontmatter.YAMLHandler):
+            data = yaml.load(raw, Loader=_NoAliasLoader)  # a SafeLoader without anchors or aliases
+        else:
+            data = handler.load(raw)
+    except ParseError:
+        raise
+    except Exception as exc:  # the YAML, TOML and JSON parsers raise their own types
+        raise ParseError(f"invalid front matter: {type(exc).__name__}: {_clip(str(exc))}") from exc
+    return (dict(data) if isinstance(data, dict) else {}), content.strip()
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing anchors (``&a``) and aliases (``*a``) before anything is built."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise ParseError("front matter uses YAML anchors or aliases (&name, *name), which are not allowed")
+        return super().compose_node(parent, index)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _from_docx(page: RawPage, page_url: str, default_locale: str) -> Article:
     path = Path(page.content)
-    if not path.is_file():
+    # A folder source hands over the file's real path; a link there now was swapped in after the walk.
+    if path.is_symlink() or not path.is_file():
         raise ParseError(f"docx file not found: {path}")
     from kbcurator.unstructured_compat import use_bundled_spacy_model
 
@@ -225,9 +371,7 @@ def _docx_inline(element: Any, text: str) -> str:
 # --- the shared HTML path ----------------------------------------------------------------------------
 
 
-def _from_html(
-    page: RawPage, html: str, hints: _Hints, page_url: str, link_base: str, default_locale: str
-) -> Article | Rejected:
+def _from_html(page: RawPage, html: str, hints: _Hints, page_url: str, link_base: str, default_locale: str) -> Article:
     if not html.strip():
         raise ParseError("empty page")
     soup = BeautifulSoup(html, "lxml")
@@ -239,7 +383,9 @@ def _from_html(
     head_title = _text_of(soup.title) if soup.title else ""
     base_tag = soup.find("base", href=True)
     if isinstance(base_tag, Tag) and not hints.canonical:
-        link_base = urljoin(page_url, str(base_tag["href"]))
+        declared_base = urljoin(page_url, str(base_tag["href"]))
+        if _scheme_as_browsers_read(declared_base) in _LINK_SCHEMES:  # not <base href="javascript:...">
+            link_base = declared_base
     canonical = _canonical(soup, page_url, hints.canonical)
     locale = (
         normalise_locale(page.field("locale"))
@@ -334,8 +480,14 @@ def _clean_and_collect_links(main: Tag, link_base: str, self_url: str) -> tuple[
     """
     links: list[str] = []
     seen: set[str] = set()
+    for tag in main.find_all(_NOT_CONTENT):
+        tag.decompose()
     for tag in main.find_all(True):
         tag.attrs = {k: v for k, v in tag.attrs.items() if k in _KEPT_ATTRIBUTES}
+        for attribute, schemes in _SAFE_SCHEMES.items():
+            value = tag.get(attribute)
+            if value is not None and (not isinstance(value, str) or _scheme_as_browsers_read(value) not in schemes):
+                del tag[attribute]
         if tag.name == "img" and isinstance(tag.get("src"), str):
             tag["src"] = urljoin(link_base, str(tag["src"]).strip())
         href = tag.get("href")
@@ -355,6 +507,17 @@ def _clean_and_collect_links(main: Tag, link_base: str, self_url: str) -> tuple[
             seen.add(target)
             links.append(target)
     return tuple(links)
+
+
+def _scheme_as_browsers_read(url: str) -> str:
+    """The scheme a browser would see in ``url`` (lowercase), "" for a relative URL.
+
+    ``" java\tscript:..."`` is a javascript: URL to a browser, so tabs, newlines and the C0 controls and spaces
+    around it are dropped first, as the URL standard does.
+    """
+    cleaned = _URL_TAB_OR_NEWLINE.sub("", url).strip(_C0_OR_SPACE)
+    found = _URL_SCHEME.match(cleaned)
+    return found.group(1).lower() if found else ""
 
 
 def _extract_text(main: Tag) -> str:
@@ -411,7 +574,7 @@ def _canonical(soup: BeautifulSoup, page_url: str, hinted: str | None) -> str:
         rels: list[str] = rel.split() if isinstance(rel, str) else list(rel or [])
         if "canonical" in [r.lower() for r in rels]:
             declared = urljoin(page_url, str(link["href"]).strip())
-            if _same_host(declared, page_url):
+            if _same_host(declared, page_url) and url_problem(normalise_url(declared)) is None:
                 return normalise_url(declared)
             break  # a canonical on another host is not trusted: it could make two sources collide
     return normalise_url(page_url)
@@ -457,12 +620,24 @@ def _breadcrumb_section(soup: BeautifulSoup, title: str) -> str | None:
 
 
 def _first_text(meta: dict[str, Any], *keys: str) -> str | None:
+    """The first of ``keys`` whose value is a scalar (or a list starting with one), as text.
+
+    Raises:
+        ParseError: that value is over ``MAX_FIELD_CHARS``.
+    """
     for key in keys:
         value = meta.get(key)
         if isinstance(value, list | tuple) and value:
             value = value[0]  # Jekyll allows `categories: [a, b]`-style lists
-        if value is not None and not isinstance(value, dict) and str(value).strip():
-            return str(value).strip()
+        if not isinstance(value, str | int | float | date):
+            continue  # a mapping or a nested list is not a title, a section or a URL
+        text = str(value).strip()
+        if len(text) > MAX_FIELD_CHARS:
+            raise ParseError(
+                f"front matter {key!r} too long: {len(text):,} characters, over the {MAX_FIELD_CHARS:,} limit"
+            )
+        if text:
+            return text
     return None
 
 
@@ -497,8 +672,10 @@ def _to_utc(value: object) -> datetime | None:
             return datetime.fromtimestamp(value, tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
-    text = str(value).strip()
-    if not text:
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text or len(text) > _MAX_DATE_CHARS:
         return None
     try:
         return _as_utc(date_parser.parse(text))
@@ -507,10 +684,13 @@ def _to_utc(value: object) -> datetime | None:
 
 
 def normalise_locale(value: str | None) -> str | None:
-    """``en_US``/``en-US`` -> ``en-us``; None for empty values."""
+    """``en_US``/``en-US`` -> ``en-us``; None for empty values and for anything that is not a language tag."""
     if not value or not value.strip():
         return None
-    return value.strip().replace("_", "-").lower()
+    tag = value.strip().replace("_", "-").lower()
+    if len(tag) > _MAX_LOCALE_CHARS or not _LOCALE_TAG.fullmatch(tag):
+        return None
+    return tag
 
 
 def normalise_url(url: str) -> str:

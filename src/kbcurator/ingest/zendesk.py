@@ -47,6 +47,7 @@ from kbcurator.ingest.http import (
 )
 from kbcurator.records import RawPage, Rejected
 from kbcurator.settings import SourceConfig
+from kbcurator.zendesk_export import next_export_file
 
 __all__ = ["article_to_page", "read_zendesk"]
 
@@ -167,29 +168,6 @@ def _read_export(source: SourceConfig) -> Iterator[RawPage | Rejected]:
         data = _load_page(source, path)
         yield from _emit(source, data["articles"], str(path), sections)
         path = next_export_file(f"source {source.id!r}", path, data.get("next_page"), seen)
-
-
-def next_export_file(what: str, current: Path, next_page: object, seen: set[Path]) -> Path | None:
-    """The saved page a Zendesk export's ``next_page`` names, beside ``current``; None at the end.
-
-    ``what`` names the source in errors ("source 'help'", "ticket source 'support'"). Used by the article
-    and the ticket exports alike.
-    """
-    if not next_page:
-        return None
-    if not isinstance(next_page, str):
-        raise SourceError(f"{what}: next_page in {current} is not a string: {next_page!r}")
-    name = urlsplit(next_page).path.rsplit("/", 1)[-1] if "://" in next_page else next_page
-    if "/" in name or "\\" in name or name in ("", ".", ".."):
-        raise SourceError(f"{what}: next_page {next_page!r} in {current} is not a file name")
-    candidate = current.parent / name
-    if candidate.resolve() in seen:
-        # A live-API URL saved verbatim names the endpoint ("articles.json"), not the next saved page.
-        log.warning("%s: next_page %r in %s points back at a page already read; stopping", what, next_page, current)
-        return None
-    if not candidate.is_file():
-        raise SourceError(f"{what}: next_page file not found: {candidate} (named in {current})")
-    return candidate
 
 
 def _load_page(source: SourceConfig, path: Path) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def headline_markdown(store: IndexStore, *, as_of: datetime, report_path: Path) 
     if gaps:
         lines += ["", "## Top gaps", "", "| # | gap | score |", "|---|---|---|"]
         for rank, gap in enumerate(gaps[:TOP], start=1):
-            lines.append(f"| {rank} | {_text(gap.summary)[:200]} | {gap.score:.2f} |")
+            lines.append(f"| {rank} | {_text(gap.summary)[:140]} | {gap.score:.2f} |")
     worst = sorted(findings, key=lambda i: (-SEVERITIES.index(i.severity) if i.severity in SEVERITIES else 0, -i.score))
     if worst:
         lines += ["", "## Top findings", "", "| # | severity | finding |", "|---|---|---|"]

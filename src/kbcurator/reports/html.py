@@ -24,7 +24,7 @@ from kbcurator.analysis.store import FINDINGS_TABLE, FindingStore
 from kbcurator.errors import PublishError
 from kbcurator.gaps.report import GAPS_TABLE
 from kbcurator.index import schema
-from kbcurator.index.store import IndexStore, lance_errors, manifest_of
+from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.records import SEVERITIES, Evidence, Finding
 from kbcurator.triage import OpenItem, open_items
 
@@ -127,13 +127,6 @@ class KindSection:
 
 
 # -- reading the database ---------------------------------------------------------------------------------
-
-
-def _rows(store: IndexStore, table: str) -> list[dict[str, Any]]:
-    if not store.has_table(table):
-        return []
-    with lance_errors(f"cannot read the {table} table"):
-        return list(store.db.open_table(table).to_arrow().to_pylist())
 
 
 def _runs(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -341,7 +334,7 @@ def status_of(item_id: str, triage: dict[str, OpenItem]) -> tuple[str, bool]:
 
 
 def _gap_section(store: IndexStore, triage: dict[str, OpenItem]) -> dict[str, Any]:
-    rows = _rows(store, GAPS_TABLE)
+    rows = store.rows(GAPS_TABLE)
     runs = _runs(rows)
     if not runs:
         return {"run_id": None, "gaps": [], "covered": [], "circles": [], "bars": [], "previous_open": None}
@@ -455,7 +448,7 @@ def _health_section(store: IndexStore, triage: dict[str, OpenItem]) -> dict[str,
         groups = tuple(ArticleGroup(first_link[k], tuple(v)) for k, v in by_article.items())
         sections.append(KindSection(kind, title, len(mine), by_article=groups))
 
-    rows = _rows(store, FINDINGS_TABLE)
+    rows = store.rows(FINDINGS_TABLE)
     runs = _runs(rows)
     previous_counts = None
     new = resolved = 0

@@ -2,7 +2,8 @@
 
 An escalated ticket whose question the release answers (its best chunk clears the calibrated ``answered_lift``,
 see kbcurator.gaps.coverage) means the article was there and the customer still needed a human: the article is
-unclear, wrong or incomplete. The staleness detector turns these into ``failing_article`` findings.
+unclear, wrong or incomplete. The staleness detector (kbcurator.analysis.staleness) turns these into
+``failing_article`` findings; it takes them as plain data (article id -> queries), so the two features stay apart.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from kbcurator.config.tickets import TicketSourceConfig
 from kbcurator.embedding.base import Embedder
-from kbcurator.gaps.config import TicketSourceConfig
 from kbcurator.gaps.coverage import ReleaseVectors
 from kbcurator.gaps.pipeline import embed_tickets
 from kbcurator.gaps.tickets import load_tickets
