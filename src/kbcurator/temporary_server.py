@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 
 import httpx
@@ -74,9 +75,13 @@ class TemporaryServer:
         }
         command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"]
         command += ["--host", self.host, "--port", str(port), "--log-level", "error", "--lifespan", "on"]
-        self.process = subprocess.Popen(
-            command, env=env, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_end_with(os.getpid())
-        )
+        with warnings.catch_warnings():
+            # LanceDB, when already imported, warns about forking; the child execs uvicorn at once and shares
+            # nothing with LanceDB's runtime.
+            warnings.filterwarnings("ignore", message="lancedb fork support", category=RuntimeWarning)
+            self.process = subprocess.Popen(
+                command, env=env, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_end_with(os.getpid())
+            )
         deadline = time.monotonic() + self.startup_timeout_s
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
