@@ -165,10 +165,12 @@ def _title(page: Path) -> str:
 
 def test_a_missing_folder_is_one_line_before_prefect_starts(tmp_path) -> None:
     config = _config(tmp_path, [{"id": "gone", "kind": "folder", "location": str(tmp_path / "nowhere")}])
-    outcome = subprocess.run([KBCURATOR, "reindex", "--config", config], capture_output=True, text=True, timeout=60)
-    assert outcome.returncode == 1
-    # The only line: no Prefect server started, no traceback.
-    assert outcome.stderr.strip().splitlines() == [f"error: source 'gone': folder not found: {tmp_path / 'nowhere'}"]
+    for command in ("reindex", "nightly"):
+        outcome = subprocess.run([KBCURATOR, command, "--config", config], capture_output=True, text=True, timeout=60)
+        assert outcome.returncode == 1, command
+        # The only line: no Prefect server started, no traceback.
+        expected = [f"error: source 'gone': folder not found: {tmp_path / 'nowhere'}"]
+        assert outcome.stderr.strip().splitlines() == expected, command
     assert not (tmp_path / "runs").exists()
 
 

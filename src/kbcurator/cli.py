@@ -137,6 +137,15 @@ def _load_flows(module: str) -> Any:
     return flow_module
 
 
+def _check_sources(config: str, index_uri: str | None) -> None:
+    """A bad config, a missing folder or export file is one clear line, before Prefect starts."""
+    from kbcurator.preflight import check_runs_dir, check_sources
+
+    settings = _settings(config, index_uri)
+    check_sources(settings, config)
+    check_runs_dir(settings)
+
+
 @app.command()
 @_clear_errors
 def reindex(
@@ -146,12 +155,7 @@ def reindex(
     force_publish: Annotated[bool, typer.Option(help="publish even when nothing changed")] = False,
 ) -> None:
     """Run the reindex flow: read sources, chunk, embed, check, publish."""
-    from kbcurator.preflight import check_runs_dir, check_sources
-
-    # A bad config or a missing folder is one clear line, before Prefect starts.
-    settings = _settings(config, index_uri)
-    check_sources(settings, config)
-    check_runs_dir(settings)
+    _check_sources(config, index_uri)
     flow_module = _load_flows("flows.reindex")
     result = flow_module.reindex_flow(config=config, index_uri=index_uri, model=model, force_publish=force_publish)
     typer.echo(result["outcome"])
@@ -168,8 +172,6 @@ def reindex(
             f"health:   {health['findings']} findings ({severity}; {health['new']} new, {health['resolved']} resolved)"
             f" -> {health['exports']['markdown']}"
         )
-    if result.get("report"):
-        typer.echo(f"report:   {result['report']}")
 
 
 @app.command()
@@ -181,11 +183,7 @@ def nightly(
     force_publish: Annotated[bool, typer.Option(help="publish even when nothing changed")] = False,
 ) -> None:
     """Run the night as the schedule does: reindex and audit, gaps against the release left current, report."""
-    from kbcurator.preflight import check_runs_dir, check_sources
-
-    settings = _settings(config, index_uri)
-    check_sources(settings, config)
-    check_runs_dir(settings)
+    _check_sources(config, index_uri)
     flow_module = _load_flows("flows.nightly")
     steps = flow_module.nightly_flow(config=config, index_uri=index_uri, model=model, force_publish=force_publish)
     reindexed = steps["reindex"]
