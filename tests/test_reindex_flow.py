@@ -171,6 +171,19 @@ def test_a_missing_folder_is_one_line_before_prefect_starts(tmp_path) -> None:
         # The only line: no Prefect server started, no traceback.
         expected = [f"error: source 'gone': folder not found: {tmp_path / 'nowhere'}"]
         assert outcome.stderr.strip().splitlines() == expected, command
+
+    # The nightly's gaps step reads the declared tickets: a missing ticket file is one line too, before Prefect.
+    site = tmp_path / "site"
+    (site / "articles").mkdir(parents=True)
+    shutil.copy(sorted((SAMPLE / "site" / "articles").glob("*.html"))[0], site / "articles")
+    data = yaml.safe_load(Path(config).read_text())
+    data["sources"] = [_folder(site)]
+    data["tickets"] = [{"id": "desk", "format": "csv", "location": str(tmp_path / "no-tickets.csv")}]
+    Path(config).write_text(yaml.safe_dump(data))
+    outcome = subprocess.run([KBCURATOR, "nightly", "--config", config], capture_output=True, text=True, timeout=60)
+    assert outcome.returncode == 1
+    expected = [f"error: ticket source 'desk': file not found: {tmp_path / 'no-tickets.csv'}"]
+    assert outcome.stderr.strip().splitlines() == expected
     assert not (tmp_path / "runs").exists()
 
 

@@ -138,11 +138,13 @@ def _load_flows(module: str) -> Any:
 
 
 def _check_sources(config: str, index_uri: str | None) -> None:
-    """A bad config, a missing folder or export file is one clear line, before Prefect starts."""
-    from kbcurator.preflight import check_runs_dir, check_sources
+    """A bad config, a missing folder, export or ticket file is one clear line, before Prefect starts."""
+    from kbcurator.preflight import check_runs_dir, check_sources, check_tickets
 
     settings = _settings(config, index_uri)
     check_sources(settings, config)
+    if settings.tickets:  # the nightly's gaps step reads them; a missing file would fail it mid-run
+        check_tickets(settings, config)
     check_runs_dir(settings)
 
 

@@ -15,6 +15,7 @@ from kbcurator.errors import ConfigError, SourceError
 from kbcurator.index.build import ReleaseCandidate
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.index.versions import IdChanges, compare_hashes, hashes_of
+from kbcurator.markdown import table_cell
 from kbcurator.records import IndexRelease, Rejected, sha256_hex
 from kbcurator.settings import Settings, SourceConfig
 
@@ -154,15 +155,11 @@ def vanished_markdown(vanished: Sequence[VanishedArticle], chunks_removed: int, 
     lines.append("")
     lines += ["| article | url | chunks |", "|---|---|---|"]
     for article in vanished[:limit]:
-        lines.append(f"| {_cell(article.title or article.article_id)} | {_cell(article.url)} | {article.chunks} |")
+        title, url = table_cell(article.title or article.article_id, 300), table_cell(article.url, 300)
+        lines.append(f"| {title} | {url} | {article.chunks} |")
     if len(vanished) > limit:
         lines.append(f"| … and {len(vanished) - limit} more (see `vanished.json` in the run folder) | | |")
     return "\n".join(lines)
-
-
-def _cell(text: str) -> str:
-    """A Markdown table cell that renders as text: no raw HTML, no column breaks (titles come from crawled pages)."""
-    return " ".join(text.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
 def write_rejections(run_dir: Path, rejected: Sequence[Rejected]) -> Path:

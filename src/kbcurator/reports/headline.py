@@ -11,26 +11,16 @@ from datetime import datetime
 from pathlib import Path
 
 from kbcurator.index.store import IndexStore, manifest_of
+from kbcurator.markdown import table_cell
 from kbcurator.records import SEVERITIES
 from kbcurator.triage import open_items
 
 TOP = 5
 
 
-def _text(value: str) -> str:
-    """Markdown-safe text for titles and labels that come from crawled pages and tickets."""
-    cleaned = " ".join(value.split())
-    for raw, safe in (
-        ("&", "&amp;"),
-        ("<", "&lt;"),
-        (">", "&gt;"),
-        ("|", "\\|"),
-        ("`", "'"),
-        ("[", "\\["),
-        ("]", "\\]"),
-    ):
-        cleaned = cleaned.replace(raw, safe)
-    return cleaned
+def _text(value: str, limit: int) -> str:
+    """A table cell (``markdown.table_cell``) that also cannot open a link or a code span in the Prefect UI."""
+    return table_cell(value, limit).replace("`", "'").replace("[", "\\[").replace("]", "\\]")
 
 
 def headline_markdown(store: IndexStore, *, as_of: datetime, report_path: Path) -> str:
@@ -56,10 +46,10 @@ def headline_markdown(store: IndexStore, *, as_of: datetime, report_path: Path) 
     if gaps:
         lines += ["", "## Top gaps", "", "| # | gap | score |", "|---|---|---|"]
         for rank, gap in enumerate(gaps[:TOP], start=1):
-            lines.append(f"| {rank} | {_text(gap.summary)[:140]} | {gap.score:.2f} |")
+            lines.append(f"| {rank} | {_text(gap.summary, 140)} | {gap.score:.2f} |")
     worst = sorted(findings, key=lambda i: (-SEVERITIES.index(i.severity) if i.severity in SEVERITIES else 0, -i.score))
     if worst:
         lines += ["", "## Top findings", "", "| # | severity | finding |", "|---|---|---|"]
         for rank, finding in enumerate(worst[:TOP], start=1):
-            lines.append(f"| {rank} | {finding.severity} | {_text(finding.summary)[:200]} |")
+            lines.append(f"| {rank} | {finding.severity} | {_text(finding.summary, 200)} |")
     return "\n".join(lines) + "\n"
