@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export LANCEDB_LOG := error
 
-.PHONY: browser install demo test lint typecheck bench clean lock up
+.PHONY: browser install demo test lint typecheck bench clean lock up serve notebook
 
 # requirements.lock pins every package to the versions CI tested (Prefect's server breaks with newer
 # SQLAlchemy and fastapi than a fresh resolve picks). `make lock` refreshes it; LOCK= installs without it.
@@ -69,6 +69,15 @@ lock:
 # The on-call engineer's stack: a Prefect server on 127.0.0.1, the work pool, every deployment and a worker.
 up: install
 	$(BIN)/kbcurator up
+
+# The KB owner's review app on http://127.0.0.1:8765 (users: README "Review app").
+serve: install
+	$(BIN)/kbcurator serve --config kb_sources/sample.yaml
+
+# JupyterLab on notebooks/, bound to 127.0.0.1; the notebooks read the demo's index (run `make demo` first).
+notebook: install
+	$(BIN)/uv pip install --quiet --python $(BIN)/python $(LOCK) -e ".[dev,notebook]"
+	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
 
 bench: install
 	$(BIN)/python bench/build_bench.py

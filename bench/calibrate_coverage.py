@@ -111,7 +111,7 @@ def score_tickets(texts: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kbcurator-calib-") as tmpdir:
         store = IndexStore(tmpdir)
         candidate = build_candidate(
-            articles, store=store, embedder=embedder, policy=ChunkPolicy(**settings.chunking.model_dump())
+            articles, store=store, embedder=embedder, policy=ChunkPolicy.from_settings(settings)
         )
         release = publish(store, candidate, checks_passed=True, manifest={})
         kb = ReleaseVectors(store, release)

@@ -84,7 +84,7 @@ def main() -> None:
     from kbcurator.settings import ExecutionSettings, load_settings
 
     settings = load_settings(args.config)
-    policy = ChunkPolicy(**settings.chunking.model_dump())
+    policy = ChunkPolicy.from_settings(settings)
     articles = [a for source in settings.sources for a in read_articles(source)[0]]
     if args.limit:
         articles = articles[: args.limit]

@@ -7,10 +7,25 @@ reports to; a local cluster inherits this process's settings.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self
 
+import numpy as np
+from prefect.client.orchestration import get_client
+from prefect.futures import wait
+
+from flows.worker_tasks import chunk_batch_task, detect_task, embed_batch_task, embedder_identity_task
+from kbcurator.analysis.audit import DetectorRun, default_detectors
+from kbcurator.analysis.base import AuditCorpus
+from kbcurator.chunking import ChunkPolicy
 from kbcurator.errors import ConfigError
-from kbcurator.settings import ExecutionSettings
+from kbcurator.index.build import ChunkedBatch
+from kbcurator.index.embedding_cache import EmbeddingCache
+from kbcurator.index.store import IndexStore
+from kbcurator.records import Article
+from kbcurator.settings import ExecutionSettings, Settings
+from kbcurator.usecases.execution import Executor, InProcess
 
 _SCHEDULER_CONNECT_S = 10
 
@@ -55,3 +70,89 @@ def dask_task_runner(execution: ExecutionSettings, *, api_url: str | None = None
             "env": {"PREFECT_API_URL": api_url} if api_url else {},
         }
     )
+
+
+def _batches(items: Sequence[Any], size: int) -> list[list[Any]]:
+    return [list(items[start : start + size]) for start in range(0, len(items), max(1, size))]
+
+
+class OnDask:
+    """The use cases' stages as tasks on a Dask cluster (see :class:`kbcurator.usecases.execution.Executor`).
+
+    The cluster starts when this is entered and stops when it is left. Chunking runs in batches of
+    ``execution.chunk_batch_articles`` articles and embedding in batches of ``execution.embed_batch_chunks``
+    chunks, so each task fits one worker; vectors go from the workers to the index's embedding cache, not back
+    through the scheduler. Each detector is one task that reads the release from the index itself.
+    """
+
+    def __init__(self, settings: Settings, store: IndexStore, *, on_progress: Callable[[str], None]) -> None:
+        self._settings = settings
+        self._store = store
+        self._say = on_progress
+        self._runner: Any = None
+
+    def __enter__(self) -> Self:
+        execution = self._settings.execution
+        self._say(f"running on {execution.dask_address or f'a local Dask cluster of {execution.local_workers}'}")
+        require_scheduler(execution)
+        self._runner = dask_task_runner(execution, api_url=str(get_client(sync_client=True).api_url))
+        self._runner.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._runner.__exit__(kind, error, trace)
+
+    def _submit(self, task: Any, **parameters: Any) -> Any:
+        return self._runner.submit(task, parameters=parameters)
+
+    def embedder_identity(self) -> tuple[str, int]:
+        name, dimension = self._submit(embedder_identity_task, embedding=self._settings.embedding).result()
+        return name, dimension
+
+    def chunk(self, articles: Sequence[Article], policy: ChunkPolicy) -> list[ChunkedBatch]:
+        size = self._settings.execution.chunk_batch_articles
+        futures = [self._submit(chunk_batch_task, articles=batch, policy=policy) for batch in _batches(articles, size)]
+        return [future.result() for future in futures]
+
+    def embed(self, texts_by_hash: dict[str, str], model: str) -> tuple[dict[str, np.ndarray], int]:
+        cache = EmbeddingCache(self._store)
+        missing = sorted(set(texts_by_hash) - cache.known(model, list(texts_by_hash)))
+        settings = self._settings
+        futures = [
+            self._submit(
+                embed_batch_task,
+                texts_by_hash={h: texts_by_hash[h] for h in hashes},
+                embedding=settings.embedding,
+                index_uri=settings.index_uri,
+                storage_options=settings.index_storage_options,
+            )
+            for hashes in _batches(missing, settings.execution.embed_batch_chunks)
+        ]
+        wait(futures)
+        embedded = sum(future.result() for future in futures)
+        return cache.lookup(model, list(texts_by_hash)), embedded
+
+    def detect(self, corpus: AuditCorpus, release_seq: int | None) -> list[DetectorRun]:
+        names = [detector.name for detector in default_detectors(self._settings.health)]
+        self._say(f"running {len(names)} detectors on Dask: {', '.join(names)}")
+        futures = [
+            self._submit(
+                detect_task,
+                settings=self._settings,
+                release_seq=release_seq,
+                detector=name,
+                run_at=corpus.run_at,
+                escalations=dict(corpus.escalations),
+            )
+            for name in names
+        ]
+        return [future.result() for future in futures]
+
+
+def executor_for(settings: Settings, store: IndexStore, *, on_progress: Callable[[str], None]) -> Executor:
+    """The executor ``settings.execution`` asks for: this process (the default) or a Dask cluster."""
+    if settings.execution.distributed:
+        return OnDask(settings, store, on_progress=on_progress)
+    return InProcess(settings, store, on_progress=on_progress)

@@ -16,20 +16,18 @@ from prefect.states import State
 from flows.gaps import gaps_flow
 from flows.reindex import reindex_flow
 from flows.report import report_flow
-from kbcurator.errors import ValidationFailed
-from kbcurator.index.store import IndexStore
-from kbcurator.notify import RunNotice, send_notice
 from kbcurator.settings import load_settings
+from kbcurator.usecases import nightly as usecase
 
 DEFAULT_CONFIG = "kb_sources/sample.yaml"
 
 
-def _error_of(state: State[Any]) -> BaseException | None:
+def _outcome(state: State[Any]) -> tuple[dict[str, Any], BaseException | None]:
+    """A subflow's result, or ``{"error": ...}`` and the subflow's own exception, re-raised by Prefect."""
     try:
-        state.result()
-    except BaseException as exc:  # the subflow's own exception, re-raised by Prefect
-        return exc
-    return None
+        return state.result(), None
+    except BaseException as exc:
+        return {"error": str(exc)}, exc
 
 
 @flow(name="nightly", log_prints=True)
@@ -40,6 +38,7 @@ def nightly_flow(
     force_publish: bool = False,
     audit: bool = True,
     gaps: bool = True,
+    allow_retrieval_drop: bool = False,
 ) -> dict[str, Any]:
     """Reindex and audit, then the gaps against the release left current, then the report.
 
@@ -50,42 +49,32 @@ def nightly_flow(
         force_publish: publish a new release even when nothing changed since the current one.
         audit: audit the release left current (artifact ``kb-health``).
         gaps: run the gaps step when the config declares ticket sources.
+        allow_retrieval_drop: publish although the golden questions' recall fails the retrieval gate.
     """
     logger = get_run_logger()
     settings = load_settings(config, index_uri=index_uri)
     steps: dict[str, Any] = {}
     reindexed = reindex_flow(
-        config=config, index_uri=index_uri, model=model, force_publish=force_publish, audit=audit, return_state=True
+        config=config,
+        index_uri=index_uri,
+        model=model,
+        force_publish=force_publish,
+        audit=audit,
+        allow_retrieval_drop=allow_retrieval_drop,
+        return_state=True,
     )
-    failure = _error_of(reindexed)
-    steps["reindex"] = {"error": str(failure)} if failure else reindexed.result()
-    has_release = IndexStore(settings.index_uri, storage_options=settings.index_storage_options).current() is not None
-    if gaps and settings.tickets and has_release:
-        found = gaps_flow(config=config, index_uri=index_uri, return_state=True)
-        gaps_failure = _error_of(found)
-        steps["gaps"] = {"error": str(gaps_failure)} if gaps_failure else found.result()
+    steps["reindex"], failure = _outcome(reindexed)
+    plan = usecase.plan_after_reindex(settings, gaps=gaps)
+    for reason in plan.skipped:
+        logger.info(reason)
+    if plan.gaps:
+        steps["gaps"], gaps_failure = _outcome(gaps_flow(config=config, index_uri=index_uri, return_state=True))
         failure = failure or gaps_failure
-    elif gaps:
-        logger.info("gaps skipped: %s", "no ticket sources declared" if has_release else "no release yet")
-    if has_release:
-        run_dir = steps["reindex"].get("run_dir")
-        steps["report"] = report_flow(config=config, index_uri=index_uri, run_dir=run_dir)
-
-    outcome = str(failure) if failure else steps["reindex"]["outcome"]
-    kind = "blocked" if isinstance(failure, ValidationFailed) else "failed" if failure else "published"
-    if kind == "published" and not steps["reindex"].get("release"):
-        kind = "unchanged"
-    details = [f"{name}: {step['error']}" for name, step in steps.items() if "error" in step]
-    if "report" in steps:
-        details.append(f"report: {steps['report']['latest']}")
-    notice = RunNotice(
-        kind=kind, flow="nightly", summary=outcome, details=tuple(details), run_url=runtime.flow_run.ui_url
-    )
-    sent = send_notice(settings.notify, notice)
-    if sent.error:
-        logger.warning("notification not delivered: %s", sent.error)
-    if failure is not None:
-        raise failure
+    if plan.report:
+        steps["report"] = report_flow(config=config, index_uri=index_uri, run_dir=usecase.run_dir_of(steps))
+    for warning in usecase.close_night(settings, steps, failure, run_url=runtime.flow_run.ui_url):
+        logger.warning(warning)
+    usecase.raise_failure(failure)
     return steps
 
 

@@ -14,152 +14,49 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
-from prefect.futures import wait
 
 from checks import ReleaseCheckParams, build_release_suites
 from flows.audit import audit_flow
-from flows.execution import dask_task_runner, require_scheduler
-from flows.worker_tasks import chunk_batch_task, embed_batch_task, embedder_identity_task
+from flows.execution import executor_for
 from kbcurator import quality, reindex
-from kbcurator.chunking import ChunkPolicy
-from kbcurator.embedding import load_embedder
-from kbcurator.errors import EmbeddingError, StaleBase, ValidationFailed
-from kbcurator.index.build import (
-    ChunkedBatch,
-    ReleaseCandidate,
-    assemble_candidate,
-    build_candidate,
-    plan_build,
-)
-from kbcurator.index.embedding_cache import EmbeddingCache
-from kbcurator.index.parse_memo import ParseMemo
-from kbcurator.index.store import IndexStore
-from kbcurator.ingest import read_articles
-from kbcurator.records import Article, IndexRelease, Rejected
-from kbcurator.settings import Settings, SourceConfig, load_settings
+from kbcurator.errors import StaleBase, ValidationFailed
+from kbcurator.index.build import ReleaseCandidate
+from kbcurator.records import IndexRelease, Rejected
+from kbcurator.settings import SourceConfig, load_settings
 from kbcurator.usecases import reindex as usecase
 
 DEFAULT_CONFIG = "kb_sources/sample.yaml"
 
 
 @task(name="read-source", cache_policy=NO_CACHE)
-def read_source_task(
-    source: SourceConfig, store: IndexStore, max_article_chars: int
-) -> tuple[list[Article], list[Rejected]]:
-    memo = ParseMemo(store)
-    articles, rejected = read_articles(source, memo=memo, max_article_chars=max_article_chars)
+def read_source_task(job: usecase.ReindexJob, source: SourceConfig) -> usecase.SourceRead:
+    read = usecase.read_source(job, source)
     get_run_logger().info(
         "source %s (%s): %d articles (%d unchanged pages not parsed again), %d skipped",
         source.id,
         source.kind,
-        len(articles),
-        memo.reused,
-        len(rejected),
+        len(read.articles),
+        read.reused,
+        len(read.rejected),
     )
-    return articles, rejected
+    return read
 
 
-@task(name="chunk-and-embed", cache_policy=NO_CACHE)
-def build_task(articles: list[Article], settings: Settings, store: IndexStore) -> ReleaseCandidate:
+def _read_and_build(job: usecase.ReindexJob, timings: dict[str, float]) -> tuple[ReleaseCandidate, list[Rejected]]:
+    """Read every source here (a remote one with retries), then chunk and embed where the settings say."""
     logger = get_run_logger()
-    embedder = load_embedder(settings.embedding.model, settings.embedding.device, settings.embedding.batch_size)
-    policy = ChunkPolicy(**settings.chunking.model_dump())
-    candidate = build_candidate(
-        articles,
-        store=store,
-        embedder=embedder,
-        policy=policy,
-        on_progress=logger.info,
-        checkpoint_every=settings.embedding.checkpoint_every,
-    )
-    return candidate
-
-
-def read_sources(
-    sources: list[SourceConfig], store: IndexStore, max_article_chars: int
-) -> tuple[list[Article], list[Rejected]]:
-    articles: list[Article] = []
-    rejected: list[Rejected] = []
-    for source in sources:
-        remote = source.kind == "sitemap" or (source.kind == "zendesk" and "://" in source.location)
-        reader = read_source_task.with_options(retries=2, retry_delay_seconds=10) if remote else read_source_task
-        found, skipped = reader(source, store, max_article_chars)
-        articles += found
-        rejected += skipped
-    return articles, rejected
-
-
-def _batches(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[start : start + size] for start in range(0, len(items), max(1, size))]
-
-
-@flow(name="reindex-build-distributed", log_prints=True)
-def distributed_build_flow(
-    config: str = DEFAULT_CONFIG, index_uri: str | None = None, model: str | None = None
-) -> dict[str, Any]:
-    """Read, chunk and embed on the task runner this subflow is given (a Dask cluster); returns the candidate.
-
-    Chunking runs in batches of ``execution.chunk_batch_articles`` articles and embedding in batches of
-    ``execution.embed_batch_chunks`` chunks, so each task fits one worker.
-    """
-    logger = get_run_logger()
-    settings = load_settings(config, index_uri=index_uri, embedding={"model": model} if model else None)
-    store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
-    execution = settings.execution
-    clock = time.perf_counter()
-    sources = reindex.require_sources(settings, config)
-    articles, rejected = read_sources(sources, store, settings.checks.max_article_chars)
-    read_s = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    identity = embedder_identity_task.submit(settings.embedding)  # loads the model on a worker meanwhile
-    policy = ChunkPolicy(**settings.chunking.model_dump())
-    name, dimension = identity.result()
-    plan = plan_build(articles, store=store, model=name, policy=policy)
-    work = _batches(list(plan.to_chunk), execution.chunk_batch_articles)
-    chunk_futures = [chunk_batch_task.submit(batch, policy) for batch in work]
-    batches: list[ChunkedBatch] = [future.result() for future in chunk_futures]
-    chunk_s = time.perf_counter() - clock
-    logger.info("chunked %d articles in %d tasks (%.1f s)", len(plan.to_chunk), len(batches), chunk_s)
-
-    clock = time.perf_counter()
-    texts_by_hash = {h: text for batch in batches for h, text in batch.texts_by_hash.items()}
-    cache = EmbeddingCache(store)
-    missing = sorted(set(texts_by_hash) - cache.known(name, list(texts_by_hash)))
-    embed_futures = [
-        embed_batch_task.submit(
-            {h: texts_by_hash[h] for h in hashes},
-            settings.embedding,
-            settings.index_uri,
-            settings.index_storage_options,
-        )
-        for hashes in _batches(missing, execution.embed_batch_chunks)
-    ]
-    wait(embed_futures)
-    embedded = sum(future.result() for future in embed_futures)
-    vectors = cache.lookup(name, list(texts_by_hash))
-    lost = len(set(texts_by_hash) - set(vectors))
-    if lost:
-        raise EmbeddingError(f"{lost} chunk vectors are missing from the embedding cache after the embedding tasks")
-    embed_s = time.perf_counter() - clock
-    logger.info("embedded %d chunks in %d tasks (%.1f s)", embedded, len(embed_futures), embed_s)
-    candidate = assemble_candidate(
-        plan,
-        batches,
-        vectors,
-        model=name,
-        dimension=dimension,
-        policy=policy,
-        chunks_embedded=embedded,
-        chunk_seconds=chunk_s,
-        embed_seconds=embed_s,
-    )
-    return {
-        "candidate": candidate,
-        "rejected": rejected,
-        "timings": {"read_s": read_s, "build_s": chunk_s + embed_s},
-    }
+    with executor_for(job.settings, job.store, on_progress=logger.info) as executor:
+        clock = time.perf_counter()
+        reads = [
+            read_source_task.with_options(retries=usecase.read_retries(s), retry_delay_seconds=10)(job, s)
+            for s in job.sources
+        ]
+        timings["read_s"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        # Not a task of its own: on Dask, its stages are the tasks (a task cannot carry the cluster's client).
+        candidate = usecase.build(job, [a for read in reads for a in read.articles], executor, on_progress=logger.info)
+        timings["build_s"] = time.perf_counter() - clock
+    return candidate, [r for read in reads for r in read.rejected]
 
 
 @task(name="check", cache_policy=NO_CACHE)
@@ -182,6 +79,11 @@ def check_task(job: usecase.ReindexJob, candidate: ReleaseCandidate) -> quality.
         len(report.outcomes),
     )
     return report
+
+
+@task(name="retrieval-gate", cache_policy=NO_CACHE)
+def evaluate_task(job: usecase.ReindexJob, candidate: ReleaseCandidate) -> usecase.RetrievalCheck:
+    return usecase.evaluate(job, candidate)
 
 
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
@@ -208,28 +110,6 @@ def publish_task(
     return release
 
 
-def _build(
-    job: usecase.ReindexJob, config: str, index_uri: str | None, model: str | None, timings: dict[str, float]
-) -> tuple[ReleaseCandidate, list[Rejected]]:
-    """Read and build in this process, or on the Dask cluster the settings name."""
-    settings = job.settings
-    if settings.execution.distributed:
-        where = settings.execution.dask_address or f"a local Dask cluster of {settings.execution.local_workers}"
-        get_run_logger().info("chunking and embedding on %s", where)
-        require_scheduler(settings.execution)
-        runner = dask_task_runner(settings.execution, api_url=str(get_client(sync_client=True).api_url))
-        built = distributed_build_flow.with_options(task_runner=runner)(config=config, index_uri=index_uri, model=model)
-        timings.update(built["timings"])
-        return built["candidate"], list(built["rejected"])
-    clock = time.perf_counter()
-    articles, rejected = read_sources(list(job.sources), job.store, settings.checks.max_article_chars)
-    timings["read_s"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    candidate = build_task(articles, settings, job.store)
-    timings["build_s"] = time.perf_counter() - clock
-    return candidate, rejected
-
-
 def _audit(job: usecase.ReindexJob, config: str, index_uri: str | None, release_tag: str) -> dict[str, Any]:
     """The health audit of the release left current; a failed audit is reported, the publish stands."""
     state = audit_flow(
@@ -249,6 +129,7 @@ def reindex_flow(
     model: str | None = None,
     force_publish: bool = False,
     audit: bool = True,
+    allow_retrieval_drop: bool = False,
 ) -> dict[str, Any]:
     """Build the index from the sources in ``config`` and publish it if every check passes.
 
@@ -258,19 +139,22 @@ def reindex_flow(
         model: overrides the embedding model.
         force_publish: publish a new release even when nothing changed since the current one.
         audit: audit the current release's health after publishing (the ``kb-health`` artifact).
+        allow_retrieval_drop: publish although the golden questions' recall fails the retrieval gate.
     """
     logger = get_run_logger()
     settings = load_settings(config, index_uri=index_uri, embedding={"model": model} if model else None)
-    job = usecase.start_reindex(settings, config, force_publish=force_publish)
+    job = usecase.start_reindex(
+        settings, config, force_publish=force_publish, allow_retrieval_drop=allow_retrieval_drop
+    )
     logger.info("run %s: %d sources -> %s", job.run.run_id, len(job.sources), settings.index_uri)
     timings: dict[str, float] = {}
-    candidate, rejected = _build(job, config, index_uri, model, timings)
+    candidate, rejected = _read_and_build(job, timings)
     rejected += candidate.rejected
     reindex.write_rejections(job.run.run_dir, rejected)
     clock = time.perf_counter()
     report = check_task(job, candidate)
     timings["check_s"] = time.perf_counter() - clock
-    decision = usecase.decide(job, candidate, rejected, report)
+    decision = usecase.decide(job, candidate, rejected, report, evaluate_task(job, candidate))
     clock = time.perf_counter()
     published = publish_task(job, candidate, decision, return_state=True)
     timings["publish_s"] = time.perf_counter() - clock

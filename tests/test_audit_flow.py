@@ -41,6 +41,7 @@ def nightly(tmp_path_factory) -> dict[str, Any]:
     config["index_uri"] = str(root / "index")
     config["runs_dir"] = str(root / "runs")
     config["sources"][0]["location"] = str(SAMPLE / "site")
+    config["retrieval"]["golden_file"] = str(REPO / "kb_sources" / config["retrieval"]["golden_file"])
     config["tickets"] = []
     path = root / "kb.yaml"
     path.write_text(yaml.safe_dump(config))

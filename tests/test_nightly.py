@@ -26,6 +26,7 @@ def _config(root: Path, site: Path, webhook: str) -> str:
     config["runs_dir"] = str(root / "runs")
     config["sources"][0]["location"] = str(site)
     config["tickets"][0]["location"] = str(SAMPLE.parent / "sample_tickets" / "tickets.csv")
+    config["retrieval"]["golden_file"] = str(REPO / "kb_sources" / config["retrieval"]["golden_file"])
     config["notify"] = {"webhook_url": webhook}
     path = root / "kb.yaml"
     path.write_text(yaml.safe_dump(config))

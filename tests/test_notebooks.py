@@ -105,16 +105,17 @@ def gaps_run(tmp_path_factory) -> dict[str, Any]:
     config["index_uri"] = str(root / "index")
     config["runs_dir"] = str(root / "runs")
     config["sources"][0]["location"] = str(SAMPLE / "site")
+    config["retrieval"]["golden_file"] = str(REPO / "kb_sources" / config["retrieval"]["golden_file"])
     for tickets in config["tickets"]:
         tickets["location"] = str(REPO / "kb_sources" / tickets["location"])
     path = root / "kb.yaml"
     path.write_text(yaml.safe_dump(config))
-    reindex_flow(config=str(path), audit=False)
+    reindex_flow(config=str(path), audit=True)  # the audit's findings feed the review queue test below
     result = gaps_flow(config=str(path))
     # The run's own export, in the order the notebook ranks gaps: largest gap score first.
     exported = json.loads(Path(result["exports"]["json"]).read_text(encoding="utf-8"))["gaps"]
     ranked = sorted(exported, key=lambda g: (-g["gap_score"], g["gap_id"]))
-    return {"index_uri": str(root / "index"), "gaps": ranked}
+    return {"index_uri": str(root / "index"), "gaps": ranked, "config": str(path)}
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +223,16 @@ def test_the_notebook_says_when_there_is_no_gaps_run_yet(tmp_path) -> None:
     assert "No gaps run yet" in text and "<svg" not in text
     missing = _output_text(_execute(str(tmp_path / "nowhere")))
     assert "No index at" in missing and not (tmp_path / "nowhere").exists()
+
+
+def test_the_review_queue_of_the_bundled_sample_mixes_kinds_and_groups_age_findings(gaps_run) -> None:
+    """What a KB owner sees first in `kbcurator serve` after `make demo` (same sample, same flows)."""
+    from kbcurator.settings import load_settings
+    from kbcurator.usecases.review import ReviewQueue
+
+    view = ReviewQueue(load_settings(gaps_run["config"])).queue()
+    first_screen = view.items[:10]
+    assert len({item.kind for item in first_screen}) >= 3
+    blocks = [item for item in view.items if item.kind == "review_due"]
+    assert len(blocks) == 1 and len(blocks[0].members) > 50  # the age findings: one block, not one card each
+    assert view.counts["gap"] == sum(1 for g in gaps_run["gaps"] if g["action"] != "covered")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 ContentKind = Literal["html", "markdown", "docx", "pdf", "text"]
@@ -79,14 +80,46 @@ class Chunk:
     content_hash: str
 
 
+class RejectionCode(StrEnum):
+    """Why a record was skipped, as a code a run counts rejections by; ``Rejected.reason`` says it in words."""
+
+    FETCH_FAILED = "fetch_failed"  # no answer, a timeout, a server error, too many redirects, the page deadline
+    GONE = "gone"  # HTTP 404 or 410: a dead link
+    ROBOTS_DISALLOWED = "robots_disallowed"
+    HOST_NOT_ALLOWED = "host_not_allowed"  # listed on, or redirected to, a host the source does not allow
+    CRAWL_CAPPED = "crawl_capped"  # the crawl reached max_pages
+    UNSUPPORTED_TYPE = "unsupported_type"  # not HTML, a file or content kind kbcurator does not read
+    BAD_ENCODING = "bad_encoding"  # bytes that do not decode in the expected encoding
+    TOO_LARGE = "too_large"  # a file, page, front matter, title or article over its limit
+    UNREADABLE = "unreadable"  # a file or folder that cannot be read, or is not a regular file
+    SYMLINK = "symlink"  # a symbolic link that is not followed (outside the folder, dangling, a loop, a folder)
+    MALFORMED = "malformed"  # a record of the wrong shape or without a required field (exports, ticket rows)
+    BAD_URL = "bad_url"  # an article URL that is not well formed
+    PARSE_FAILED = "parse_failed"  # the page or file could not be parsed
+    EMPTY = "empty"  # no text to keep
+    DUPLICATE = "duplicate"  # the same article or ticket id read again
+    CHUNK_FAILED = "chunk_failed"
+    DETECTOR_FAILED = "detector_failed"
+    OTHER = "other"
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A page, file or row that was skipped, with where and why. Rejections are data, not exceptions."""
+    """A page, file or row that was skipped, with where and why. Rejections are data, not exceptions.
+
+    ``code`` is what runs count and code compares on; ``reason`` is the detail a person reads, never parsed back.
+    ``code`` is left out of equality: a rejection compares by where, what and why, as it did before codes.
+    """
 
     record_id: str
     stage: str
     reason: str
     source_id: str = ""
+    code: RejectionCode = field(default=RejectionCode.OTHER, compare=False)
+
+    @property
+    def detail(self) -> str:
+        return self.reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from kbcurator.errors import ConfigError, SourceError
 from kbcurator.index.build import ReleaseCandidate
+from kbcurator.index.golden import LostQuestion
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.index.versions import IdChanges, compare_hashes, hashes_of
 from kbcurator.markdown import table_cell
@@ -162,6 +163,69 @@ def vanished_markdown(vanished: Sequence[VanishedArticle], chunks_removed: int, 
     return "\n".join(lines)
 
 
+def retrieval_blocked_line(failures: Sequence[str], lost: Sequence[LostQuestion], limit: int = 5) -> str:
+    """The retrieval gate's part of a blocked publish's message: why, and the golden questions that lost."""
+    line = "Retrieval gate: " + "; ".join(failures)
+    if lost:
+        named = "; ".join(q.describe() for q in lost[:limit])
+        more = f"; and {len(lost) - limit} more (see summary.md)" if len(lost) > limit else ""
+        line += f". {len(lost)} golden questions lost their article: {named}{more}"
+    line += ". Override with --allow-retrieval-drop if the change is intended"
+    return line
+
+
+def retrieval_markdown(record: dict[str, Any], limit: int = 50) -> str:
+    """The run summary's retrieval section: recall@k and MRR on the golden questions, before and after, the
+    verdict, and each golden question that lost its article, with why."""
+    if not record:
+        return "_not measured_"
+    k = record["k"]
+    if not record["questions"]:
+        return "No golden questions to measure (declare `retrieval.golden_file`, or resolve gaps): gate not applied."
+    origins = ", ".join(f"{n} {origin}" for origin, n in sorted(record["by_origin"].items()))
+    if record["passed"]:
+        verdict = "passed"
+    else:
+        verdict = "FAILED, overridden (--allow-retrieval-drop)" if record["overridden"] else "FAILED"
+    limits = record["thresholds"]
+    lines = [
+        f"**Retrieval gate {verdict}** on {record['questions']} golden questions ({origins}): recall@{k} at least "
+        f"{limits['min_recall_at_k']}, and at most {limits['max_recall_drop']} below the current release.",
+        "",
+        f"| release | recall@{k} | MRR |",
+        "|---|---|---|",
+    ]
+    for measured in (record["baseline"], record["candidate"]):
+        if measured is not None:
+            lines.append(f"| {measured['release']} | {measured[f'recall_at_{k}']:.3f} | {measured['mrr']:.3f} |")
+    for failure in record["failures"]:
+        lines += ["", f"- {failure}"]
+    lost = record["lost"]
+    if lost:
+        lines += ["", f"{len(lost)} golden questions lost their article from the top {k}:", ""]
+        lines += [
+            "| question | origin | article | why | rank before -> after | now first |",
+            "|---|---|---|---|---|---|",
+        ]
+        for q in lost[:limit]:
+            cells = (
+                table_cell(q["question"], 200),
+                q["origin"],
+                table_cell(f"{q['article_title']} ({q['article_url']})", 300),
+                q["reason"],
+                f"{q['rank_before']} -> {q['rank_after'] if q['rank_after'] is not None else 'gone'}",
+                table_cell(q["above"], 200),
+            )
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        if len(lost) > limit:
+            lines.append(f"| … and {len(lost) - limit} more (result.json) | | | | | |")
+    if record["unresolved"]:
+        lines += ["", f"{len(record['unresolved'])} golden questions name no article of either release (not measured)."]
+    if record["added_from_resolved_gaps"]:
+        lines += ["", f"{record['added_from_resolved_gaps']} golden questions added from resolved gaps this run."]
+    return "\n".join(lines)
+
+
 def write_rejections(run_dir: Path, rejected: Sequence[Rejected]) -> Path:
     path = run_dir / "rejected.jsonl"
     with path.open("w", encoding="utf-8") as handle:
@@ -171,7 +235,8 @@ def write_rejections(run_dir: Path, rejected: Sequence[Rejected]) -> Path:
 
 
 def rejection_summary(rejected: Sequence[Rejected]) -> dict[str, int]:
-    return dict(Counter(f"{r.stage}: {r.reason.split(':')[0]}" for r in rejected))
+    """How many records each stage skipped, per rejection code: ``{"read: too_large": 2, ...}``."""
+    return dict(Counter(f"{r.stage}: {r.code}" for r in rejected))
 
 
 def run_summary_markdown(
@@ -186,6 +251,7 @@ def run_summary_markdown(
     checks_markdown: str,
     index_uri: str,
     vanished_section: str | None = None,
+    retrieval_section: str | None = None,
 ) -> str:
     lines = [f"# kbcurator reindex {run.run_id}", "", f"**Outcome:** {outcome}", ""]
     lines.append(f"- index: `{index_uri}`")
@@ -207,6 +273,8 @@ def run_summary_markdown(
     for reason, count in sorted(rejection_summary(rejected).items()):
         lines.append(f"  - {reason}: {count}")
     lines += ["", "## Checks", "", checks_markdown or "_not run_", ""]
+    if retrieval_section is not None:
+        lines += ["## Retrieval (golden questions)", "", retrieval_section, ""]
     if vanished_section is not None:
         lines += ["## What the blocked release would have removed", "", vanished_section, ""]
     return "\n".join(lines)

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kbcurator.config.health import HealthSettings, ReviewSettings
+from kbcurator.config.retrieval import RetrievalSettings
+from kbcurator.config.serve import ServeSettings
 from kbcurator.config.tickets import TicketSourceConfig
 from kbcurator.errors import ConfigError
 from kbcurator.records import check_source_id
@@ -67,6 +69,9 @@ class ChunkingSettings(BaseModel):
     max_characters: int = 1500
     new_after_n_chars: int = 1000
     combine_text_under_n_chars: int = 200
+    # Longest chunk in the embedding model's tokens (title + text, special tokens not counted); longer chunks are
+    # split at sentences. None: what embedding.model reads (254 for MiniLM); 0: characters only, no token limit.
+    max_tokens: int | None = Field(default=None, ge=0)
 
 
 class EmbeddingSettings(BaseModel):
@@ -206,6 +211,8 @@ class Settings(BaseSettings):
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     ann: AnnSettings = Field(default_factory=AnnSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -251,6 +258,10 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
                 location = str(ticket_source.get("location", ""))
                 if location and "://" not in location and not Path(location).is_absolute():
                     ticket_source["location"] = str((base / location).resolve())
+        retrieval = data.get("retrieval")
+        if isinstance(retrieval, dict) and isinstance(retrieval.get("golden_file"), str):
+            golden = Path(retrieval["golden_file"])
+            retrieval["golden_file"] = str(golden if golden.is_absolute() else (base / golden).resolve())
         for key in ("index_uri", "runs_dir"):
             value = data.get(key)
             if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
@@ -281,6 +292,8 @@ def _env_overrides() -> dict[str, Any]:
         execution: dict[str, Any] | None = None
         ann: dict[str, Any] | None = None
         notify: dict[str, Any] | None = None
+        serve: dict[str, Any] | None = None
+        retrieval: dict[str, Any] | None = None
 
     try:
         values = _EnvOnly().model_dump(exclude_none=True)

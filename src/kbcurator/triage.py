@@ -24,12 +24,12 @@ from kbcurator.analysis.store import FINDINGS_TABLE, finding_from_row
 from kbcurator.errors import KBError, PublishError
 from kbcurator.gaps.report import GAPS_TABLE
 from kbcurator.index import schema
+from kbcurator.index.schema import triage_schema
 from kbcurator.index.store import IndexStore, lance_errors
 from kbcurator.records import SEVERITIES
 from kbcurator.spreadsheet import sheet_text
 
-TRIAGE_TABLE = "triage"
-_TS = pa.timestamp("us", tz="UTC")
+TRIAGE_TABLE = schema.TRIAGE
 
 ItemKind = Literal["finding", "gap"]
 Status = Literal["open", "accepted", "dismissed", "snoozed", "assigned", "resolved"]
@@ -43,21 +43,6 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 
 class TriageError(KBError):
     """A triage decision that cannot be recorded: an unknown item id, or a status without what it needs."""
-
-
-def triage_schema() -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("item_id", pa.string(), nullable=False),
-            pa.field("item_kind", pa.string()),
-            pa.field("status", pa.string()),
-            pa.field("note", pa.string()),
-            pa.field("assignee", pa.string()),
-            pa.field("snoozed_until", _TS),
-            pa.field("decided_at", _TS),
-            pa.field("decided_by", pa.string()),
-        ]
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +76,7 @@ class OpenItem:
     snoozed_until: datetime | None
     decided_at: datetime | None
     decided_by: str
+    titles: tuple[str, ...] = ()  # the titles of the articles in ``urls``, in the same order
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -215,8 +201,8 @@ def _latest(rows: Sequence[dict[str, Any]]) -> tuple[str, datetime] | None:
     return last["run_id"], _utc(last["run_at"]) or _NEVER
 
 
-def _article_urls(store: IndexStore, index_version: str) -> dict[str, str]:
-    """Article id -> URL in the release the audit ran on (the current one if that tag is gone)."""
+def _article_urls(store: IndexStore, index_version: str) -> dict[str, tuple[str, str]]:
+    """Article id -> (URL, title) in the release the audit ran on (the current one if that tag is gone)."""
     try:
         release = store.resolve(index_version or None)
     except PublishError:
@@ -225,10 +211,15 @@ def _article_urls(store: IndexStore, index_version: str) -> dict[str, str]:
         except PublishError:
             return {}
     try:
-        table = store.read_table(schema.ARTICLES, release.articles_version, ["article_id", "url"])
+        table = store.read_table(schema.ARTICLES, release.articles_version, ["article_id", "url", "title"])
     except PublishError:
         return {}  # links are a convenience: a missing articles table must not hide the to-do list
-    return dict(zip(table["article_id"].to_pylist(), table["url"].to_pylist(), strict=True))
+    return {
+        a: (u or "", t or "")
+        for a, u, t in zip(
+            table["article_id"].to_pylist(), table["url"].to_pylist(), table["title"].to_pylist(), strict=True
+        )
+    }
 
 
 def _is_live_gap(row: dict[str, Any]) -> bool:
@@ -294,7 +285,8 @@ def _finding_items(store: IndexStore) -> tuple[list[dict[str, Any]], datetime | 
                 "score": finding.score,
                 "summary": f"{finding.kind}/{finding.check}: {finding.summary} -> {finding.action}",
                 "articles": finding.article_ids,
-                "urls": tuple(urls[a] for a in finding.article_ids if a in urls),
+                "urls": tuple(urls[a][0] for a in finding.article_ids if a in urls),
+                "titles": tuple(urls[a][1] for a in finding.article_ids if a in urls),
             }
         )
     return items, latest_at
@@ -356,6 +348,7 @@ def _gap_items(store: IndexStore, decisions: dict[str, TriageDecision]) -> tuple
                 "summary": _gap_summary(row),
                 "articles": tuple(m["article_id"] for m in matches),
                 "urls": tuple(m["url"] for m in matches),
+                "titles": tuple(m.get("title", "") for m in matches),
             }
         )
     return items, latest_at
@@ -393,6 +386,7 @@ def open_items(store: IndexStore, as_of: datetime, *, include_dismissed: bool = 
                 summary=raw["summary"],
                 articles=tuple(raw["articles"]),
                 urls=tuple(raw["urls"]),
+                titles=tuple(raw["titles"]),
                 assignee=decision.assignee if decision else "",
                 note=decision.note if decision else "",
                 snoozed_until=decision.snoozed_until if decision else None,
@@ -419,6 +413,7 @@ CSV_COLUMNS = (
     "summary",
     "articles",
     "urls",
+    "titles",
     "assignee",
     "note",
     "snoozed_until",
@@ -450,6 +445,7 @@ def write_open_items_csv(path: Path, items: Iterable[OpenItem]) -> int:
                     sheet_text(item.summary),
                     sheet_text("; ".join(item.articles)),
                     sheet_text("; ".join(item.urls)),
+                    sheet_text("; ".join(t for t in item.titles if t)),
                     sheet_text(item.assignee),
                     sheet_text(item.note),
                     _date(item.snoozed_until),

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from kbcurator.analysis.base import AuditCorpus, Detector
+from kbcurator.analysis.duplicates import settle_canonicals
 from kbcurator.config.health import HealthSettings
-from kbcurator.records import SEVERITIES, Finding, Rejected
+from kbcurator.records import SEVERITIES, Finding, Rejected, RejectionCode
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ def run_detector(corpus: AuditCorpus, detector: Detector) -> DetectorRun:
         found = list(detector.detect(corpus))
     except Exception as exc:  # see docstring: recorded, logged, reported
         logger.exception("detector %s failed", detector.name)
-        failure = Rejected(detector.name, "audit", f"detector failed: {type(exc).__name__}: {exc}")
+        why = f"detector failed: {type(exc).__name__}: {exc}"
+        failure = Rejected(detector.name, "audit", why, code=RejectionCode.DETECTOR_FAILED)
         return DetectorRun(detector.name, [], time.perf_counter() - clock, failure)
     return DetectorRun(detector.name, found, time.perf_counter() - clock)
 
@@ -88,6 +90,9 @@ def combine_runs(corpus: AuditCorpus, runs: Sequence[DetectorRun]) -> AuditResul
             kept = findings.get(finding.finding_id)
             if kept is None or finding.score > kept.score:
                 findings[finding.finding_id] = finding
+    # A duplicate set's suggested canonical must not be an article that contradicts another member: settled here,
+    # once every detector has run, wherever they ran.
+    findings = {f.finding_id: f for f in settle_canonicals(corpus, list(findings.values()))}
     rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
     ordered = sorted(findings.values(), key=lambda f: (rank[f.severity], -f.score, f.kind, f.check, f.finding_id))
     return AuditResult(

@@ -15,15 +15,13 @@ from kbcurator.embedding.base import Embedder, unit_rows
 from kbcurator.index import schema
 from kbcurator.index.ann import chunk_index_for
 from kbcurator.index.store import IndexStore, manifest_of
-from kbcurator.records import Article, Chunk, IndexRelease, Rejected
+from kbcurator.records import Article, Chunk, IndexRelease, Rejected, RejectionCode
 from kbcurator.settings import AnnSettings
-
-_DEAD_PREFIXES = ("HTTP 404", "HTTP 410")
 
 
 def dead_links_from(rejected: Iterable[Rejected]) -> dict[str, str]:
     """URLs the crawl found gone (404/410) -> why, from the run's rejections."""
-    return {r.record_id: f"{r.reason} while crawling" for r in rejected if r.reason.startswith(_DEAD_PREFIXES)}
+    return {r.record_id: f"{r.reason} while crawling" for r in rejected if r.code == RejectionCode.GONE}
 
 
 def _utc(value: Any) -> datetime | None:

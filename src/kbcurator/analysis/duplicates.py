@@ -19,8 +19,10 @@ strongest kind of evidence that holds the whole set together (``exact`` when eve
 others, else ``near`` when copies and near copies connect it, else ``semantic``) and its score is the weakest
 link of the strongest chain (the bottleneck of a maximum spanning tree; 1.0 for exact, Jaccard for near,
 cosine for semantic). Each finding suggests a canonical article (newest ``updated_at``, then most linked-to,
-then longest) and quotes the sentences the other members have and the canonical one lacks. Exact copies are to
-be retired; everything else merged.
+then longest, among the members that are not a copy, a short page quoting another member, or in a contradiction
+with another member: see ``choose_canonical``), says why and why not the others, and quotes the sentences the other
+members have and the canonical one lacks. Exact copies are to be retired; everything else merged. The detector
+runs apart from the contradiction detector: ``settle_canonicals`` re-chooses with the audit's contradictions.
 
 Section findings leave out pairs already in one duplicate set and group duplicated sections by the duplicate
 sets that share them: one finding per group, listing each shared section with both chunks quoted.
@@ -39,10 +41,12 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -50,7 +54,7 @@ from datasketch import MinHash, MinHashLSH
 from kbcurator.analysis.base import AuditCorpus, severity_for
 from kbcurator.analysis.neighbours import candidate_pairs
 from kbcurator.config.health import DuplicateSettings
-from kbcurator.records import Action, Article, Chunk, Evidence, Finding, Severity, make_finding_id
+from kbcurator.records import Article, Chunk, Evidence, Finding, Severity, make_finding_id
 
 _WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -281,8 +285,10 @@ class DuplicateDetector:
     name = "duplicates"
     version = "1"
 
-    def __init__(self, settings: DuplicateSettings) -> None:
+    def __init__(self, settings: DuplicateSettings, *, contradicting: Iterable[Iterable[str]] = ()) -> None:
         self.settings = settings
+        # Article id pairs known to contradict each other: neither is suggested as a set's canonical article.
+        self.contradicting = frozenset(frozenset(pair) for pair in contradicting)
         # Seconds per stage of the last run (normalise, shingles, minhash, lsh, verify, knn, grouping, sections),
         # for benchmarks and the audit log.
         self.stage_seconds: dict[str, float] = {}
@@ -409,61 +415,17 @@ class DuplicateDetector:
                 break
         allowed = _CHECK_ORDER[: _CHECK_ORDER.index(check) + 1]
         score = _bottleneck(members, [e for e in edges if e.check in allowed])
-        canonical = _canonical(corpus, articles)
-        others = [a for a in articles if a.article_id != canonical.article_id]
+        choice = choose_canonical(corpus, articles, self.contradicting)
         title_of = {i: corpus.articles[i].title for i in members}
         best_link: dict[int, _Edge] = {}
         for edge in edges:
             for end in (edge.a, edge.b):
                 if end not in best_link or _CHECK_ORDER.index(edge.check) < _CHECK_ORDER.index(best_link[end].check):
                     best_link[end] = edge
-
-        evidence = [
-            Evidence(
-                article_id=canonical.article_id,
-                text=_excerpt(canonical.text),
-                link=canonical.url,
-                detail=f"suggested canonical: {_why_canonical(corpus, canonical)}",
-            )
-        ]
-        canonical_sentences = {key for _, key in _sentences(canonical.text)}
-        # A very large set (a template gone wrong, a bulk import) is quoted in part; the finding names every member.
-        for article in others[:_MAX_QUOTED_MEMBERS]:
-            row = members[articles.index(article)]
-            added = [raw for raw, key in _sentences(article.text) if key not in canonical_sentences]
-            link = best_link.get(row)
-            relation = ""
-            if link is not None:
-                other = link.b if link.a == row else link.a
-                relation = f"{_describe(link)} '{title_of[other]}'; "
-            adds = (
-                f"adds {_plural(len(added), 'sentence')} the canonical article lacks"
-                if added
-                else "adds nothing the canonical article lacks"
-            )
-            quoted = added[:_MAX_ADDED_QUOTED]
-            evidence.append(
-                Evidence(
-                    article_id=article.article_id,
-                    text=" … ".join(quoted) if quoted else _excerpt(article.text),
-                    highlights=tuple(quoted),
-                    link=article.url,
-                    detail=relation + adds,
-                )
-            )
-
-        action: Action = "retire" if check == "exact" else "merge"
-        n = len(articles)
-        what = {
-            "exact": f"{n} articles have the same text",
-            "near": f"{n} articles are near copies of each other (word overlap {score:.0%} or more)",
-            "semantic": f"{n} articles say the same thing in other words (similarity {score:.2f} or more)",
-        }[check]
-        todo = (
-            f"keep '{canonical.title}' and retire {_plural(n - 1, 'copy') if n > 2 else 'the copy'}"
-            if check == "exact"
-            else f"merge into '{canonical.title}'"
-        )
+        relation_of: dict[str, str] = {}
+        for row, link in best_link.items():
+            other = link.b if link.a == row else link.a
+            relation_of[corpus.articles[row].article_id] = f"{_describe(link)} '{title_of[other]}'"
         article_ids = tuple(sorted(a.article_id for a in articles))
         return Finding(
             finding_id=make_finding_id("duplicate", check, article_ids, "set"),
@@ -472,9 +434,9 @@ class DuplicateDetector:
             article_ids=article_ids,
             score=round(float(score), 4),
             severity=_severity(check, score, self.settings),
-            summary=f"{what}: {todo}",
-            action=action,
-            evidence=tuple(evidence),
+            summary=_set_summary(check, len(articles), score, choice.article.title),
+            action="retire" if check == "exact" else "merge",
+            evidence=_set_evidence(corpus, articles, choice, relation_of),
             detector=self.name,
             detector_version=self.version,
             found_at=corpus.run_at,
@@ -581,7 +543,7 @@ class DuplicateDetector:
         groups: list[list[tuple[int, int, float]]],
     ) -> Finding:
         articles = [corpus.article_by_id[a] for a in article_ids]
-        canonical = _canonical(corpus, articles)
+        canonical = choose_canonical(corpus, articles, self.contradicting).article
         by_id = {a.article_id: a for a in articles}
         evidence: list[Evidence] = []
         strengths = []
@@ -631,24 +593,352 @@ class DuplicateDetector:
         )
 
 
-def _canonical(corpus: AuditCorpus, articles: Sequence[Article]) -> Article:
-    """Newest, then most linked-to, then longest; the article id breaks what is left of a tie."""
+def _set_summary(check: str, n: int, score: float, canonical_title: str) -> str:
+    what = {
+        "exact": f"{n} articles have the same text",
+        "near": f"{n} articles are near copies of each other (word overlap {score:.0%} or more)",
+        "semantic": f"{n} articles say the same thing in other words (similarity {score:.2f} or more)",
+    }[check]
+    todo = (
+        f"keep '{canonical_title}' and retire {_plural(n - 1, 'copy') if n > 2 else 'the copy'}"
+        if check == "exact"
+        else f"merge into '{canonical_title}'"
+    )
+    return f"{what}: {todo}"
+
+
+def _set_evidence(
+    corpus: AuditCorpus, articles: Sequence[Article], choice: CanonicalChoice, relation_of: dict[str, str]
+) -> tuple[Evidence, ...]:
+    """The canonical article first (why it, and why not the others), then what each other member adds."""
+    canonical = choice.article
+    evidence = [
+        Evidence(
+            article_id=canonical.article_id,
+            text=_excerpt(canonical.text),
+            link=canonical.url,
+            detail=_canonical_detail(corpus, choice),
+        )
+    ]
+    canonical_sentences = {key for _, key in _sentences(canonical.text)}
+    others = [a for a in articles if a.article_id != canonical.article_id]
+    # A very large set (a template gone wrong, a bulk import) is quoted in part; the finding names every member.
+    for article in others[:_MAX_QUOTED_MEMBERS]:
+        added = [raw for raw, key in _sentences(article.text) if key not in canonical_sentences]
+        relation = relation_of.get(article.article_id, "")
+        adds = (
+            f"adds {_plural(len(added), 'sentence')} the canonical article lacks"
+            if added
+            else "adds nothing the canonical article lacks"
+        )
+        quoted = added[:_MAX_ADDED_QUOTED]
+        evidence.append(
+            Evidence(
+                article_id=article.article_id,
+                text=" … ".join(quoted) if quoted else _excerpt(article.text),
+                highlights=tuple(quoted),
+                link=article.url,
+                detail=(f"{relation}; " if relation else "") + adds,
+            )
+        )
+    return tuple(evidence)
+
+
+# ------------------------------------------------------------------ the canonical article
+#
+# The article a duplicate set should be merged into. Newest first, then most linked-to, then longest, among the
+# members that are none of: a copy (a copy mark in the title or URL, or the same text as an older member), a short
+# page that mostly quotes another member, or an article that contradicts another member (merging into it would
+# keep the wrong one of the two statements). When every member is one of those, the rule relaxes in that order
+# from the last: contradictions first (then the member that contradicts the fewest others is kept: one of the
+# majority, not the odd one out), then quoting pages, then copies, and the evidence says so.
+
+_COPY = "copy"
+_STUB = "stub"
+_CONTRADICTS = "contradicts"
+_RELAX_ORDER = (_CONTRADICTS, _STUB, _COPY)
+# A mark that makes a title a copy or a draft by itself: "Refunds (copy)", "Refunds [Copy 2]", "Refunds - Copy".
+_TITLE_MARKS = (
+    re.compile(r"\s*[(\[]\s*(copy|duplicate|draft)(?:\s*\d+)?\s*[)\]]", re.IGNORECASE),
+    re.compile(r"\s+[-–]\s+(copy)(?:\s*\(?\d+\)?)?\s*$", re.IGNORECASE),
+)
+# Words that make a title a copy only when what is left is another member's title: "Copy of your invoice" on its
+# own is an article about invoices.
+_TITLE_AFFIXES = (
+    re.compile(r"^\s*(copy)\s+of\s+", re.IGNORECASE),
+    re.compile(r"\s+(copy)(?:\s*\d+)?\s*$", re.IGNORECASE),
+    re.compile(r"\s+(?:v\d+\s+)?(draft)\s*$", re.IGNORECASE),
+    re.compile(r"^\s*(draft)\s*[:\-–]\s*", re.IGNORECASE),
+    re.compile(r"\s*\((\d)\)\s*$"),  # "Refunds (2)", as a file manager names a second copy
+)
+# The same in a URL's last path segment, again only when what is left names another member.
+_SLUG_AFFIXES = (
+    re.compile(r"^(copy)-of-"),
+    re.compile(r"-(copy)(?:-?\d+)?$"),
+    re.compile(r"-(?:v\d+-)?(draft)$"),
+)
+_SLUG_EXTENSION = re.compile(r"\.(?:html?|md|php|aspx?)$")
+_SLUG_ID = re.compile(r"^\d+-")  # Zendesk-style "360001234-refunds"
+# A member at most this share of another's length, with at least ``_QUOTED_SHARE`` of its sentences (by length)
+# also in that member, is a note that quotes it, not the article to keep.
+_STUB_LENGTH_SHARE = 0.5
+_QUOTED_SHARE = 0.5
+_STUB_HOSTS = 5  # the longest members a short one is compared with
+_MAX_PASSED_OVER = 5
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalChoice:
+    """The article to keep in a duplicate set and the members passed over, each with why (best ranked first).
+
+    ``caveat`` is set when every member had a reason against it and the rule had to relax.
+    """
+
+    article: Article
+    passed_over: tuple[tuple[Article, str], ...] = ()
+    caveat: str = ""
+
+
+def choose_canonical(
+    corpus: AuditCorpus, articles: Sequence[Article], contradicting: Collection[frozenset[str]] = frozenset()
+) -> CanonicalChoice:
+    """The member to keep: newest, then most linked-to, then longest, of those that are not a copy, a short page
+    quoting another member, or in a contradiction (an article id pair of ``contradicting``) with another member."""
     inbound = corpus.inbound_links
 
     def rank(article: Article) -> tuple[datetime, int, int]:
-        updated = article.updated_at if isinstance(article.updated_at, datetime) else _OLDEST
-        if updated.tzinfo is None:
-            updated = updated.replace(tzinfo=UTC)
-        return (updated, inbound.get(article.article_id, 0), len(article.text))
+        return (_updated(article) or _OLDEST, inbound.get(article.article_id, 0), len(article.text))
 
-    # max() keeps the first of equals: sorting by id first makes a full tie pick the same article every run.
-    return max(sorted(articles, key=lambda a: a.article_id), key=rank)
+    # Sorting by id first makes a full tie pick the same article every run (sorted() is stable).
+    ranked = sorted(sorted(articles, key=lambda a: a.article_id), key=rank, reverse=True)
+    by_id = {a.article_id: a for a in ranked}
+    opponents: dict[str, list[Article]] = {}
+    for pair in contradicting:
+        ends = [by_id[i] for i in pair if i in by_id]
+        if len(ends) == 2:
+            opponents.setdefault(ends[0].article_id, []).append(ends[1])
+            opponents.setdefault(ends[1].article_id, []).append(ends[0])
+    reasons = _reasons_against(ranked, opponents)
+    relaxed: set[str] = set()
+    for step in (None, *_RELAX_ORDER):
+        if step is not None:
+            relaxed.add(step)
+        eligible = [a for a in ranked if all(kind in relaxed for kind, _ in reasons.get(a.article_id, ()))]
+        if eligible:
+            break
+    if _CONTRADICTS in relaxed:
+        # Every candidate disagrees with someone: keep one of the majority, not the odd one out.
+        fewest = min(len(opponents.get(a.article_id, ())) for a in eligible)
+        eligible = [a for a in eligible if len(opponents.get(a.article_id, ())) == fewest]
+    chosen = eligible[0]
+    passed = tuple((a, reasons[a.article_id][0][1]) for a in ranked if a is not chosen and a.article_id in reasons)
+    caveat = ""
+    own = reasons.get(chosen.article_id, ())
+    if own:
+        caveat = f"no member is free of a reason against it; this one has the least ({', '.join(w for _, w in own)})"
+        if any(kind == _CONTRADICTS for kind, _ in own):
+            caveat += ": settle which is right before merging"
+    return CanonicalChoice(chosen, passed, caveat)
+
+
+def _updated(article: Article) -> datetime | None:
+    if not isinstance(article.updated_at, datetime):
+        return None
+    return article.updated_at if article.updated_at.tzinfo else article.updated_at.replace(tzinfo=UTC)
+
+
+def _reasons_against(
+    articles: Sequence[Article], opponents: dict[str, list[Article]]
+) -> dict[str, list[tuple[str, str]]]:
+    """Article id -> ``(kind, why)`` for each reason not to keep it, strongest first."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    title_keys = {a.article_id: normalise(a.title) for a in articles}
+    slug_keys = {a.article_id: {_slug(a.url), "-".join(title_keys[a.article_id].split())} - {""} for a in articles}
+    # Counted, not rebuilt per member: a bulk-import set can hold thousands of articles.
+    titles = Counter(title_keys.values())
+    slugs = Counter(key for keys in slug_keys.values() for key in keys)
+    for article in articles:
+        own_title, own_slugs = title_keys[article.article_id], slug_keys[article.article_id]
+
+        def other_title(key: str, own: str = own_title) -> bool:
+            return bool(key) and titles[key] > (key == own)
+
+        def other_slug(key: str, own: set[str] = own_slugs) -> bool:
+            return bool(key) and slugs[key] > (key in own)
+
+        mark = _copy_mark(article, other_title, other_slug)
+        if mark:
+            out.setdefault(article.article_id, []).append((_COPY, f"a {mark}"))
+    # The same text as an unmarked older member: made later from it.
+    by_text: dict[str, list[Article]] = {}
+    for article in articles:
+        if article.article_id not in out:
+            by_text.setdefault(normalise(article.text), []).append(article)
+    for group in by_text.values():
+        dated = [a for a in group if _updated(a) is not None]
+        if len(dated) < 2:
+            continue
+        original = min(dated, key=lambda a: (_updated(a), a.article_id))
+        for article in dated:
+            updated, first = _updated(article), _updated(original)
+            if updated is not None and first is not None and updated > first:
+                why = f"an exact copy of '{original.title}', made later"
+                out.setdefault(article.article_id, []).append((_COPY, why))
+    # A page quotes one of the longest members (the main article), if any.
+    hosts = [(a, normalise(a.text)) for a in sorted(articles, key=lambda a: -len(a.text))[: _STUB_HOSTS + 1]]
+    host_keys: dict[str, set[str]] = {}
+    for article in articles:
+        host = _quoted_host(article, hosts, host_keys)
+        if host is not None:
+            out.setdefault(article.article_id, []).append((_STUB, f"a short page quoting '{host.title}'"))
+    for article in articles:
+        against = [a.title for a in opponents.get(article.article_id, ())]
+        if against:
+            out.setdefault(article.article_id, []).append(
+                (_CONTRADICTS, "contradicts " + ", ".join(f"'{t}'" for t in sorted(against)))
+            )
+    return out
+
+
+def _slug(url: str) -> str:
+    last = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1].casefold().replace("_", "-")
+    return _SLUG_ID.sub("", _SLUG_EXTENSION.sub("", last))
+
+
+def _copy_mark(article: Article, other_title: Callable[[str], bool], other_slug: Callable[[str], bool]) -> str:
+    """ "copy" or "draft" when the title or URL marks the article as one, else ""."""
+    title = article.title or ""
+    for pattern in _TITLE_MARKS:
+        found = pattern.search(title)
+        if found:
+            return "draft" if found.group(1).casefold() == "draft" else "copy"
+    for pattern in _TITLE_AFFIXES:
+        found = pattern.search(title)
+        if found and other_title(normalise(pattern.sub(" ", title, count=1))):
+            return "draft" if found.group(1).casefold() == "draft" else "copy"
+    slug = _slug(article.url)
+    for pattern in _SLUG_AFFIXES:
+        found = pattern.search(slug)
+        if found and other_slug(pattern.sub("", slug, count=1).strip("-")):
+            return found.group(1)
+    return ""
+
+
+def _quoted_host(
+    article: Article, hosts: Sequence[tuple[Article, str]], host_keys: dict[str, set[str]]
+) -> Article | None:
+    """The much longer member (of ``hosts``: the longest, with their normalised text) whose text holds most of
+    ``article``'s sentences, if there is one. ``host_keys`` caches the hosts' sentence keys."""
+    mine = _sentences(article.text)
+    if not mine:
+        return None
+    length = len(normalise(article.text))
+    total = sum(len(key) for _, key in mine)
+    for host, text in hosts:
+        if host is article or length > _STUB_LENGTH_SHARE * len(text):
+            continue
+        keys = host_keys.get(host.article_id)
+        if keys is None:
+            keys = host_keys[host.article_id] = {key for _, key in _sentences(host.text)}
+        quoted = sum(len(key) for _, key in mine if key in keys or key in text)
+        if quoted >= _QUOTED_SHARE * total:
+            return host
+    return None
+
+
+def _canonical_detail(corpus: AuditCorpus, choice: CanonicalChoice) -> str:
+    parts = [f"suggested canonical: {_why_canonical(corpus, choice.article)}"]
+    if choice.caveat:
+        parts.append(choice.caveat)
+    shown = choice.passed_over[:_MAX_PASSED_OVER]
+    parts += [f"not '{article.title or article.url}': {why}" for article, why in shown]
+    if len(choice.passed_over) > len(shown):
+        parts.append(f"and {len(choice.passed_over) - len(shown)} more passed over")
+    return "; ".join(parts)
 
 
 def _why_canonical(corpus: AuditCorpus, article: Article) -> str:
-    updated = article.updated_at.date().isoformat() if isinstance(article.updated_at, datetime) else "no date"
+    updated = _updated(article)
+    when = updated.date().isoformat() if updated is not None else "no date"
     links = corpus.inbound_links.get(article.article_id, 0)
-    return f"updated {updated}, {_plural(links, 'inbound link')}, {len(article.text):,} characters"
+    return f"updated {when}, {_plural(links, 'inbound link')}, {len(article.text):,} characters"
+
+
+def contradiction_pairs(findings: Iterable[Finding]) -> frozenset[frozenset[str]]:
+    """The article id pairs of an audit's contradiction findings."""
+    return frozenset(
+        frozenset(f.article_ids) for f in findings if f.kind == "contradiction" and len(set(f.article_ids)) == 2
+    )
+
+
+def settle_canonicals(corpus: AuditCorpus, findings: Sequence[Finding], *, shingle_words: int = 5) -> list[Finding]:
+    """The findings, with each duplicate finding's canonical article chosen again now that the audit's
+    contradictions are known: never an article that contradicts another member of its set.
+
+    The detectors run apart (in parallel on workers), so the duplicate detector cannot see the contradictions;
+    this runs once on the combined findings. Finding ids do not change. A set whose canonical article changes
+    gets its evidence rebuilt around the new one (each member's relation is then to that article).
+    """
+    pairs = contradiction_pairs(findings)
+    if not pairs:
+        return list(findings)
+    row = {a.article_id: n for n, a in enumerate(corpus.articles)}
+    return [
+        _settled(corpus, f, pairs, row, shingle_words)
+        if f.kind == "duplicate" and any(pair <= set(f.article_ids) for pair in pairs)
+        else f
+        for f in findings
+    ]
+
+
+def _settled(
+    corpus: AuditCorpus, finding: Finding, pairs: frozenset[frozenset[str]], row: dict[str, int], shingle_words: int
+) -> Finding:
+    if not all(a in row for a in finding.article_ids):
+        return finding  # an article the corpus no longer holds: nothing to choose from
+    articles = sorted((corpus.article_by_id[a] for a in finding.article_ids), key=lambda a: row[a.article_id])
+    after = choose_canonical(corpus, articles, pairs)
+    if finding.check == "section":
+        before = choose_canonical(corpus, articles).article
+        if before.article_id == after.article.article_id:
+            return finding
+        summary = finding.summary.replace(
+            f" in '{before.title}' and link there", f" in '{after.article.title}' and link there", 1
+        )
+        return replace(finding, summary=summary)
+    first = finding.evidence[0] if finding.evidence else None
+    if (
+        first is not None
+        and first.detail.startswith("suggested canonical")
+        and first.article_id == after.article.article_id
+    ):
+        detail = _canonical_detail(corpus, after)
+        return replace(finding, evidence=(replace(first, detail=detail), *finding.evidence[1:]))
+    shingler = _Shingler(shingle_words)
+    relation_of = {
+        a.article_id: _relation(corpus, a, after.article, shingler, row) for a in articles if a is not after.article
+    }
+    return replace(
+        finding,
+        summary=_set_summary(finding.check, len(articles), finding.score, after.article.title),
+        evidence=_set_evidence(corpus, articles, after, relation_of),
+    )
+
+
+def _relation(
+    corpus: AuditCorpus, article: Article, canonical: Article, shingler: _Shingler, row: dict[str, int]
+) -> str:
+    mine, theirs = normalise(article.text), normalise(canonical.text)
+    if mine == theirs:
+        return f"exact copy of '{canonical.title}'"
+    overlap = _jaccard(shingler(mine), shingler(theirs))
+    if overlap >= 0.5:
+        return f"{overlap:.0%} word overlap with '{canonical.title}'"
+    vectors = corpus.article_vectors
+    if vectors.ndim == 2 and vectors.shape[1]:
+        similarity = float(vectors[row[article.article_id]] @ vectors[row[canonical.article_id]])
+        return f"similarity {similarity:.2f} with '{canonical.title}'"
+    return f"{overlap:.0%} word overlap with '{canonical.title}'"
 
 
 def _describe(edge: _Edge) -> str:

@@ -49,7 +49,7 @@ def read_source_corpus(
     corpus, chunk_rejected = corpus_from_articles(
         articles,
         embedder=embedder,
-        policy=ChunkPolicy(**settings.chunking.model_dump()),
+        policy=ChunkPolicy.from_settings(settings),
         run_at=run_at,
         reviews=reviews_of(settings),
         dead_links=dead_links_from(rejected),
@@ -63,13 +63,20 @@ def write_audit_outputs(
     diff: AuditDiff | None,
     articles: Mapping[str, Article],
     rejected: Sequence[Rejected] = (),
+    *,
+    owners: Mapping[str, str] | None = None,
+    reviews: Mapping[str, ReviewSettings] | None = None,
 ) -> dict[str, str]:
-    """``findings.json`` (everything, for tools) and ``health.md`` (the summary) in ``out_dir``."""
+    """``findings.json`` (everything, for tools; each finding names its articles) and ``health.md`` (the summary,
+    age findings as one review-due list per owner: ``owners`` and ``reviews`` by source id) in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    payload = findings_payload(result, diff)
-    payload["skipped"] = [{"record_id": r.record_id, "stage": r.stage, "reason": r.reason} for r in rejected]
+    payload = findings_payload(result, diff, articles)
+    payload["skipped"] = [
+        {"record_id": r.record_id, "stage": r.stage, "code": str(r.code), "reason": r.reason} for r in rejected
+    ]
     findings_path = out_dir / FINDINGS_FILE
     findings_path.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
     markdown_path = out_dir / HEALTH_FILE
-    markdown_path.write_text(health_markdown(result, diff, articles), encoding="utf-8")
+    markdown = health_markdown(result, diff, articles, owners=owners, reviews=reviews)
+    markdown_path.write_text(markdown, encoding="utf-8")
     return {"json": str(findings_path), "markdown": str(markdown_path)}

@@ -598,7 +598,13 @@ class StalenessDetector:
             score,
             f"Not updated for {int(age_days)} days (review every {interval}): check it is still right.",
             "review",
-            (Evidence(article.article_id, detail=f"updated {updated.date():%Y-%m-%d}; review every {interval} days"),),
+            (
+                Evidence(
+                    article.article_id,
+                    link=article.url,
+                    detail=f"updated {updated.date():%Y-%m-%d}; review every {interval} days",
+                ),
+            ),
         )
 
     # -- dated content --
@@ -628,6 +634,7 @@ class StalenessDetector:
                     text=sentence.text,
                     chunk_id=_chunk_at(corpus, article.article_id, sentence.start + statement.start),
                     highlights=(statement.phrase,),
+                    link=article.url,
                     detail=rule,
                 )
                 for statement, sentence in hits
@@ -671,7 +678,13 @@ class StalenessDetector:
                 hits += len(found)
                 chunk_id = _chunk_at(corpus, article.article_id, sentence.start) if sentence.start >= 0 else ""
                 evidence.append(
-                    Evidence(article.article_id, text=sentence.text, chunk_id=chunk_id, highlights=tuple(set(found)))
+                    Evidence(
+                        article.article_id,
+                        text=sentence.text,
+                        chunk_id=chunk_id,
+                        highlights=tuple(sorted(set(found))),
+                        link=article.url,
+                    )
                 )
             if not evidence:
                 continue
@@ -708,8 +721,8 @@ class StalenessDetector:
             closeness = (similarity - minimum) / max(1e-6, 1 - minimum)
             score = 0.4 + 0.3 * min(1.0, closeness) + 0.3 * min(1.0, gap_days / (4 * self.settings.superseded_min_days))
             detail = (
-                f"cosine {similarity:.2f}; updated {older.updated_at.date().isoformat()} vs "
-                f"{newer.updated_at.date().isoformat()}"
+                f"updated {older.updated_at.date().isoformat()}; '{newer.title}' says the same (cosine "
+                f"{similarity:.2f}) and was updated {newer.updated_at.date().isoformat()}"
             )
             yield self._finding(
                 corpus,
@@ -721,7 +734,8 @@ class StalenessDetector:
                 "only this one says.",
                 "retire",
                 (
-                    Evidence(older.article_id, text=older.title, link=newer.url, detail=detail),
+                    # Each article's evidence links to that article: the owner opens both to compare them.
+                    Evidence(older.article_id, text=older.title, link=older.url, detail=detail),
                     Evidence(newer.article_id, text=newer.title, link=newer.url, detail="the newer article"),
                 ),
             )
@@ -745,7 +759,10 @@ class StalenessDetector:
                 f'{count} escalated tickets ended on this article, e.g. "{example}": it may not answer what '
                 "customers ask.",
                 "update",
-                tuple(Evidence(article_id, text=q, detail="escalated ticket") for q in queries[:_MAX_QUOTED_TICKETS]),
+                tuple(
+                    Evidence(article_id, text=q, link=article.url, detail="escalated ticket")
+                    for q in queries[:_MAX_QUOTED_TICKETS]
+                ),
             )
 
 

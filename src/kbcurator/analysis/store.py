@@ -10,34 +10,12 @@ from typing import Any
 import pyarrow as pa
 
 from kbcurator.analysis.audit import AuditResult
+from kbcurator.index import schema
+from kbcurator.index.schema import findings_schema
 from kbcurator.index.store import IndexStore, lance_errors
 from kbcurator.records import Evidence, Finding
 
-FINDINGS_TABLE = "findings"
-_TS = pa.timestamp("us", tz="UTC")
-
-
-def findings_schema() -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("run_id", pa.string(), nullable=False),
-            pa.field("run_at", _TS),
-            pa.field("index_version", pa.string()),
-            pa.field("finding_id", pa.string(), nullable=False),
-            pa.field("kind", pa.string()),
-            pa.field("check", pa.string()),
-            pa.field("article_ids", pa.list_(pa.string())),
-            pa.field("score", pa.float64()),
-            pa.field("severity", pa.string()),
-            pa.field("summary", pa.string()),
-            pa.field("action", pa.string()),
-            pa.field("evidence_json", pa.string()),
-            pa.field("detector", pa.string()),
-            pa.field("detector_version", pa.string()),
-            pa.field("found_at", _TS),
-            pa.field("first_seen_at", _TS),  # when this finding id was first reported
-        ]
-    )
+FINDINGS_TABLE = schema.FINDINGS
 
 
 @dataclass(frozen=True)

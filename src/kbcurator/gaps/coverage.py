@@ -8,13 +8,18 @@ removes that shared component (on 171 hand-labelled tickets, AUC 0.83 for lift v
 bench/calibrate_coverage.py). A cluster's coverage is the share of its queries answered. When coverage is
 low, the cluster's median lift decides the fix: close (``related_lift``) means "extend the closest article",
 otherwise "write a new article" (partial vs unanswered: AUC 0.69 for lift, 0.55 for raw cosine).
+
+Given the cluster's (redacted) questions, each closest article also says which of them it does not answer: a
+question whose best chunk *in that article* has a lift below ``answered_lift``. That is what "extend article X"
+should add.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -40,6 +45,19 @@ class ArticleMatch:
     url: str
     queries: int  # how many of the cluster's queries have their best chunk in this article
     best_similarity: float
+    # The cluster's questions this article does not answer, least answered first (redacted texts; empty when the
+    # questions were not given).
+    unanswered: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionFit:
+    """How well one article answers one question: its best chunk's cosine similarity and lift."""
+
+    question: str
+    similarity: float
+    lift: float
+    answered: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +68,26 @@ class Coverage:
     best_articles: tuple[ArticleMatch, ...]
     action: Action
 
-    def suggestion(self) -> str:
+    def suggestion(self, *, quoted: int = 3) -> str:
+        """What to do, naming the closest article and, where known, the questions it does not answer."""
         if self.action == "covered":
             return "covered: no action"
-        if self.action == "extend" and self.best_articles:
-            return f"extend article {self.best_articles[0].title!r} ({self.best_articles[0].url})"
+        closest = self.best_articles[0] if self.best_articles else None
+        if self.action == "extend" and closest is not None:
+            advice = f"extend article {closest.title!r} ({closest.url})"
+            if closest.unanswered:
+                advice += " to answer: " + _quote(closest.unanswered, quoted)
+            return advice
+        if closest is not None and closest.unanswered:
+            return f"write a new article (the closest, {closest.title!r}, does not answer: " + (
+                _quote(closest.unanswered, quoted) + ")"
+            )
         return "write a new article"
+
+
+def _quote(questions: Sequence[str], limit: int) -> str:
+    shown = "; ".join(f"“{' '.join(q.split())}”" for q in questions[:limit])
+    return shown + (f" and {len(questions) - limit} more" if len(questions) > limit else "")
 
 
 class ReleaseVectors:
@@ -74,6 +106,13 @@ class ReleaseVectors:
         # q . mean(chunks) == the query's mean similarity over the whole release, in one dot product.
         self.mean_vector = self.matrix.mean(axis=0) if len(self.article_ids) else self.matrix
 
+    @cached_property
+    def rows_by_article(self) -> dict[str, np.ndarray]:
+        rows: dict[str, list[int]] = {}
+        for row, article_id in enumerate(self.article_ids):
+            rows.setdefault(article_id, []).append(row)
+        return {a: np.asarray(r, dtype=np.int64) for a, r in rows.items()}
+
     def best(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(best cosine similarity, best chunk row) for each query vector (rows L2-normalised)."""
         if not len(self.article_ids) or not len(queries):
@@ -89,9 +128,53 @@ class ReleaseVectors:
         return best - queries @ self.mean_vector
 
 
+def article_fit(
+    query_vectors: np.ndarray, questions: Sequence[str], kb: ReleaseVectors, article_id: str, policy: CoveragePolicy
+) -> list[QuestionFit]:
+    """For each question, how well one article answers it: its best chunk in that article, lift as for coverage.
+
+    A question is answered by the article when that lift reaches ``policy.answered_lift``.
+    """
+    if len(questions) != len(query_vectors):
+        raise ValueError(f"{len(questions)} questions but {len(query_vectors)} query vectors")
+    rows = kb.rows_by_article.get(article_id)
+    if rows is None or not len(query_vectors):
+        return [QuestionFit(q, 0.0, 0.0, False) for q in questions]
+    best = (query_vectors @ kb.matrix[rows].T).max(axis=1)
+    lift = kb.lift(query_vectors, best)
+    return [
+        QuestionFit(q, round(float(s), 4), round(float(lf), 4), bool(lf >= policy.answered_lift))
+        for q, s, lf in zip(questions, best.tolist(), lift.tolist(), strict=True)
+    ]
+
+
+def unanswered_questions(fits: Sequence[QuestionFit]) -> tuple[str, ...]:
+    """The questions not answered, least answered first, each wording once."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for fit in sorted((f for f in fits if not f.answered), key=lambda f: f.lift):
+        key = " ".join(fit.question.casefold().split())
+        if key and key not in seen:
+            seen.add(key)
+            out.append(fit.question)
+    return tuple(out)
+
+
 def cluster_coverage(
-    query_vectors: np.ndarray, kb: ReleaseVectors, policy: CoveragePolicy, *, top_articles: int = 3
+    query_vectors: np.ndarray,
+    kb: ReleaseVectors,
+    policy: CoveragePolicy,
+    *,
+    top_articles: int = 3,
+    questions: Sequence[str] | None = None,
 ) -> Coverage:
+    """How well the release answers a cluster's queries, and what to do about it.
+
+    ``questions`` are the queries' (redacted) texts, one per row of ``query_vectors``: given, each closest
+    article lists the questions it does not answer.
+    """
+    if questions is not None and len(questions) != len(query_vectors):
+        raise ValueError(f"{len(questions)} questions but {len(query_vectors)} query vectors")
     best, rows = kb.best(query_vectors)
     if not len(best):
         return Coverage(0.0, 0.0, 0.0, (), "write")
@@ -116,6 +199,9 @@ def cluster_coverage(
             url=kb.urls[best_row_of[a]],
             queries=counts[a],
             best_similarity=round(best_sim_of[a], 4),
+            unanswered=unanswered_questions(article_fit(query_vectors, questions, kb, a, policy))
+            if questions is not None
+            else (),
         )
         for a in ranked
     )

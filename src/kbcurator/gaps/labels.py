@@ -8,6 +8,10 @@ words one cluster uses a lot rise. Unigrams and bigrams, English stop words remo
 A term with a word of four or more digits ("4111", "1111 1111", "ord-1234567") is never a keyword: it names no
 topic, and it is where a card, phone or order number the redactor did not recognise would show in every
 label and export of the cluster.
+
+A gap's title is what a KB owner reads first: a short, cleaned question from the cluster, most central first
+(greeting, sign-off, redaction placeholders and "I was wondering if" trimmed; the first sentence that asks
+something), see :func:`gap_title`. The keyword label stays beside it, for telling clusters apart.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class ClusterLabel:
         central_query: the member text nearest the cluster centroid.
         representatives: the most central member texts, distinct, most central first.
         size: number of members.
+        title: a readable name, a short cleaned question from the cluster (see :func:`gap_title`).
     """
 
     cluster_id: int
@@ -45,6 +50,7 @@ class ClusterLabel:
     central_query: str
     representatives: tuple[str, ...]
     size: int
+    title: str = ""
 
 
 _MIN_CLASSES_FOR_CORPUS_TERMS = 4
@@ -87,13 +93,15 @@ def label_clusters(
         representatives = _distinct([texts[int(i)] for i in order], n_representatives)
         words = keywords.get(cluster_id, ())
         central = texts[int(order[0])]
+        label = _label(words, central)
         out[cluster_id] = ClusterLabel(
             cluster_id=cluster_id,
             keywords=words,
-            label=_label(words, central),
+            label=label,
             central_query=central,
             representatives=representatives,
             size=len(rows),
+            title=gap_title(central, representatives, fallback=label),
         )
     return out
 
@@ -167,3 +175,72 @@ def _distinct(texts: Sequence[str], limit: int) -> tuple[str, ...]:
         if len(kept) == limit:
             break
     return tuple(kept)
+
+
+# --- readable titles --------------------------------------------------------------------------------------
+
+_TITLE_CHARS = 80
+_TITLE_MIN_WORDS = 3
+_TITLE_MAX_WORDS = 16
+_CANDIDATES = 3  # the most central texts tried for a title
+_PLACEHOLDER = re.compile(r"\[[A-Z][A-Z_]*\]")
+_GREETING = re.compile(
+    r"^(?:hi|hello|hey|dear|greetings|good (?:morning|afternoon|evening))\b[^.!?,:;\n]{0,30}[,.!:;]?\s+",
+    re.IGNORECASE,
+)
+_SIGN_OFF = re.compile(
+    r"[\s,.;:!-]*\b(?:thanks?(?: you)?(?: (?:so|very) much)?|many thanks|thx|regards|best regards|cheers|kind regards)"
+    r"\b[^?]*$",
+    re.IGNORECASE,
+)
+# Dropped only when a question follows ("I was wondering how to ..." -> "How to ..."): without its lead-in,
+# "I was wondering whether the card arrives" would read "Whether the card arrives".
+_LEAD_IN = re.compile(
+    r"^(?:i (?:was|am) wondering|i(?:'d| would) like to know|i want to know|i need to know|can you tell me|"
+    r"could you (?:please )?tell me|please (?:tell|let) me(?: know)?|quick question|question)[,:]?\s+"
+    r"(?=(?:how|what|when|where|why|which|who|can|could|is|are|do|does)\b)",
+    re.IGNORECASE,
+)
+_SPACE_BEFORE_MARK = re.compile(r"\s+([?.!,;:])")
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+
+
+def gap_title(central_query: str, representatives: Sequence[str] = (), *, fallback: str = "") -> str:
+    """A readable name for a gap: a short cleaned question from its most central texts.
+
+    The central query comes first, then the next most central representatives; from each, the first sentence
+    that asks something (else its first sentence) of ``_TITLE_MIN_WORDS`` to ``_TITLE_MAX_WORDS`` words, cleaned
+    of greetings, sign-offs, redaction placeholders and lead-ins, capitalised and cut at a word near 80
+    characters. When none is long enough, the central query cleaned and cut, then ``fallback`` (the keyword
+    label). Texts are the redacted ones; nothing is invented.
+    """
+    candidates = [central_query, *[r for r in representatives if r != central_query][: _CANDIDATES - 1]]
+    for text in candidates:
+        phrase = _question_phrase(text)
+        if phrase:
+            return phrase
+    cleaned = _clean(central_query)
+    return _cut(cleaned) if cleaned else fallback.strip()
+
+
+def _clean(text: str) -> str:
+    text = _PLACEHOLDER.sub(" ", text or "")
+    text = _SPACE_BEFORE_MARK.sub(r"\1", " ".join(text.split()))
+    text = _GREETING.sub("", text)
+    text = _SIGN_OFF.sub("", text)
+    return text.strip(" ,;:-")
+
+
+def _question_phrase(text: str) -> str:
+    sentences = [_clean(m.group()) for m in _SENTENCE.finditer(_clean(text))]
+    sentences = [_LEAD_IN.sub("", s).strip(" ,;:-").rstrip(".!") for s in sentences]
+    usable = [s for s in sentences if _TITLE_MIN_WORDS <= len(s.split()) <= _TITLE_MAX_WORDS]
+    asked = [s for s in usable if s.endswith("?")]
+    chosen = (asked or usable or [""])[0]
+    return _cut(chosen) if chosen else ""
+
+
+def _cut(text: str) -> str:
+    if len(text) > _TITLE_CHARS:
+        text = text[:_TITLE_CHARS].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
+    return text[:1].upper() + text[1:]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +21,7 @@ from kbcurator.gaps.clustering import LONG_TAIL
 from kbcurator.gaps.labels import ClusterLabel
 from kbcurator.gaps.tickets import load_tickets, select_tickets
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
+from kbcurator.index.store import IndexStore
 from kbcurator.records import GapCluster, Rejected, Ticket, sha256_hex
 from kbcurator.spreadsheet import sheet_text
 
@@ -51,10 +52,18 @@ class LoadedTickets:
     loaded: int  # valid tickets before selection
 
 
-def read_tickets(source: TicketSourceConfig) -> LoadedTickets:
+def read_tickets(
+    source: TicketSourceConfig,
+    *,
+    store: IndexStore | None = None,
+    environ: Mapping[str, str] | None = None,
+    full: bool = False,
+) -> LoadedTickets:
+    """One source's tickets. A ``zendesk_api`` source keeps its tickets and cursor in ``store`` and reads its token
+    from ``environ``; ``full`` refetches it from the start of its window."""
     valid: list[Ticket] = []
     rejected: list[Rejected] = []
-    for item in load_tickets(source):
+    for item in load_tickets(source, store=store, environ=environ, full=full):
         if isinstance(item, Rejected):
             rejected.append(item)
         else:

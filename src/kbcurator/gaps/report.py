@@ -16,14 +16,16 @@ import pyarrow as pa
 
 from kbcurator.gaps.clustering import LONG_TAIL, centroids
 from kbcurator.gaps.coverage import Coverage, CoveragePolicy, ReleaseVectors, cluster_coverage, gap_priority, rank_gaps
+from kbcurator.gaps.labels import gap_title
 from kbcurator.gaps.tracking import PreviousCluster, Trend, match_clusters
+from kbcurator.index.schema import GAP_RUNS, GAPS, gap_runs_schema
+from kbcurator.index.schema import gaps_schema as _gaps_schema
 from kbcurator.index.store import IndexStore, lance_errors
 from kbcurator.markdown import table_cell
 from kbcurator.records import GapCluster, Ticket
 from kbcurator.spreadsheet import sheet_text
 
-GAPS_TABLE = "gaps"
-_TS = pa.timestamp("us", tz="UTC")
+GAPS_TABLE = GAPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,81 @@ def unanswered_long_tail(
     return sorted(found, key=lambda q: (q.lift, q.ticket_id))
 
 
+@dataclass(frozen=True, slots=True)
+class TicketOutcome:
+    """What a gaps run decided about one ticket, so a KB owner can audit the decision row by row.
+
+    ``answered`` and ``coverage_score`` are the decision made for the ticket's cluster (a cluster is answered
+    when its coverage reaches ``covered_share``); for a long-tail ticket (``cluster_id`` -1), which no cluster
+    took, they are the ticket's own: answered when its lift reaches ``answered_lift``, coverage 1.0 or 0.0. The
+    best article is the ticket's own nearest one in the release, with its similarity and lift.
+    """
+
+    ticket_id: str
+    source_id: str
+    cluster_id: int  # -1: long tail
+    gap_id: str  # "" for the long tail
+    label: str  # the cluster's label, or "long tail"
+    answered: bool
+    coverage_score: float
+    best_article_id: str
+    best_article_title: str
+    best_article_url: str
+    best_similarity: float
+    lift: float
+    # The ticket's own answer, whatever its cluster's: its best chunk's lift reaches ``answered_lift`` (the
+    # calibrated per-question rule). What the KB hit rate counts.
+    kb_answered: bool = False
+
+
+LONG_TAIL_LABEL = "long tail"
+
+
+def ticket_outcomes(
+    tickets: Sequence[Ticket],
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    gaps: Sequence[ScoredGap],
+    kb: ReleaseVectors,
+    policy: CoveragePolicy,
+    *,
+    batch_rows: int = 1024,
+) -> list[TicketOutcome]:
+    """One outcome per ticket, in the tickets' order. ``labels`` are the clusterer's (``-1``: long tail)."""
+    gap_of = {g.cluster.cluster_id: g for g in gaps}
+    outcomes: list[TicketOutcome] = []
+    for start in range(0, len(tickets), batch_rows):  # bounds the query x chunk similarity matrix
+        queries = vectors[start : start + batch_rows]
+        best, chunk_rows = kb.best(queries)
+        lift = kb.lift(queries, best)
+        for offset, (similarity, row, lf) in enumerate(
+            zip(best.tolist(), chunk_rows.tolist(), lift.tolist(), strict=True)
+        ):
+            ticket = tickets[start + offset]
+            cluster_id = int(labels[start + offset])
+            gap = gap_of.get(cluster_id)
+            own_answer = lf >= policy.answered_lift
+            answered = gap.coverage.action == "covered" if gap is not None else own_answer
+            outcomes.append(
+                TicketOutcome(
+                    ticket_id=ticket.ticket_id,
+                    source_id=ticket.source_id,
+                    cluster_id=cluster_id,
+                    gap_id=gap.gap_id if gap is not None else "",
+                    label=gap.cluster.label if gap is not None else LONG_TAIL_LABEL,
+                    answered=answered,
+                    coverage_score=gap.coverage.coverage_score if gap is not None else float(own_answer),
+                    best_article_id=kb.article_ids[row] if row >= 0 else "",
+                    best_article_title=kb.titles[row] if row >= 0 else "",
+                    best_article_url=kb.urls[row] if row >= 0 else "",
+                    best_similarity=round(float(similarity), 4),
+                    lift=round(float(lf), 4),
+                    kb_answered=own_answer,
+                )
+            )
+    return outcomes
+
+
 def weekly_counts(tickets: Sequence[Ticket]) -> dict[str, int]:
     weeks = Counter(
         f"{t.created_at.isocalendar().year}-W{t.created_at.isocalendar().week:02d}"
@@ -109,7 +186,9 @@ def score_gaps(
         labels[rows] = position
     by_position = centroids(vectors, labels)
     cluster_centroids = [by_position[position] for position in range(len(members))]
-    coverages = [cluster_coverage(vectors[rows], kb, policy) for rows in members]
+    coverages = [
+        cluster_coverage(vectors[rows], kb, policy, questions=[tickets[r].text for r in rows]) for rows in members
+    ]
     priorities = [
         gap_priority(c.size, cov.coverage_score, c.escalation_share, escalation_weight)
         for c, cov in zip(clusters, coverages, strict=True)
@@ -132,34 +211,6 @@ def score_gaps(
         )
     ]
     return sorted(scored, key=lambda g: (-g.priority, g.gap_id)), gone
-
-
-def _gaps_schema(dimension: int) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("run_id", pa.string()),
-            pa.field("run_at", _TS),
-            pa.field("release_tag", pa.string()),
-            pa.field("gap_id", pa.string()),
-            pa.field("label", pa.string()),
-            pa.field("keywords", pa.list_(pa.string())),
-            pa.field("size", pa.int64()),
-            pa.field("previous_size", pa.int64()),
-            pa.field("trend", pa.string()),
-            pa.field("escalation_share", pa.float64()),
-            pa.field("coverage_score", pa.float64()),
-            pa.field("gap_score", pa.float64()),
-            pa.field("action", pa.string()),
-            pa.field("suggestion", pa.string()),
-            pa.field("best_articles", pa.string()),  # JSON: [{article_id, title, url, queries, best_similarity}]
-            pa.field("central_query", pa.string()),
-            pa.field("representatives", pa.list_(pa.string())),
-            pa.field("first_seen_at", _TS),
-            pa.field("last_seen_at", _TS),
-            pa.field("weekly_counts", pa.string()),  # JSON {"2026-W47": 12}
-            pa.field("centroid", pa.list_(pa.float32(), dimension)),
-        ]
-    )
 
 
 class GapStore:
@@ -249,6 +300,152 @@ class GapStore:
         return len(rows)
 
 
+# -- the KB hit rate -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHitRate:
+    source_id: str
+    tickets: int
+    answered: int
+    previous: float | None = None  # this source's hit rate in the previous run (None: not in it)
+
+    @property
+    def hit_rate(self) -> float:
+        return self.answered / self.tickets if self.tickets else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class HitRate:
+    """The KB hit rate of one gaps run: the share of its counted tickets that the release answers, each ticket
+    judged on its own (``TicketOutcome.kb_answered``), overall and per ticket source, with the previous run's."""
+
+    run_id: str
+    release_tag: str
+    tickets: int
+    answered: int
+    per_source: tuple[SourceHitRate, ...]
+    previous: float | None = None  # the previous run's overall hit rate (None: first run)
+    previous_run_id: str = ""
+    previous_release_tag: str = ""
+
+    @property
+    def hit_rate(self) -> float:
+        return self.answered / self.tickets if self.tickets else 0.0
+
+    @property
+    def change(self) -> float | None:
+        """Percentage points (as a share) since the previous run; None on the first."""
+        return None if self.previous is None else self.hit_rate - self.previous
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "hit_rate": round(self.hit_rate, 4),
+            "tickets": self.tickets,
+            "answered": self.answered,
+            "previous": None if self.previous is None else round(self.previous, 4),
+            "change": None if self.change is None else round(self.change, 4),
+            "previous_run_id": self.previous_run_id or None,
+            "previous_release": self.previous_release_tag or None,
+            "per_source": {
+                s.source_id: {
+                    "hit_rate": round(s.hit_rate, 4),
+                    "tickets": s.tickets,
+                    "answered": s.answered,
+                    "previous": None if s.previous is None else round(s.previous, 4),
+                }
+                for s in self.per_source
+            },
+            "rule": "a ticket is answered when its best chunk's lift reaches gaps.answered_lift",
+        }
+
+
+def kb_hit_rate(
+    outcomes: Sequence[TicketOutcome], *, run_id: str, release_tag: str, previous: dict[str, Any] | None = None
+) -> HitRate:
+    """The hit rate of the run whose per-ticket ``outcomes`` these are; ``previous``: the last run's stored row
+    (:meth:`HitRateStore.latest`), for the trend."""
+    counts: dict[str, list[int]] = {}
+    for outcome in outcomes:
+        tally = counts.setdefault(outcome.source_id, [0, 0])
+        tally[0] += 1
+        tally[1] += outcome.kb_answered
+    before = json.loads(previous["per_source_json"]) if previous else {}
+    per_source = tuple(
+        SourceHitRate(source, n, answered, before[source]["hit_rate"] if source in before else None)
+        for source, (n, answered) in sorted(counts.items())
+    )
+    return HitRate(
+        run_id=run_id,
+        release_tag=release_tag,
+        tickets=len(outcomes),
+        answered=sum(o.kb_answered for o in outcomes),
+        per_source=per_source,
+        previous=float(previous["hit_rate"]) if previous else None,
+        previous_run_id=str(previous["run_id"]) if previous else "",
+        previous_release_tag=str(previous["release_tag"] or "") if previous else "",
+    )
+
+
+class HitRateStore:
+    """The ``gap_runs`` table: one row per gaps run with its KB hit rate."""
+
+    def __init__(self, store: IndexStore) -> None:
+        self._store = store
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every run's row, oldest first."""
+        return sorted(self._store.rows(GAP_RUNS), key=lambda r: (r["run_at"], r["run_id"]))
+
+    def latest(self) -> dict[str, Any] | None:
+        rows = self.history()
+        return rows[-1] if rows else None
+
+    def write(self, hit_rate: HitRate, *, run_at: datetime) -> None:
+        row = {
+            "run_id": hit_rate.run_id,
+            "run_at": run_at,
+            "release_tag": hit_rate.release_tag,
+            "tickets": hit_rate.tickets,
+            "answered": hit_rate.answered,
+            "hit_rate": hit_rate.hit_rate,
+            "per_source_json": json.dumps(
+                {
+                    s.source_id: {"tickets": s.tickets, "answered": s.answered, "hit_rate": s.hit_rate}
+                    for s in hit_rate.per_source
+                }
+            ),
+        }
+        table = self._store.open_or_create(GAP_RUNS, gap_runs_schema())
+        with lance_errors("cannot write the gap_runs table"):
+            table.add(pa.Table.from_pylist([row], schema=gap_runs_schema()))
+
+
+def hit_rate_markdown(hit_rate: HitRate) -> str:
+    """The gaps report's hit-rate lines: overall with its trend, then per source when there are several."""
+
+    def trend(now: float, before: float | None) -> str:
+        if before is None:
+            return "first run"
+        return f"{(now - before) * 100:+.1f} points since the previous run ({before:.1%})"
+
+    line = (
+        f"**KB hit rate: {hit_rate.hit_rate:.1%}** of {hit_rate.tickets} counted tickets answered by "
+        f"`{hit_rate.release_tag}` ({hit_rate.answered}); {trend(hit_rate.hit_rate, hit_rate.previous)}."
+    )
+    lines = [line]
+    if len(hit_rate.per_source) > 1:
+        lines += ["", "| ticket source | tickets | hit rate | trend |", "|---|---|---|---|"]
+        for s in hit_rate.per_source:
+            cells = (s.source_id, str(s.tickets), f"{s.hit_rate:.1%}", trend(s.hit_rate, s.previous))
+            lines.append("| " + " | ".join(table_cell(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _title(gap: ScoredGap) -> str:
+    return gap_title(gap.cluster.central_query, gap.cluster.representatives, fallback=gap.cluster.label)
+
+
 def _match_dict(match: Any) -> dict[str, Any]:
     return {
         "article_id": match.article_id,
@@ -256,6 +453,8 @@ def _match_dict(match: Any) -> dict[str, Any]:
         "url": match.url,
         "queries": match.queries,
         "best_similarity": match.best_similarity,
+        # The cluster's (redacted) questions this article does not answer: what extending it should add.
+        "unanswered": list(match.unanswered),
     }
 
 
@@ -267,6 +466,7 @@ def gaps_markdown(
     summary: dict[str, Any],
     top: int = 15,
     long_tail: Sequence[LongTailQuestion] = (),
+    hit_rate: HitRate | None = None,
 ) -> str:
     """The ranked gap list a KB owner reads (the ``kb-gaps`` artifact). Texts are the redacted ones."""
     lines = [
@@ -275,6 +475,10 @@ def gaps_markdown(
         f"{summary.get('tickets', 0)} tickets, {summary.get('n_clusters', 0)} clusters, long tail "
         f"{summary.get('long_tail_share', 0):.0%}, {summary.get('quarantined', 0)} rows quarantined.",
         "",
+    ]
+    if hit_rate is not None:
+        lines += [hit_rate_markdown(hit_rate), ""]
+    lines += [
         "| # | gap | size | trend | escalated | coverage | gap score | suggested action | e.g. |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -282,7 +486,7 @@ def gaps_markdown(
     for rank, gap in enumerate(open_gaps[:top], start=1):
         cells = (
             str(rank),
-            gap.cluster.label,
+            f"{_title(gap)} ({gap.cluster.label})",
             str(gap.cluster.size),
             gap.trend,
             f"{gap.cluster.escalation_share:.0%}",
@@ -313,15 +517,27 @@ def gaps_markdown(
 
 
 def write_gap_exports(
-    out_dir: Path, gaps: Sequence[ScoredGap], long_tail: Sequence[LongTailQuestion] = ()
+    out_dir: Path,
+    gaps: Sequence[ScoredGap],
+    long_tail: Sequence[LongTailQuestion] = (),
+    *,
+    tickets: Sequence[TicketOutcome] = (),
+    hit_rate: HitRate | None = None,
 ) -> dict[str, Path]:
     """Write ``gaps.json`` and ``gaps.csv``; a CSV cell that a spreadsheet would run as a formula (labels and
-    queries come from customers) is written as text, as ``open-items --csv`` does."""
+    queries come from customers) is written as text, as ``open-items --csv`` does.
+
+    ``tickets``: the per-ticket listing (see :class:`TicketOutcome`), under ``"tickets"`` in the JSON and, in the
+    CSV, one row per ticket after the gap rows: those rows fill the ticket columns (``ticket_id`` onwards) and
+    their gap's ``gap_id``, ``label``, ``coverage_score`` and ``action``, and leave the gap-only columns empty.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "gaps.json", "csv": out_dir / "gaps.csv"}
+    gap_by_id = {g.gap_id: g for g in gaps}
     records = [
         {
             "gap_id": g.gap_id,
+            "title": _title(g),  # a readable question; the label is the keyword triple
             "label": g.cluster.label,
             "keywords": list(g.cluster.keywords),
             "size": g.cluster.size,
@@ -339,7 +555,7 @@ def write_gap_exports(
         }
         for g in gaps
     ]
-    document = {
+    document: dict[str, Any] = {
         "gaps": records,
         "long_tail_unanswered": [
             {
@@ -351,7 +567,10 @@ def write_gap_exports(
             }
             for q in long_tail
         ],
+        "tickets": [_ticket_dict(t) for t in tickets],
     }
+    if hit_rate is not None:
+        document["kb_hit_rate"] = hit_rate.as_dict()
     paths["json"].write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
     with paths["csv"].open("w", newline="", encoding="utf-8") as handle:
         columns = [
@@ -366,10 +585,35 @@ def write_gap_exports(
             "suggestion",
             "central_query",
         ]
+        if tickets:  # without a listing the CSV keeps its gap columns only
+            columns += [c for c in _ticket_dict(tickets[0]) if c not in columns]
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(
             {key: sheet_text(value) if isinstance(value, str) else value for key, value in record.items()}
-            for record in records
+            for record in [*records, *(_ticket_row(t, gap_by_id) for t in tickets)]
         )
     return paths
+
+
+def _ticket_dict(outcome: TicketOutcome) -> dict[str, Any]:
+    return {
+        "ticket_id": outcome.ticket_id,
+        "source_id": outcome.source_id,
+        "cluster_id": outcome.cluster_id,
+        "gap_id": outcome.gap_id,
+        "label": outcome.label,
+        "answered": outcome.answered,
+        "coverage_score": outcome.coverage_score,
+        "best_article_id": outcome.best_article_id,
+        "best_article_title": outcome.best_article_title,
+        "best_article_url": outcome.best_article_url,
+        "best_similarity": outcome.best_similarity,
+        "lift": outcome.lift,
+        "kb_answered": outcome.kb_answered,
+    }
+
+
+def _ticket_row(outcome: TicketOutcome, gap_by_id: dict[str, ScoredGap]) -> dict[str, Any]:
+    gap = gap_by_id.get(outcome.gap_id)
+    return {**_ticket_dict(outcome), "action": gap.coverage.action if gap is not None else ""}

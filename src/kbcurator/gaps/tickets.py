@@ -13,8 +13,15 @@ Formats (``TicketSourceConfig.format``):
     "next_page": ..., "end_of_stream": ...}``): a file whose ``next_page`` (or ``after_url``) names the next
     file beside it, or a folder of page files read in sorted order. ``description`` (the first comment, i.e.
     the customer's first message) is the body, ``via.channel`` the channel, ``satisfaction_rating.score``
-    good/bad the CSAT as 1.0/0.0; flags come from tags and status (``ZendeskTicketOptions``). Deleted
-    tickets are skipped.
+    good/bad the CSAT as 1.0/0.0; flags come from tags, status and custom fields as ``config.zendesk`` maps them
+    (``ZendeskTicketOptions``). Deleted tickets are skipped.
+``zendesk_api``
+    The live incremental tickets export of the account at ``location`` (``gaps.zendesk_api``): each run fetches
+    what changed since the cursor stored in the index database, stores the changed tickets there redacted (an
+    update replaces the earlier version), and yields the stored tickets created in the last ``api.window_days``,
+    with the fetch's quarantined records. A failed fetch writes nothing and is one ``Rejected`` with code
+    ``fetch_failed`` saying so; the stored tickets are still yielded, so a gaps run goes on with them. Needs
+    ``store`` and ``environ`` (where the token is read).
 
 Values are read tolerantly: booleans from true/false/yes/no/y/n/t/f/1/0 (empty is false), dates as ISO 8601,
 epoch seconds (or milliseconds), ``config.date_format`` or anything dateutil reads, always made aware UTC
@@ -52,12 +59,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import httpx
 from dateutil import parser as dateutil_parser
 
-from kbcurator.config.tickets import ColumnMapping, TicketSelection, TicketSourceConfig
+from kbcurator.config.tickets import ColumnMapping, TicketSelection, TicketSourceConfig, ZendeskTicketOptions
 from kbcurator.errors import ParseError, SourceError
 from kbcurator.gaps.pii import PiiRedactor
-from kbcurator.records import Rejected, Ticket
+from kbcurator.gaps.zendesk_api import stored_tickets, sync_zendesk_api
+from kbcurator.index.store import IndexStore
+from kbcurator.records import Rejected, RejectionCode, Ticket
 from kbcurator.zendesk_export import next_export_file
 
 __all__ = ["load_tickets", "select_tickets"]
@@ -74,20 +84,39 @@ _CSAT_WORDS: dict[str, float | None] = {"good": 1.0, "bad": 0.0, "offered": None
 _MAX_PAGES = 10_000
 
 
-def load_tickets(config: TicketSourceConfig, *, redactor: PiiRedactor | None = None) -> Iterator[Ticket | Rejected]:
+def load_tickets(
+    config: TicketSourceConfig,
+    *,
+    redactor: PiiRedactor | None = None,
+    store: IndexStore | None = None,
+    environ: Mapping[str, str] | None = None,
+    full: bool = False,
+    client: httpx.Client | None = None,
+    now: datetime | None = None,
+) -> Iterator[Ticket | Rejected]:
     """Yield every ticket of the source, redacted, and a ``Rejected`` for every row that cannot be one.
 
     ``redactor`` defaults to one built from ``config.pii``; pass one to share its ``counts`` across sources.
 
+    For ``zendesk_api`` only: ``store`` is the index database the tickets and the cursor are kept in, ``environ``
+    where the token is looked up (the caller's ``os.environ``), ``full`` refetches from ``api.start_days`` ago
+    instead of from the stored cursor, ``client`` sends the requests, ``now`` ends the window.
+
     Raises (while iterating):
         SourceError: the file is missing, empty, not decodable with ``config.encoding`` (its header is not),
-            has none of the mapped text columns, or is not a Zendesk tickets export.
+            has none of the mapped text columns, or is not a Zendesk tickets export; a ``zendesk_api`` source
+            without ``store`` or ``environ``. (A failed API fetch is a ``Rejected``, not an error.)
     """
     mapper = _Mapper(config, redactor or PiiRedactor(config.pii))
     if config.format == "csv":
         yield from _read_csv(config, mapper)
     elif config.format == "jsonl":
         yield from _read_jsonl(config, mapper)
+    elif config.format == "zendesk_api":
+        if store is None or environ is None:
+            missing = " and ".join(name for name, value in (("store", store), ("environ", environ)) if value is None)
+            raise SourceError(f"ticket source {config.id!r} reads the Zendesk API and needs {missing}")
+        yield from _read_zendesk_api(config, mapper, store, environ, full=full, client=client, now=now)
     else:
         yield from _read_zendesk(config, mapper)
 
@@ -135,19 +164,30 @@ class _Mapper:
         return found
 
     def to_ticket(
-        self, values: Mapping[str, Any], columns: Mapping[str, str], *, number: int, record_id: str
+        self,
+        values: Mapping[str, Any],
+        columns: Mapping[str, str],
+        *,
+        number: int,
+        record_id: str,
+        unique: bool = True,
     ) -> Ticket | Rejected:
+        """``unique``: reject a ticket id seen before (an export file); off for an API stream, where a ticket
+        listed again is its newer version."""
         try:
             ticket = self._ticket(values, columns, number)
         except ParseError as exc:
             # Reasons quote the value that failed ("cannot parse date 'call 555-123-4567'"): redact them too.
-            return Rejected(record_id, STAGE, self.redactor.redact(str(exc)), self.config.id)
+            return Rejected(
+                record_id, STAGE, self.redactor.redact(str(exc)), self.config.id, code=RejectionCode.MALFORMED
+            )
+        if not unique:
+            return ticket
         first = self.first_seen.setdefault(ticket.ticket_id, record_id)
         if first != record_id:
             # The id is the redacted (or hashed) one, so the reason holds no raw value.
-            return Rejected(
-                record_id, STAGE, f"duplicate ticket id {ticket.ticket_id!r} (first at {first})", self.config.id
-            )
+            reason = f"duplicate ticket id {ticket.ticket_id!r} (first at {first})"
+            return Rejected(record_id, STAGE, reason, self.config.id, code=RejectionCode.DUPLICATE)
         return ticket
 
     def _ticket(self, values: Mapping[str, Any], columns: Mapping[str, str], number: int) -> Ticket:
@@ -163,7 +203,7 @@ class _Mapper:
         if not subject and not body:
             looked = " or ".join(repr(columns[n]) for n in ("body", "subject") if n in columns)
             raise ParseError(f"no text: {looked} is missing or empty" if looked else "no text column")
-        ticket_id = self._ticket_id(_text(*raw("ticket_id")), number)
+        ticket_id = self.ticket_id(_text(*raw("ticket_id")), number)
         return Ticket(
             ticket_id=ticket_id,
             created_at=_datetime(*raw("created_at"), self.config.date_format),
@@ -179,7 +219,7 @@ class _Mapper:
             source_id=self.config.id,
         )
 
-    def _ticket_id(self, value: str, number: int) -> str:
+    def ticket_id(self, value: str, number: int) -> str:
         if not value:
             return f"row-{number}"
         if self.id_redactor.redact(value) != value:
@@ -436,7 +476,7 @@ def _csv_rows(config: TicketSourceConfig, mapper: _Mapper, stream: TextIO) -> It
                 reason = f"malformed CSV record ({where}, skipped): {exc}"
             else:
                 reason = f"malformed CSV record: a quoted field never closes ({where} skipped, to the end): {exc}"
-            yield True, Rejected(record_id, STAGE, reason, config.id)
+            yield True, Rejected(record_id, STAGE, reason, config.id, code=RejectionCode.MALFORMED)
             continue
         if not any(field.strip() for field in row):
             continue  # blank line
@@ -447,7 +487,7 @@ def _csv_rows(config: TicketSourceConfig, mapper: _Mapper, stream: TextIO) -> It
             row = [delimiter.join(row)]
         if len(row) < len(header) or any(field.strip() for field in row[len(header) :]):
             reason = f"row has {len(row)} fields but the header has {len(header)} (a stray quote or delimiter?)"
-            yield decodes, Rejected(record_id, STAGE, reason, config.id)
+            yield decodes, Rejected(record_id, STAGE, reason, config.id, code=RejectionCode.MALFORMED)
             continue
         values: dict[str, str] = {}
         for name, value in zip(header, row, strict=False):
@@ -469,14 +509,21 @@ def _jsonl_rows(
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             reason = f"invalid JSON: {exc.msg} (column {exc.colno})"
+            code = RejectionCode.MALFORMED
             if not decodes:
-                reason = f"line is not valid {config.encoding}"
-            yield decodes, Rejected(record_id, STAGE, reason, config.id)
+                reason, code = f"line is not valid {config.encoding}", RejectionCode.BAD_ENCODING
+            yield decodes, Rejected(record_id, STAGE, reason, config.id, code=code)
             continue
         if not isinstance(record, dict):
             yield (
                 decodes,
-                Rejected(record_id, STAGE, f"line holds a JSON {type(record).__name__}, not an object", config.id),
+                Rejected(
+                    record_id,
+                    STAGE,
+                    f"line holds a JSON {type(record).__name__}, not an object",
+                    config.id,
+                    code=RejectionCode.MALFORMED,
+                ),
             )
             continue
         yield decodes, mapper.to_ticket(record, mapper.columns_for(record), number=number, record_id=record_id)
@@ -530,35 +577,133 @@ def _load_page(config: TicketSourceConfig, path: Path) -> dict[str, Any] | None:
 def _zendesk_tickets(
     config: TicketSourceConfig, mapper: _Mapper, records: list[Any], page: Path
 ) -> Iterator[Ticket | Rejected]:
-    options = config.zendesk
-    columns = mapper.columns_for(ColumnMapping().model_dump().values(), ColumnMapping())
+    columns = _zendesk_columns(mapper)
     for index, record in enumerate(records):
         record_id = f"{page}#tickets[{index}]"
         if not isinstance(record, dict):
-            yield Rejected(record_id, STAGE, f"ticket record is {type(record).__name__}, not an object", config.id)
+            reason = f"ticket record is {type(record).__name__}, not an object"
+            yield Rejected(record_id, STAGE, reason, config.id, code=RejectionCode.MALFORMED)
             continue
-        status = str(record.get("status") or "")
-        if status.casefold() == "deleted":
+        if str(record.get("status") or "").casefold() == "deleted":
             continue
-        raw_tags, raw_via = record.get("tags"), record.get("via")
-        tags: list[Any] = raw_tags if isinstance(raw_tags, list) else []
-        via: dict[str, Any] = raw_via if isinstance(raw_via, dict) else {}
-        tag_set = {str(tag).casefold() for tag in tags}
-        rating = record.get("satisfaction_rating")
         if record.get("id") is None:
-            yield Rejected(record_id, STAGE, "ticket has no 'id'", config.id)
+            yield Rejected(record_id, STAGE, "ticket has no 'id'", config.id, code=RejectionCode.MALFORMED)
             continue
-        values = {
-            "id": record.get("id"),
-            "created_at": record.get("created_at"),
-            "subject": record.get("subject") or record.get("raw_subject"),
-            "body": record.get("description"),
-            "channel": via.get("channel"),
-            "status": status,
-            "escalated": any(tag.casefold() in tag_set for tag in options.escalation_tags),
-            "resolved_by_bot": any(tag.casefold() in tag_set for tag in options.bot_tags),
-            "unanswered": status.casefold() == "new",
-            "tags": tags,
-            "csat": rating.get("score") if isinstance(rating, dict) else None,
-        }
+        try:
+            values = zendesk_values(record, config.zendesk)
+        except ParseError as exc:
+            yield Rejected(record_id, STAGE, mapper.redactor.redact(str(exc)), config.id, code=RejectionCode.MALFORMED)
+            continue
         yield mapper.to_ticket(values, columns, number=index + 1, record_id=record_id)
+
+
+def _zendesk_columns(mapper: _Mapper) -> dict[str, str]:
+    return mapper.columns_for(ColumnMapping().model_dump().values(), ColumnMapping())
+
+
+def zendesk_values(record: Mapping[str, Any], options: ZendeskTicketOptions) -> dict[str, Any]:
+    """A Zendesk ticket record as the values ``_Mapper`` reads (keyed by ``ColumnMapping``'s defaults).
+
+    Raises:
+        ParseError: a mapped field holds something of the wrong kind (a list where a status should be).
+    """
+    status_value = _path(record, options.status)
+    if isinstance(status_value, dict | list):
+        raise ParseError(f"field {options.status!r} holds a JSON {type(status_value).__name__}, not a status")
+    status = "" if status_value is None else str(status_value)
+    raw_tags = _path(record, options.tags)
+    if isinstance(raw_tags, dict):
+        raise ParseError(f"field {options.tags!r} holds a JSON object, not a list of tags")
+    tags = _tags(options.tags, raw_tags)
+    tag_set = {str(tag).casefold() for tag in tags}
+    escalated = any(tag.casefold() in tag_set for tag in options.escalation_tags)
+    if options.escalation_field:
+        escalated = escalated or _truthy(_path(record, options.escalation_field))
+    by_bot = any(tag.casefold() in tag_set for tag in options.bot_tags)
+    if options.bot_field:
+        by_bot = by_bot or _truthy(_path(record, options.bot_field))
+    return {
+        "id": record.get("id"),
+        "created_at": record.get("created_at"),
+        "subject": record.get("subject") or record.get("raw_subject"),
+        "body": record.get("description"),
+        "channel": _path(record, options.channel),
+        "status": status,
+        "escalated": escalated,
+        "resolved_by_bot": by_bot,
+        "unanswered": status.casefold() in {s.casefold() for s in options.unanswered_statuses},
+        "tags": tags,
+        "csat": _path(record, options.csat),
+    }
+
+
+def _path(record: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted ``path``; ``custom_fields.<id>`` / ``fields.<id>`` is the custom field's ``value``."""
+    value: Any = record
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list):
+            # Zendesk's custom fields: [{"id": 360001234567, "value": ...}, ...]
+            value = next(
+                (item.get("value") for item in value if isinstance(item, dict) and str(item.get("id")) == part), None
+            )
+        else:
+            return None
+    return value
+
+
+def _truthy(value: Any) -> bool:
+    if value is None or isinstance(value, dict):
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, list):
+        return bool(value)
+    return str(value).strip().casefold() not in _FALSE
+
+
+# --- Zendesk API ---------------------------------------------------------------------------------------
+
+
+class _ApiConverter:
+    """``gaps.zendesk_api.TicketConverter`` over this module's mapping and redaction."""
+
+    def __init__(self, config: TicketSourceConfig, mapper: _Mapper) -> None:
+        self._config = config
+        self._mapper = mapper
+        self._columns = _zendesk_columns(mapper)
+
+    def ticket_id(self, raw_id: object) -> str:
+        return self._mapper.ticket_id(_text("id", raw_id), 0)
+
+    def ticket(self, record: Mapping[str, Any], record_id: str) -> Ticket | Rejected:
+        try:
+            values = zendesk_values(record, self._config.zendesk)
+        except ParseError as exc:
+            reason = self._mapper.redactor.redact(str(exc))
+            return Rejected(record_id, STAGE, reason, self._config.id, code=RejectionCode.MALFORMED)
+        return self._mapper.to_ticket(values, self._columns, number=0, record_id=record_id, unique=False)
+
+
+def _read_zendesk_api(
+    config: TicketSourceConfig,
+    mapper: _Mapper,
+    store: IndexStore,
+    environ: Mapping[str, str],
+    *,
+    full: bool,
+    client: httpx.Client | None,
+    now: datetime | None,
+) -> Iterator[Ticket | Rejected]:
+    now = now or datetime.now(UTC)
+    report = sync_zendesk_api(
+        config, store, _ApiConverter(config, mapper), environ=environ, full=full, client=client, now=now
+    )
+    yield from report.rejected
+    tickets = stored_tickets(config, store, now=now)
+    if not report.ok:
+        log.warning("ticket source %r: the fetch failed; going on with the %d tickets stored", config.id, len(tickets))
+    yield from tickets

@@ -23,7 +23,7 @@ from kbcurator.embedding.base import Embedder
 from kbcurator.index import schema
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
 from kbcurator.index.store import IndexStore, manifest_of
-from kbcurator.records import Article, Chunk, IndexRelease, Rejected
+from kbcurator.records import Article, Chunk, IndexRelease, Rejected, RejectionCode
 
 _ARTICLE_FIELDS_ON_CHUNKS = ("url", "title", "locale", "updated_at")
 
@@ -171,7 +171,8 @@ def plan_build(articles: Iterable[Article], *, store: IndexStore, model: str, po
     rejected: list[Rejected] = []
     for article in articles:
         if article.article_id in unique:
-            rejected.append(Rejected(article.url, "build", "duplicate of an article already read", article.source_id))
+            reason = "duplicate of an article already read"
+            rejected.append(Rejected(article.url, "build", reason, article.source_id, code=RejectionCode.DUPLICATE))
             continue
         unique[article.article_id] = article
     ordered = tuple(unique.values())

@@ -2,6 +2,9 @@
 
 Any URI LanceDB accepts works (a local directory, ``s3://...`` with ``storage_options``); nothing here
 assumes a local path except creating the directory for a plain local one.
+
+Opening a database checks its schema version (``index.migrations``): one written by a newer kbcurator is refused,
+an older one is migrated first, so a database written before a migration needs write access the first time.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import lancedb
 import pyarrow as pa
 
 from kbcurator.errors import PublishError
-from kbcurator.index import schema
+from kbcurator.index import migrations, schema
 from kbcurator.records import IndexRelease
 
 CURRENT = "current"
@@ -75,6 +78,9 @@ class IndexStore:
         with lance_errors(f"cannot open index at {uri}"):
             # interval 0: every read sees the latest committed release, even from a long-lived handle.
             self.db = lancedb.connect(uri, storage_options=storage_options, read_consistency_interval=timedelta(0))
+        with lance_errors(f"cannot bring the index at {uri} to schema version {schema.SCHEMA_VERSION}"):
+            # The names of the migrations this open applied (none for a current or a new database).
+            self.migrated: list[str] = migrations.migrate(self.db, uri)
 
     # -- tables -------------------------------------------------------------------------------
     def table_names(self) -> list[str]:
@@ -90,7 +96,13 @@ class IndexStore:
         with lance_errors(f"cannot open table {name!r} in {self.uri}"):
             if self.has_table(name):
                 return self.db.open_table(name)
+            migrations.stamp_new(self.db)  # the first table of a new database: it starts at the current version
             return self.db.create_table(name, schema=table_schema, exist_ok=True)
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the database (0 before its first table is created)."""
+        with lance_errors(f"cannot read the schema version of {self.uri}"):
+            return migrations.schema_version(self.db)
 
     def rows(self, name: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
         """Every row of table ``name`` as it is now (its latest version), ``columns`` only when given; ``[]``

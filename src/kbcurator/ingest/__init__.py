@@ -96,7 +96,9 @@ def _parse_with_memo(
             try:
                 outcomes.append(parse.check_article(known[key], max_article_chars=max_article_chars))
             except ParseError as exc:
-                outcomes.append(Rejected(page.location, "parse", str(exc), page.source_id))
+                outcomes.append(
+                    Rejected(page.location, "parse", str(exc), page.source_id, code=parse.rejection_code(exc))
+                )
         else:
             outcome = parse.parse_page(
                 page, default_locale=source.locale, base_url=source.base_url, max_article_chars=max_article_chars

@@ -34,7 +34,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from kbcurator.errors import SourceError
-from kbcurator.records import ContentKind, RawPage, Rejected
+from kbcurator.records import ContentKind, RawPage, Rejected, RejectionCode
 from kbcurator.settings import SourceConfig
 
 __all__ = ["MAX_DOCX_BYTES", "MAX_TEXT_FILE_BYTES", "SUFFIX_KINDS", "read_folder"]
@@ -71,22 +71,23 @@ def read_folder(source: SourceConfig) -> Iterator[RawPage | Rejected]:
         raise SourceError(f"source {source.id!r}: folder not found: {root}")
     real_root = root.resolve()
     supported: list[tuple[str, Path]] = []
-    refused: list[tuple[str, str]] = []
+    refused: list[tuple[str, str, RejectionCode]] = []
     for entry in _walk(root):
         if not _matches_any(entry.relative, source.include) or _matches_any(entry.relative, source.exclude):
             continue
         if entry.problem is not None:
-            refused.append((entry.relative, entry.problem))
+            refused.append((entry.relative, entry.problem, RejectionCode.UNREADABLE))
         elif entry.path.suffix.lower() in SUFFIX_KINDS:
             supported.append((entry.relative, entry.path))
         elif _explicitly_included(entry.relative, source.include):
-            refused.append((entry.relative, f"unsupported file type {entry.path.suffix or '(none)'!r}"))
+            reason = f"unsupported file type {entry.path.suffix or '(none)'!r}"
+            refused.append((entry.relative, reason, RejectionCode.UNSUPPORTED_TYPE))
         elif entry.is_link:
             # A link to a file of another type is skipped like that file; one that leads nowhere readable is not.
             try:
                 _real_file_inside(real_root, entry.path)
             except _Refused as exc:
-                refused.append((entry.relative, str(exc)))
+                refused.append((entry.relative, str(exc), exc.code))
     if not supported:
         raise SourceError(
             f"source {source.id!r}: no {', '.join(sorted(SUFFIX_KINDS))} file in {root} matches "
@@ -96,21 +97,29 @@ def read_folder(source: SourceConfig) -> Iterator[RawPage | Rejected]:
 
 
 def _read_all(
-    source: SourceConfig, real_root: Path, supported: list[tuple[str, Path]], refused: list[tuple[str, str]]
+    source: SourceConfig,
+    real_root: Path,
+    supported: list[tuple[str, Path]],
+    refused: list[tuple[str, str, RejectionCode]],
 ) -> Iterator[RawPage | Rejected]:
-    reasons = dict(refused)
+    reasons = {relative: (reason, code) for relative, reason, code in refused}
     entries = sorted([*(rel for rel, _ in supported), *reasons])
     paths = dict(supported)
     for relative in entries:
         location = _location(source, relative)
         if relative in reasons:
-            yield Rejected(location, "read", reasons[relative], source.id)
+            reason, code = reasons[relative]
+            yield Rejected(location, "read", reason, source.id, code=code)
             continue
         yield _read_one(source, real_root, paths[relative], location)
 
 
 class _Refused(Exception):
-    """Why an entry of the folder is not read (becomes a ``Rejected`` reason)."""
+    """Why an entry of the folder is not read (becomes a ``Rejected`` reason, with ``code``)."""
+
+    def __init__(self, reason: str, code: RejectionCode = RejectionCode.UNREADABLE) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 def _read_one(source: SourceConfig, real_root: Path, path: Path, location: str) -> RawPage | Rejected:
@@ -127,28 +136,30 @@ def _read_one(source: SourceConfig, real_root: Path, path: Path, location: str) 
             if not stat.S_ISREG(info.st_mode):
                 raise _Refused(f"not a regular file ({_file_type(info.st_mode)})")
             if info.st_size > limit:
-                raise _Refused(_too_large(info.st_size, limit))
+                raise _Refused(_too_large(info.st_size, limit), RejectionCode.TOO_LARGE)
             mtime = datetime.fromtimestamp(info.st_mtime, tz=UTC)
             if kind == "docx":
                 content = str(real)
             else:
                 data = handle.read(limit + 1)  # the file may have grown since fstat
                 if len(data) > limit:
-                    raise _Refused(_too_large(len(data), limit))
+                    raise _Refused(_too_large(len(data), limit), RejectionCode.TOO_LARGE)
                 content = data.decode("utf-8-sig")
     except _Refused as exc:
-        return Rejected(location, "read", str(exc), source.id)
+        return Rejected(location, "read", str(exc), source.id, code=exc.code)
     except UnicodeDecodeError as exc:
         return Rejected(
             location,
             "read",
             f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
             source.id,
+            code=RejectionCode.BAD_ENCODING,
         )
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # the file became a symbolic link after the walk
-            return Rejected(location, "read", "symbolic link: not read", source.id)
-        return Rejected(location, "read", f"cannot read file: {exc.strerror or exc}", source.id)
+            return Rejected(location, "read", "symbolic link: not read", source.id, code=RejectionCode.SYMLINK)
+        reason = f"cannot read file: {exc.strerror or exc}"
+        return Rejected(location, "read", reason, source.id, code=RejectionCode.UNREADABLE)
     return RawPage(
         source_id=source.id,
         location=location,
@@ -169,18 +180,22 @@ def _real_file_inside(real_root: Path, path: Path) -> Path:
         real = Path(os.path.realpath(path, strict=True))
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise _Refused("symbolic link loop: not read") from None
+            raise _Refused("symbolic link loop: not read", RejectionCode.SYMLINK) from None
         if exc.errno == errno.ENOENT and path.is_symlink():
-            raise _Refused(f"dangling symbolic link to {_link_text(path)!r}: its target does not exist") from None
+            reason = f"dangling symbolic link to {_link_text(path)!r}: its target does not exist"
+            raise _Refused(reason, RejectionCode.SYMLINK) from None
         raise _Refused(f"cannot read file: {exc.strerror or exc}") from None
     if not real.is_relative_to(real_root):
-        raise _Refused(f"symbolic link to {_link_text(path)!r}, outside the source folder: not read")
+        reason = f"symbolic link to {_link_text(path)!r}, outside the source folder: not read"
+        raise _Refused(reason, RejectionCode.SYMLINK)
     try:
         info = real.stat()
     except OSError as exc:
         raise _Refused(f"cannot read file: {exc.strerror or exc}") from None
     if stat.S_ISDIR(info.st_mode):
-        raise _Refused("symbolic link to a folder: not followed (its files are read where they are)")
+        raise _Refused(
+            "symbolic link to a folder: not followed (its files are read where they are)", RejectionCode.SYMLINK
+        )
     if not stat.S_ISREG(info.st_mode):
         raise _Refused(f"not a regular file ({_file_type(info.st_mode)})")
     return real

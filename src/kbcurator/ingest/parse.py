@@ -51,7 +51,7 @@ from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 from dateutil import parser as date_parser
 
 from kbcurator.errors import ParseError
-from kbcurator.records import Article, RawPage, Rejected, make_article_id, sha256_hex
+from kbcurator.records import Article, RawPage, Rejected, RejectionCode, make_article_id, sha256_hex
 
 __all__ = [
     "MAX_ARTICLE_CHARS",
@@ -155,6 +155,19 @@ class _Hints:
     canonical: str | None = None  # already resolved against the page URL
 
 
+class PageProblem(ParseError):
+    """A ``ParseError`` that knows its rejection code; any other ``ParseError`` is a ``parse_failed``."""
+
+    def __init__(self, message: str, code: RejectionCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def rejection_code(exc: ParseError) -> RejectionCode:
+    """The code a page rejected for ``exc`` is counted under."""
+    return exc.code if isinstance(exc, PageProblem) else RejectionCode.PARSE_FAILED
+
+
 def parse_page(
     page: RawPage,
     *,
@@ -177,7 +190,10 @@ def parse_page(
     page_url = _page_url(page.location, base_url)
     try:
         if page.content_kind in ("html", "markdown") and len(page.content) > MAX_PAGE_CHARS:
-            raise ParseError(f"page too large: {len(page.content):,} characters, over the {MAX_PAGE_CHARS:,} limit")
+            raise PageProblem(
+                f"page too large: {len(page.content):,} characters, over the {MAX_PAGE_CHARS:,} limit",
+                RejectionCode.TOO_LARGE,
+            )
         if page.content_kind == "html":
             article = _from_html(page, page.content, _Hints(), page_url, page_url, default_locale)
         elif page.content_kind == "markdown":
@@ -185,10 +201,10 @@ def parse_page(
         elif page.content_kind == "docx":
             article = _from_docx(page, page_url, default_locale)
         else:
-            raise ParseError(f"unsupported content kind {page.content_kind!r}")
+            raise PageProblem(f"unsupported content kind {page.content_kind!r}", RejectionCode.UNSUPPORTED_TYPE)
         return check_article(article, max_article_chars=max_article_chars)
     except ParseError as exc:
-        return Rejected(record_id=page.location, stage="parse", reason=str(exc), source_id=page.source_id)
+        return Rejected(page.location, "parse", str(exc), page.source_id, code=rejection_code(exc))
     except Exception as exc:
         # lxml, YAML, Markdown and unstructured raise many types; one bad page must not stop a run.
         return Rejected(
@@ -196,6 +212,7 @@ def parse_page(
             stage="parse",
             reason=f"unparseable {page.content_kind}: {type(exc).__name__}: {exc}",
             source_id=page.source_id,
+            code=RejectionCode.PARSE_FAILED,
         )
 
 
@@ -208,13 +225,22 @@ def check_article(article: Article, *, max_article_chars: int = MAX_ARTICLE_CHAR
     """
     problem = url_problem(article.url)
     if problem:
-        raise ParseError(f"not a well-formed URL: {problem}")
+        raise PageProblem(f"not a well-formed URL: {problem}", RejectionCode.BAD_URL)
     if len(article.title) > MAX_TITLE_CHARS:
-        raise ParseError(f"title too long: {len(article.title):,} characters, over the {MAX_TITLE_CHARS} limit")
+        raise PageProblem(
+            f"title too long: {len(article.title):,} characters, over the {MAX_TITLE_CHARS} limit",
+            RejectionCode.TOO_LARGE,
+        )
     if len(article.section) > MAX_TITLE_CHARS:
-        raise ParseError(f"section too long: {len(article.section):,} characters, over the {MAX_TITLE_CHARS} limit")
+        raise PageProblem(
+            f"section too long: {len(article.section):,} characters, over the {MAX_TITLE_CHARS} limit",
+            RejectionCode.TOO_LARGE,
+        )
     if len(article.text) > max_article_chars:
-        raise ParseError(f"article too long: {len(article.text):,} characters, over the {max_article_chars:,} limit")
+        raise PageProblem(
+            f"article too long: {len(article.text):,} characters, over the {max_article_chars:,} limit",
+            RejectionCode.TOO_LARGE,
+        )
     return article
 
 
@@ -282,7 +308,10 @@ def _front_matter(text: str) -> tuple[dict[str, Any], str]:
         return {}, text  # no closing delimiter: python-frontmatter reads the whole text as content too
     size = len(raw.encode("utf-8"))
     if size > MAX_FRONT_MATTER_BYTES:
-        raise ParseError(f"front matter too large: {size:,} bytes, over the {MAX_FRONT_MATTER_BYTES:,} limit")
+        raise PageProblem(
+            f"front matter too large: {size:,} bytes, over the {MAX_FRONT_MATTER_BYTES:,} limit",
+            RejectionCode.TOO_LARGE,
+        )
     try:
         if isinstance(handler, frontmatter.YAMLHandler):
             data = yaml.load(raw, Loader=_NoAliasLoader)  # a SafeLoader without anchors or aliases
@@ -313,7 +342,7 @@ def _from_docx(page: RawPage, page_url: str, default_locale: str) -> Article:
     path = Path(page.content)
     # A folder source hands over the file's real path; a link there now was swapped in after the walk.
     if path.is_symlink() or not path.is_file():
-        raise ParseError(f"docx file not found: {path}")
+        raise PageProblem(f"docx file not found: {path}", RejectionCode.UNREADABLE)
     from kbcurator.unstructured_compat import use_bundled_spacy_model
 
     use_bundled_spacy_model()
@@ -373,7 +402,7 @@ def _docx_inline(element: Any, text: str) -> str:
 
 def _from_html(page: RawPage, html: str, hints: _Hints, page_url: str, link_base: str, default_locale: str) -> Article:
     if not html.strip():
-        raise ParseError("empty page")
+        raise PageProblem("empty page", RejectionCode.EMPTY)
     soup = BeautifulSoup(html, "lxml")
     for node in soup.find_all(string=lambda s: isinstance(s, Comment)):
         node.extract()
@@ -424,7 +453,7 @@ def _from_html(page: RawPage, html: str, hints: _Hints, page_url: str, link_base
 
     main = _select_main(soup)
     if main is None:
-        raise ParseError("no main content: no text outside navigation and page chrome")
+        raise PageProblem("no main content: no text outside navigation and page chrome", RejectionCode.EMPTY)
     if not title:
         raise ParseError("no title: no title field, front matter title, <h1> or <title>")
     first_h1 = main.find("h1")
@@ -439,7 +468,7 @@ def _from_html(page: RawPage, html: str, hints: _Hints, page_url: str, link_base
     links = tuple(dict.fromkeys((*body_links, *related_links)))
     text = _extract_text(main)
     if not text:
-        raise ParseError("no main content: the article has a title but no body text")
+        raise PageProblem("no main content: the article has a title but no body text", RejectionCode.EMPTY)
     body_html = main.decode_contents().strip()
     return Article(
         article_id=make_article_id(page.source_id, canonical),
@@ -633,8 +662,9 @@ def _first_text(meta: dict[str, Any], *keys: str) -> str | None:
             continue  # a mapping or a nested list is not a title, a section or a URL
         text = str(value).strip()
         if len(text) > MAX_FIELD_CHARS:
-            raise ParseError(
-                f"front matter {key!r} too long: {len(text):,} characters, over the {MAX_FIELD_CHARS:,} limit"
+            raise PageProblem(
+                f"front matter {key!r} too long: {len(text):,} characters, over the {MAX_FIELD_CHARS:,} limit",
+                RejectionCode.TOO_LARGE,
             )
         if text:
             return text

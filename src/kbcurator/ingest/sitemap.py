@@ -42,7 +42,7 @@ from kbcurator.ingest.http import (
     open_stream,
     redirect_target,
 )
-from kbcurator.records import RawPage, Rejected
+from kbcurator.records import RawPage, Rejected, RejectionCode
 from kbcurator.settings import CrawlSettings, SourceConfig
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,12 @@ class _Failed:
     url: str
     reason: str
     status: int | None = None  # the HTTP status, when the server answered at all
+    code: RejectionCode = RejectionCode.FETCH_FAILED
+
+
+def _status_code(status: int) -> RejectionCode:
+    """404 Not Found and 410 Gone mean the page is no more (a dead link); any other status, a failed fetch."""
+    return RejectionCode.GONE if status in (404, 410) else RejectionCode.FETCH_FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,17 +233,19 @@ class _Fetcher:
         deadline = _Deadline(deadline_s)
         for _ in range(MAX_REDIRECTS + 1):
             if check_robots and not self.robots_allow(current, credentials=credentials):
-                return _Failed(url, "robots.txt disallows")
+                return _Failed(url, "robots.txt disallows", code=RejectionCode.ROBOTS_DISALLOWED)
             result = self._get_with_retries(current, max_bytes, credentials, deadline)
             if isinstance(result, _Fetched):
                 return result
             if isinstance(result, _Failed):
-                return _Failed(url, result.reason, result.status)
+                return _Failed(url, result.reason, result.status, result.code)
             target = redirect_target(current, result.location)
             if result.status not in REDIRECT_STATUSES or target is None:
-                return _Failed(url, f"HTTP {result.status}", result.status)
+                return _Failed(url, f"HTTP {result.status}", result.status, _status_code(result.status))
             if not host_allowed(target, self.hosts):
-                return _Failed(url, f"redirects to another host: {target}", result.status)
+                return _Failed(
+                    url, f"redirects to another host: {target}", result.status, RejectionCode.HOST_NOT_ALLOWED
+                )
             credentials = credentials and keeps_credentials(current, target)
             current = target
         return _Failed(url, f"more than {MAX_REDIRECTS} redirects")
@@ -322,7 +330,7 @@ class _Fetcher:
             ) as response:
                 if not response.is_success:
                     return response.status_code, response.headers
-                too_big = _Failed(url, f"larger than {max_bytes} bytes", response.status_code)
+                too_big = _Failed(url, f"larger than {max_bytes} bytes", response.status_code, RejectionCode.TOO_LARGE)
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
                     return too_big
@@ -381,7 +389,7 @@ def _read_sitemaps(
             if depth == 0:
                 problem = result.reason
             else:
-                rejected.append(Rejected(url, STAGE, f"{result.reason} (nested sitemap)", source_id))
+                rejected.append(Rejected(url, STAGE, f"{result.reason} (nested sitemap)", source_id, code=result.code))
             logger.warning("sitemap %s unavailable: %s", url, result.reason)
             continue
         children, pages = _parse_sitemap(_gunzip(result.body, MAX_SITEMAP_BYTES))
@@ -389,7 +397,8 @@ def _read_sitemaps(
             if depth + 1 > MAX_SITEMAP_DEPTH:
                 logger.warning("sitemap %s nested deeper than %d levels: ignored", child, MAX_SITEMAP_DEPTH)
             elif not host_allowed(child, hosts):
-                rejected.append(Rejected(child, STAGE, "nested sitemap on a host not allowed", source_id))
+                reason = "nested sitemap on a host not allowed"
+                rejected.append(Rejected(child, STAGE, reason, source_id, code=RejectionCode.HOST_NOT_ALLOWED))
             else:
                 todo.append((child, depth + 1))
         for page_url, lastmod in pages:
@@ -438,17 +447,17 @@ def _to_record(
     result: _Fetched | _Failed, requested: str, source_id: str, lastmod: datetime | None
 ) -> RawPage | Rejected:
     if isinstance(result, _Failed):
-        return Rejected(requested, STAGE, result.reason, source_id)
+        return Rejected(requested, STAGE, result.reason, source_id, code=result.code)
     content_type = result.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type and content_type not in HTML_TYPES:
-        return Rejected(requested, STAGE, f"not HTML ({content_type})", source_id)
+        return Rejected(requested, STAGE, f"not HTML ({content_type})", source_id, code=RejectionCode.UNSUPPORTED_TYPE)
     if not content_type and not _looks_like_html(result.body):
-        return Rejected(requested, STAGE, "not HTML (no content type)", source_id)
+        return Rejected(requested, STAGE, "not HTML (no content type)", source_id, code=RejectionCode.UNSUPPORTED_TYPE)
     encoding = _charset(result.headers, result.body)
     try:
         text = result.body.decode(encoding)
     except (UnicodeDecodeError, LookupError):
-        return Rejected(requested, STAGE, f"cannot decode as {encoding}", source_id)
+        return Rejected(requested, STAGE, f"cannot decode as {encoding}", source_id, code=RejectionCode.BAD_ENCODING)
     location = normalize_url(result.url) or requested
     updated_at = lastmod or _last_modified(result.headers)
     return RawPage(source_id, location, text, "html", updated_at)
@@ -507,7 +516,7 @@ class _Crawl:
         self.capped = f"max_pages {self.source.crawl.max_pages} reached: {left_out}"
         self.stats["rejected"] += 1
         logger.info("source %s: %s", self.source.id, self.capped)
-        return Rejected(record_id, STAGE, self.capped, self.source.id)
+        return Rejected(record_id, STAGE, self.capped, self.source.id, code=RejectionCode.CRAWL_CAPPED)
 
     def fetch(self, url: str, lastmod: datetime | None) -> RawPage | Rejected | None:
         """Fetch one page; None when it redirected onto a page already delivered."""
@@ -523,7 +532,7 @@ class _Crawl:
             logger.debug("fetched %s (%d chars)", record.location, len(record.content))
         else:
             self.stats["rejected"] += 1
-            if record.reason.startswith(("HTTP 404", "HTTP 410")):
+            if record.code == RejectionCode.GONE:
                 self.stats["broken"] += 1
             logger.debug("rejected %s: %s", url, record.reason)
         return record
@@ -607,7 +616,9 @@ def _crawl_listed(crawl: _Crawl, entries: dict[str, datetime | None], sitemap_ur
             return
         if not host_allowed(url, crawl.hosts):
             crawl.stats["rejected"] += 1
-            yield Rejected(url, STAGE, "sitemap lists a host not allowed", source.id)
+            yield Rejected(
+                url, STAGE, "sitemap lists a host not allowed", source.id, code=RejectionCode.HOST_NOT_ALLOWED
+            )
             continue
         if not path_included(url, source.include, source.exclude):
             logger.debug("filtered out %s", url)

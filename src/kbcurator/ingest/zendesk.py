@@ -45,7 +45,7 @@ from kbcurator.ingest.http import (
     redirect_target,
     send,
 )
-from kbcurator.records import RawPage, Rejected
+from kbcurator.records import RawPage, Rejected, RejectionCode
 from kbcurator.settings import SourceConfig
 from kbcurator.zendesk_export import next_export_file
 
@@ -85,21 +85,25 @@ def article_to_page(
     ``where`` names the record for a rejection when it has no URL (``export.json#articles[3]``).
     """
     if not isinstance(record, dict):
-        return Rejected(where, "read", f"article record is {type(record).__name__}, not an object", source_id)
+        reason = f"article record is {type(record).__name__}, not an object"
+        return Rejected(where, "read", reason, source_id, code=RejectionCode.MALFORMED)
     article_id = record.get("id")
     location = record.get("html_url") or record.get("url")
     record_id = location if isinstance(location, str) and location else where
     missing = [key for key in ("id", "body") if record.get(key) is None]
     if missing:
         label = f"article {article_id}" if article_id is not None else "article"
-        return Rejected(record_id, "read", f"malformed {label}: missing {', '.join(missing)}", source_id)
+        reason = f"malformed {label}: missing {', '.join(missing)}"
+        return Rejected(record_id, "read", reason, source_id, code=RejectionCode.MALFORMED)
     if record.get("draft") is True:
         return None
     body = record["body"]
     if not isinstance(body, str):
-        return Rejected(record_id, "read", f"malformed article {article_id}: body is not a string", source_id)
+        reason = f"malformed article {article_id}: body is not a string"
+        return Rejected(record_id, "read", reason, source_id, code=RejectionCode.MALFORMED)
     if not isinstance(location, str) or not location:
-        return Rejected(where, "read", f"malformed article {article_id}: missing html_url and url", source_id)
+        reason = f"malformed article {article_id}: missing html_url and url"
+        return Rejected(where, "read", reason, source_id, code=RejectionCode.MALFORMED)
     fields: list[tuple[str, str]] = []
     title = record.get("title") or record.get("name")
     if isinstance(title, str) and title.strip():
@@ -150,7 +154,7 @@ def _read_export(source: SourceConfig) -> Iterator[RawPage | Rejected]:
                 # recorded: a page file saved wrong would otherwise lose its articles without a trace.
                 log.warning("source %r: %s skipped: %s", source.id, page_file, problem)
                 reason = f"{page_file.name} is not a Zendesk articles page, skipped: {problem}"
-                yield Rejected(str(page_file), "read", reason, source.id)
+                yield Rejected(str(page_file), "read", reason, source.id, code=RejectionCode.MALFORMED)
                 continue
             pages += 1
             yield from _emit(source, data["articles"], str(page_file), sections)
@@ -271,7 +275,8 @@ def _read_api(source: SourceConfig, client: httpx.Client | None) -> Iterator[Raw
                 # This page and the ones after it cannot be read; the ones before stand, and the record
                 # says why the rest is missing.
                 log.warning("%s; later pages not read", exc)
-                yield Rejected(url, "read", f"{exc.reason}; this and later article pages not read", source.id)
+                reason = f"{exc.reason}; this and later article pages not read"
+                yield Rejected(url, "read", reason, source.id, code=RejectionCode.HOST_NOT_ALLOWED)
                 return
             articles = data.get("articles") if isinstance(data, dict) else None
             if not isinstance(articles, list):

@@ -22,7 +22,7 @@ from markupsafe import Markup, escape
 
 from kbcurator.analysis.store import FINDINGS_TABLE, FindingStore
 from kbcurator.errors import PublishError
-from kbcurator.gaps.report import GAPS_TABLE
+from kbcurator.gaps.report import GAPS_TABLE, HitRateStore
 from kbcurator.index import schema
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.records import SEVERITIES, Evidence, Finding
@@ -66,6 +66,7 @@ class GapView:
     status: str
     reopened: bool
     set_aside: bool
+    note: str = ""  # the latest triage note
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,7 @@ class FindingView:
     status: str
     set_aside: bool
     canonical: Link | None = None
+    note: str = ""  # the latest triage note
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,14 +156,14 @@ def _articles(store: IndexStore, index_version: str | None) -> dict[str, tuple[s
     return {}
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     # Only web links: a crawled "javascript:" or "data:" URL must not become something a click runs.
     return url if url.lower().startswith(("https://", "http://")) else ""
 
 
 def _link(article_id: str, articles: dict[str, tuple[str, str]], url: str = "") -> Link:
     title, known_url = articles.get(article_id, ("", ""))
-    return Link(text=title or url or known_url or article_id, url=_safe_url(url or known_url))
+    return Link(text=title or url or known_url or article_id, url=safe_url(url or known_url))
 
 
 # -- fragments built here ---------------------------------------------------------------------------------
@@ -360,14 +362,13 @@ def _gap_section(store: IndexStore, triage: dict[str, OpenItem]) -> dict[str, An
                     row["representatives"] or ([row["central_query"]] if row["central_query"] else [])
                 ),
                 articles=tuple(
-                    Link(
-                        text=m.get("title") or m.get("url") or m.get("article_id", ""), url=_safe_url(m.get("url", ""))
-                    )
+                    Link(text=m.get("title") or m.get("url") or m.get("article_id", ""), url=safe_url(m.get("url", "")))
                     for m in matches
                 ),
                 status="covered" if row["action"] == "covered" else status,
                 reopened=bool(triage.get(row["gap_id"]) and triage[row["gap_id"]].reopened),
                 set_aside=set_aside,
+                note=triage[row["gap_id"]].note if row["gap_id"] in triage else "",
             )
         )
     previous_open = None
@@ -393,11 +394,11 @@ def _evidence_view(item: Evidence, articles: dict[str, tuple[str, str]]) -> Evid
         article=_link(item.article_id, articles),
         text=marked(item.text, item.highlights),
         detail=item.detail,
-        link=Link(item.link, _safe_url(item.link)) if item.link else None,
+        link=Link(item.link, safe_url(item.link)) if item.link else None,
     )
 
 
-def _finding_view(finding: Finding, articles: dict[str, tuple[str, str]], triage: dict[str, OpenItem]) -> FindingView:
+def finding_view(finding: Finding, articles: dict[str, tuple[str, str]], triage: dict[str, OpenItem]) -> FindingView:
     status, set_aside = status_of(finding.finding_id, triage)
     canonical = next((e for e in finding.evidence if e.detail.startswith("suggested canonical")), None)
     return FindingView(
@@ -412,6 +413,7 @@ def _finding_view(finding: Finding, articles: dict[str, tuple[str, str]], triage
         status=status,
         set_aside=set_aside,
         canonical=_link(canonical.article_id, articles, canonical.link) if canonical else None,
+        note=triage[finding.finding_id].note if finding.finding_id in triage else "",
     )
 
 
@@ -433,7 +435,7 @@ def _health_section(store: IndexStore, triage: dict[str, OpenItem]) -> dict[str,
     findings = sorted(findings, key=lambda f: (-rank.get(f.severity, -1), -f.score, f.finding_id))
     sections = []
     for kind, title in KIND_TITLES.items():
-        mine = [_finding_view(f, articles, triage) for f in findings if f.kind == kind]
+        mine = [finding_view(f, articles, triage) for f in findings if f.kind == kind]
         if not mine:
             continue
         if kind != "stale":
@@ -484,6 +486,7 @@ def render_report(store: IndexStore, *, as_of: datetime) -> str:
         map_size=MAP_SIZE,
         chart_size=CHART_SIZE,
         open_gaps=sum(1 for g in gaps["gaps"] if not g.set_aside),
+        hit_rates=[float(r["hit_rate"]) for r in HitRateStore(store).history()],
     )
 
 

@@ -9,19 +9,34 @@ publish refuses a candidate whose base is no longer current (``index.publish``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from kbcurator import reindex as steps
 from kbcurator.analysis.corpus import dead_links_from
-from kbcurator.errors import ValidationFailed
-from kbcurator.index.build import ReleaseCandidate
+from kbcurator.chunking import ChunkPolicy
+from kbcurator.config.retrieval import RetrievalSettings
+from kbcurator.embedding import load_embedder
+from kbcurator.embedding.base import Embedder
+from kbcurator.errors import EmbeddingError, ValidationFailed
+from kbcurator.gaps.coverage import ReleaseVectors
+from kbcurator.gaps.report import GAPS_TABLE
+from kbcurator.index import golden, schema
+from kbcurator.index.build import ReleaseCandidate, assemble_candidate, plan_build
+from kbcurator.index.parse_memo import ParseMemo
 from kbcurator.index.publish import publish
 from kbcurator.index.store import IndexStore, manifest_of
+from kbcurator.ingest import read_articles
 from kbcurator.quality import ValidationReport
-from kbcurator.records import IndexRelease, Rejected
+from kbcurator.records import Article, IndexRelease, Rejected
 from kbcurator.settings import Settings, SourceConfig
+from kbcurator.triage import TriageStore
+from kbcurator.usecases.execution import Executor
 
 Action = Literal["publish", "unchanged", "blocked"]
 
@@ -36,6 +51,8 @@ class ReindexJob:
     run: steps.RunContext
     base: IndexRelease | None  # the release current when the run started
     force_publish: bool = False
+    # Publish although the candidate fails the retrieval gate (the golden questions' recall floor or drop).
+    allow_retrieval_drop: bool = False
 
     @property
     def base_counts(self) -> tuple[int | None, int | None]:
@@ -57,38 +74,265 @@ class Decision:
     vanished: tuple[steps.VanishedArticle, ...] = ()  # action "blocked" only
     blocked_message: str = ""
     failed_checks: tuple[str, ...] = ()
+    retrieval: dict[str, Any] = field(default_factory=dict)  # the retrieval gate's measures and verdict
 
 
-def start_reindex(settings: Settings, config_path: str | None, *, force_publish: bool = False) -> ReindexJob:
+def start_reindex(
+    settings: Settings, config_path: str | None, *, force_publish: bool = False, allow_retrieval_drop: bool = False
+) -> ReindexJob:
     """Check the sources, open the index, pin the base release and make the run folder."""
     sources = steps.require_sources(settings, config_path)
     store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
     base = store.current()
     run = steps.start_run(settings.runs_dir)
-    return ReindexJob(settings, store, tuple(sources), run, base, force_publish)
+    return ReindexJob(settings, store, tuple(sources), run, base, force_publish, allow_retrieval_drop)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRead:
+    """One source read: its articles, the pages skipped, and how many unchanged pages were not parsed again."""
+
+    source: SourceConfig
+    articles: tuple[Article, ...]
+    rejected: tuple[Rejected, ...]
+    reused: int
+
+
+def read_retries(source: SourceConfig) -> int:
+    """How often to retry reading a source: a site or a Zendesk API may pass on a second try, a folder will not."""
+    remote = source.kind == "sitemap" or (source.kind == "zendesk" and "://" in source.location)
+    return 2 if remote else 0
+
+
+def read_source(job: ReindexJob, source: SourceConfig) -> SourceRead:
+    """Read one source's articles; pages unchanged since they were last parsed come from the parse memo."""
+    memo = ParseMemo(job.store)
+    articles, rejected = read_articles(source, memo=memo, max_article_chars=job.settings.checks.max_article_chars)
+    return SourceRead(source, tuple(articles), tuple(rejected), memo.reused)
+
+
+def build(
+    job: ReindexJob,
+    articles: Sequence[Article],
+    executor: Executor,
+    *,
+    on_progress: Callable[[str], None] | None = None,
+) -> ReleaseCandidate:
+    """Chunk and embed the articles into a release candidate (nothing is published here).
+
+    One sequence wherever the work runs: plan what the base release already holds, chunk the rest, embed the
+    chunks the embedding cache lacks, assemble. ``executor`` decides where each stage runs (in this process, or
+    as tasks on a Dask cluster). Duplicate article ids (the same canonical URL reached twice) keep the first.
+    """
+    say = on_progress or (lambda _message: None)
+    policy = ChunkPolicy.from_settings(job.settings)
+    model, dimension = executor.embedder_identity()
+    plan = plan_build(articles, store=job.store, model=model, policy=policy)
+    reused = f"{len(plan.reuse_ids)} unchanged articles ({len(plan.reused_rows)} chunks)"
+    say(f"reusing {reused} from {plan.current_tag or '-'}")
+    clock = time.perf_counter()
+    batches = executor.chunk(plan.to_chunk, policy)
+    chunk_s = time.perf_counter() - clock
+    texts_by_hash = {h: text for batch in batches for h, text in batch.texts_by_hash.items()}
+    say(
+        f"chunked {len(plan.to_chunk)} new or changed articles into {sum(len(b.rows) for b in batches)} chunks "
+        f"in {len(batches)} batches ({chunk_s:.1f} s)"
+    )
+    clock = time.perf_counter()
+    vectors, embedded = executor.embed(texts_by_hash, model)
+    embed_s = time.perf_counter() - clock
+    lost = len(set(texts_by_hash) - set(vectors))
+    if lost:  # a worker that died after its task was counted done, or a cache write that did not land
+        raise EmbeddingError(f"{lost} chunk vectors are missing from the embedding cache after the embedding tasks")
+    say(f"embedded {embedded} chunks, {len(texts_by_hash) - embedded} from the cache ({embed_s:.1f} s)")
+    return assemble_candidate(
+        plan,
+        batches,
+        vectors,
+        model=model,
+        dimension=dimension,
+        policy=policy,
+        chunks_embedded=embedded,
+        chunk_seconds=chunk_s,
+        embed_seconds=embed_s,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalCheck:
+    """The golden questions measured on the candidate and on the base release (the gate's evidence)."""
+
+    k: int
+    candidate: golden.Measure
+    baseline: golden.Measure | None  # None before the first publish
+    lost: tuple[golden.LostQuestion, ...]  # in the base release's top k, not in the candidate's
+    by_origin: dict[str, int]  # questions measured, per origin
+    unresolved: tuple[str, ...] = ()  # questions whose expected article neither release holds (not measured)
+    added_from_gaps: int = 0  # golden questions this run took from resolved gaps
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "questions": self.candidate.questions,
+            "by_origin": self.by_origin,
+            "candidate": self.candidate.as_dict(),
+            "baseline": self.baseline.as_dict() if self.baseline is not None else None,
+            "lost": [asdict(q) for q in self.lost],
+            "unresolved": list(self.unresolved),
+            "added_from_resolved_gaps": self.added_from_gaps,
+        }
+
+
+def evaluate(job: ReindexJob, candidate: ReleaseCandidate, *, embedder: Embedder | None = None) -> RetrievalCheck:
+    """Measure recall@k and MRR on the golden questions, on the candidate and on the base release.
+
+    First brings the stored golden questions up to date: the settings' file (its rows replace the file's previous
+    ones), then the questions of gaps triaged ``resolved`` that the base release answers (each gap once).
+    ``embedder``: the candidate's embedding model already loaded (default: loaded by its name).
+    """
+    settings = job.settings.retrieval
+    store = golden.GoldenStore(job.store)
+    embedding = job.settings.embedding
+    loaded: dict[str, Embedder] = {candidate.model: embedder} if embedder is not None else {}
+
+    def embedder_for(model: str) -> Embedder:
+        # Loaded only when there is something to embed: a run without golden questions loads no model. The
+        # candidate's model loads by the settings' name, as the build did (a custom embedder is an import path; the
+        # name a release records need not be loadable).
+        if model not in loaded:
+            name = embedding.model if model == candidate.model else model
+            loaded[model] = load_embedder(name, embedding.device, embedding.batch_size)
+        return loaded[model]
+
+    base_model = str(manifest_of(job.base).get("model") or candidate.model) if job.base is not None else ""
+    if settings.golden_file or job.store.has_table(schema.GOLDEN_QUESTIONS):
+        store.replace("file", golden.read_golden_file(settings.golden_file) if settings.golden_file else [])
+    added = (
+        store.add(_resolved_gap_questions(job, lambda: embedder_for(base_model))) if settings.from_resolved_gaps else 0
+    )
+    questions = store.all()
+    cand_view = golden.candidate_view(candidate)
+    base_view = golden.release_view(job.store, job.base) if job.base is not None else None
+    views = [v for v in (cand_view, base_view) if v is not None]
+    measured = [q for q in questions if any(v.position(q.expected) for v in views)]
+    known = {q.golden_id for q in measured}
+    unresolved = tuple(q.question for q in questions if q.golden_id not in known)
+    texts = [q.question for q in measured]
+    vectors = embedder_for(candidate.model).embed(texts) if texts else np.zeros((0, candidate.dimension), np.float32)
+    after = golden.measure(cand_view, measured, vectors, settings.k)
+    before, lost = None, []
+    if base_view is not None:
+        same_model = base_model == candidate.model or not texts
+        base_vectors = vectors if same_model else embedder_for(base_model).embed(texts)
+        before = golden.measure(base_view, measured, base_vectors, settings.k)
+        lost = golden.lost_questions(measured, before, after, base_view, cand_view)
+    by_origin = dict(Counter(str(q.origin) for q in measured))
+    return RetrievalCheck(settings.k, after, before, tuple(lost), by_origin, unresolved, added)
+
+
+def _resolved_gap_questions(job: ReindexJob, embedder: Callable[[], Embedder]) -> list[golden.GoldenQuestion]:
+    """The questions of gaps triaged ``resolved`` before the base release was published that it answers.
+
+    "Answers" as the gaps run decides it: the question's best chunk lifts above ``gaps.answered_lift``; that
+    chunk's article becomes the question's expected article. A gap already harvested is not looked at again.
+    """
+    if job.base is None:
+        return []
+    base = job.base
+    taken = {q.origin_ref for q in golden.GoldenStore(job.store).all() if q.origin == "resolved_gap"}
+    decisions = TriageStore(job.store).current().values()
+    resolved = {
+        d.item_id
+        for d in decisions
+        if d.item_kind == "gap" and d.status == "resolved" and d.decided_at < base.created_at
+    }
+    resolved -= taken
+    if not resolved:
+        return []
+    latest: dict[str, dict[str, Any]] = {}
+    for row in job.store.rows(GAPS_TABLE, ["gap_id", "run_at", "representatives", "central_query"]):
+        newer = row["gap_id"] not in latest or row["run_at"] > latest[row["gap_id"]]["run_at"]
+        if row["gap_id"] in resolved and row["representatives"] and newer:
+            latest[row["gap_id"]] = row
+    if not latest:
+        return []
+    kb = ReleaseVectors(job.store, base)
+    found: list[golden.GoldenQuestion] = []
+    for gap_id, row in sorted(latest.items()):
+        texts = list(dict.fromkeys(t for t in (row["central_query"], *row["representatives"]) if t))
+        vectors = embedder().embed(texts)
+        best, rows = kb.best(vectors)
+        lift = kb.lift(vectors, best)
+        for text, chunk_row, lf in zip(texts, rows.tolist(), lift.tolist(), strict=True):
+            if chunk_row >= 0 and lf >= job.settings.gaps.answered_lift:
+                expected = (kb.article_ids[chunk_row], kb.urls[chunk_row])
+                found.append(golden.GoldenQuestion(text, expected, "resolved_gap", gap_id, release_tag=base.tag))
+    return found
+
+
+def retrieval_failures(check: RetrievalCheck, settings: RetrievalSettings) -> list[str]:
+    """What the candidate misses of the retrieval thresholds, one line each (none: it passes)."""
+    if not check.candidate.questions:
+        return []
+    k, recall = check.k, round(check.candidate.recall_at_k, 6)
+    failures = []
+    if recall < settings.min_recall_at_k:
+        failures.append(f"recall@{k} {recall:.3f} is below the floor {settings.min_recall_at_k:.3f}")
+    if check.baseline is not None:
+        drop = round(check.baseline.recall_at_k - check.candidate.recall_at_k, 6)
+        if drop > settings.max_recall_drop:
+            failures.append(
+                f"recall@{k} fell by {drop:.3f} (from {check.baseline.recall_at_k:.3f} on {check.baseline.label}), "
+                f"more than the {settings.max_recall_drop:.3f} allowed"
+            )
+    return failures
 
 
 def decide(
-    job: ReindexJob, candidate: ReleaseCandidate, rejected: Sequence[Rejected], report: ValidationReport
+    job: ReindexJob,
+    candidate: ReleaseCandidate,
+    rejected: Sequence[Rejected],
+    report: ValidationReport,
+    retrieval: RetrievalCheck,
 ) -> Decision:
-    """Blocked when a check failed; unchanged when nothing differs from the base (unless forced); else publish."""
+    """Blocked when a check failed; unchanged when nothing differs from the base (unless forced); blocked when the
+    candidate fails the retrieval gate (unless overridden); else publish."""
     changes = steps.changes_since_current(job.store, candidate, base=job.base)
     base_tag = job.base.tag if job.base else None
-    if not report.success:
-        failed = tuple(o.label for o in report.failed)
+    gate = retrieval_failures(retrieval, job.settings.retrieval)
+    gate_record = {
+        **retrieval.as_dict(),
+        "passed": not gate,
+        "failures": gate,
+        "overridden": bool(gate) and job.allow_retrieval_drop,
+        "thresholds": job.settings.retrieval.model_dump(),
+    }
+    blocked_by_gate = bool(gate) and not job.allow_retrieval_drop
+    unchanged = changes.unchanged and not job.force_publish and job.base is not None
+    if not report.success or (blocked_by_gate and not unchanged):
+        failed = tuple(o.label for o in report.failed) + (("retrieval.recall_at_k",) if blocked_by_gate else ())
         vanished = steps.vanished_articles(job.store, changes, base=job.base)
         removed_chunks = len(changes.chunks.removed)
+        message = steps.blocked_publish_message(failed, base_tag, vanished, removed_chunks)
+        if blocked_by_gate:
+            message += ". " + steps.retrieval_blocked_line(gate, retrieval.lost)
+        what = "checks FAILED" if not report.success else "retrieval gate FAILED"
         return Decision(
             action="blocked",
-            outcome=f"checks FAILED: nothing published; {base_tag or 'no release'} stays current",
+            outcome=f"{what}: nothing published; {base_tag or 'no release'} stays current",
             changes=changes,
             vanished=tuple(vanished),
-            blocked_message=steps.blocked_publish_message(failed, base_tag, vanished, removed_chunks),
+            blocked_message=message,
             failed_checks=failed,
+            retrieval=gate_record,
         )
-    if changes.unchanged and not job.force_publish and job.base is not None:
+    if unchanged:
+        assert job.base is not None
         return Decision(
-            action="unchanged", outcome=f"unchanged since {job.base.tag}: nothing to publish", changes=changes
+            action="unchanged",
+            outcome=f"unchanged since {job.base.tag}: nothing to publish",
+            changes=changes,
+            retrieval=gate_record,
         )
     manifest = {
         "run_id": job.run.run_id,
@@ -96,6 +340,7 @@ def decide(
         "changes": changes.as_dict(),
         "build": asdict(candidate.stats),
         "rejected": len(rejected),
+        "rejected_by_code": steps.rejection_summary(rejected),
         # What the crawl found gone, so a later audit of this release can name broken links.
         "dead_links": dead_links_from(rejected),
         "checks": {
@@ -106,10 +351,12 @@ def decide(
             "data_docs": report.data_docs_path,
             "validation_result": report.results_json,
         },
+        # The golden questions' recall@k and MRR on this release and the one before it, and the gate's verdict.
+        "retrieval": gate_record,
     }
     # The outcome a person reads if the publish itself then fails (a lock held too long, a stale base).
     publish_failed = f"publish failed: nothing published; {base_tag or 'no release'} stays current"
-    return Decision(action="publish", outcome=publish_failed, changes=changes, manifest=manifest)
+    return Decision(action="publish", outcome=publish_failed, changes=changes, manifest=manifest, retrieval=gate_record)
 
 
 def publish_decided(job: ReindexJob, candidate: ReleaseCandidate, decision: Decision) -> IndexRelease | None:
@@ -151,6 +398,7 @@ def finish(
         "articles": candidate.stats.articles,
         "chunks": candidate.stats.chunks,
         "rejected": len(rejected),
+        "rejected_by_code": steps.rejection_summary(rejected),
         "checks_passed": report.success,
         "data_docs": report.data_docs_path,
         "changes": decision.changes.as_dict(),
@@ -158,6 +406,7 @@ def finish(
         "release": release.tag if release is not None else None,
         "current": current_tag,
         "build": asdict(candidate.stats),
+        "retrieval": decision.retrieval,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     vanished_section = None
@@ -177,6 +426,7 @@ def finish(
         checks_markdown=report.summary_markdown(),
         index_uri=job.settings.index_uri,
         vanished_section=vanished_section,
+        retrieval_section=steps.retrieval_markdown(decision.retrieval),
     )
     (run_dir / "summary.md").write_text(summary)
     write_result(job, result)

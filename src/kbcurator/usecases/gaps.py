@@ -1,0 +1,341 @@
+"""The gaps use case: cluster the tickets that count, score each cluster against one pinned release, follow the
+gaps from the previous run, and write what a KB owner reads. Also the ``cluster`` command's ticket clustering,
+which is the same sequence without a release.
+
+A caller loads the settings once and calls :func:`start_gaps` (which pins the release), reads each ticket
+source (:func:`read_source`), :func:`gather` them, then :func:`cluster` and :func:`score`; or
+:func:`run_gaps` for all of it in this process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kbcurator.config.tickets import TicketSourceConfig
+from kbcurator.embedding import load_embedder
+from kbcurator.embedding.base import Embedder
+from kbcurator.errors import ConfigError
+from kbcurator.gaps.clustering import LONG_TAIL, TicketClusterer
+from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors
+from kbcurator.gaps.labels import label_clusters
+from kbcurator.gaps.pipeline import (
+    LoadedTickets,
+    describe_clusters,
+    embed_tickets,
+    read_tickets,
+    ticket_source_for_file,
+    write_cluster_outputs,
+)
+from kbcurator.gaps.report import (
+    GapStore,
+    HitRate,
+    HitRateStore,
+    LongTailQuestion,
+    ScoredGap,
+    TicketOutcome,
+    gaps_markdown,
+    kb_hit_rate,
+    score_gaps,
+    ticket_outcomes,
+    unanswered_long_tail,
+    write_gap_exports,
+)
+from kbcurator.gaps.tracking import PreviousCluster
+from kbcurator.index.embedding_cache import EmbeddingCache
+from kbcurator.index.store import IndexStore, manifest_of
+from kbcurator.records import GapCluster, IndexRelease, Rejected, Ticket
+from kbcurator.reindex import RunContext, start_run
+from kbcurator.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class GapsJob:
+    """What one gaps run works from; built once by :func:`start_gaps`."""
+
+    settings: Settings
+    store: IndexStore
+    release: IndexRelease  # the release every cluster is scored against, pinned at the start
+    model: str  # the release's embedding model: ticket vectors must be comparable with its chunk vectors
+    run: RunContext
+    run_at: datetime
+    config_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketSet:
+    """The tickets of every source that count for gap analysis."""
+
+    tickets: tuple[Ticket, ...]
+    rejected: tuple[Rejected, ...]
+    loaded: int  # valid tickets before selection
+
+
+@dataclass(frozen=True, slots=True)
+class Clustering:
+    """Tickets, their vectors and cluster labels (``-1``: long tail), and the described clusters."""
+
+    tickets: tuple[Ticket, ...]
+    vectors: np.ndarray
+    labels: np.ndarray
+    clusters: tuple[GapCluster, ...]  # largest first
+    model: str
+    dimension: int
+    embedded: int  # texts embedded now (the rest came from the cache)
+    noise_share_before: float
+
+    @property
+    def long_tail(self) -> int:
+        return int((self.labels == LONG_TAIL).sum())
+
+    @property
+    def long_tail_share(self) -> float:
+        return round(self.long_tail / len(self.tickets), 4)
+
+
+@dataclass(frozen=True, slots=True)
+class GapsResult:
+    """One gaps run: the ranked gaps, what became of the previous run's, and where the reports are."""
+
+    run_id: str
+    run_dir: Path
+    release_tag: str
+    summary: dict[str, Any]  # the counts written to clusters.json and shown at the top of gaps.md
+    gaps: tuple[ScoredGap, ...]  # largest priority first
+    resolved: tuple[PreviousCluster, ...]
+    long_tail: tuple[LongTailQuestion, ...]  # one-off questions the release does not answer
+    tickets: tuple[TicketOutcome, ...]  # per ticket: cluster, answered or not, best article
+    exports: dict[str, Path]  # "json", "csv"
+    markdown: str  # gaps.md, also the ``kb-gaps`` artifact
+    # The share of the counted tickets the release answers, overall and per source, with the previous run's.
+    hit_rate: HitRate | None = None
+
+    @property
+    def open_gaps(self) -> int:
+        return sum(g.coverage.action != "covered" for g in self.gaps)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the gaps flow returns (and the CLI prints from)."""
+        return {
+            **self.summary,
+            "open_gaps": self.open_gaps,
+            "covered": len(self.gaps) - self.open_gaps,
+            "resolved": len(self.resolved),
+            "long_tail_unanswered": len(self.long_tail),
+            "run_dir": str(self.run_dir),
+            "exports": {k: str(v) for k, v in self.exports.items()},
+            "gaps": [
+                {
+                    "gap_id": g.gap_id,
+                    "label": g.cluster.label,
+                    "size": g.cluster.size,
+                    "action": g.coverage.action,
+                    "coverage": g.coverage.coverage_score,
+                    "trend": g.trend,
+                    "suggestion": g.coverage.suggestion(),
+                    "ticket_ids": list(g.cluster.ticket_ids),
+                }
+                for g in self.gaps
+            ],
+        }
+
+
+def start_gaps(settings: Settings, version: str = "current", *, config_path: str | None = None) -> GapsJob:
+    """Check that tickets are declared, pin the release to score against and make the run folder."""
+    if not settings.tickets:
+        raise ConfigError(f"no ticket sources declared under 'tickets:' in {config_path or 'the settings'}")
+    store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
+    release = store.resolve(version)
+    model = manifest_of(release)["model"]
+    return GapsJob(settings, store, release, model, start_run(settings.runs_dir), datetime.now(UTC), config_path)
+
+
+def read_source(
+    source: TicketSourceConfig,
+    job: GapsJob | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    full: bool = False,
+) -> LoadedTickets:
+    """One ticket source: the tickets that count, the rows quarantined, and how many were valid.
+
+    A helpdesk API source (``zendesk_api``) keeps its tickets and cursor in the job's index database and reads its
+    token from ``environ`` (the caller's environment: the CLI's or the flow's); ``full`` refetches it.
+    """
+    return read_tickets(source, store=job.store if job else None, environ=environ, full=full)
+
+
+def gather(job: GapsJob, loaded: Sequence[LoadedTickets]) -> TicketSet:
+    """The tickets of every source, in source order; fewer than two is an error (nothing to cluster)."""
+    tickets = tuple(t for batch in loaded for t in batch.tickets)
+    if len(tickets) < 2:
+        where = job.config_path or "the settings"
+        raise ConfigError(f"fewer than 2 tickets count for gap analysis in {where}: nothing to cluster")
+    rejected = tuple(r for batch in loaded for r in batch.rejected)
+    return TicketSet(tickets, rejected, sum(batch.loaded for batch in loaded))
+
+
+def cluster_tickets(
+    tickets: Sequence[Ticket], embedder: Embedder, cache: EmbeddingCache, *, representatives: int = 5
+) -> Clustering:
+    """Embed (through the cache), cluster and name the tickets: the sequence ``gaps`` and ``cluster`` share."""
+    vectors, embedded = embed_tickets(tickets, embedder, cache)
+    result = TicketClusterer().fit_predict(vectors)
+    names = label_clusters([t.text for t in tickets], result.labels, vectors, n_representatives=representatives)
+    return Clustering(
+        tickets=tuple(tickets),
+        vectors=vectors,
+        labels=result.labels,
+        clusters=tuple(describe_clusters(tickets, result.labels, names)),
+        model=embedder.name,
+        dimension=embedder.dimension,
+        embedded=embedded,
+        noise_share_before=float(result.noise_share_before),
+    )
+
+
+def cluster(job: GapsJob, tickets: TicketSet, *, embedder: Embedder | None = None) -> Clustering:
+    """Cluster the run's tickets with the release's own embedding model (or ``embedder``, which must be it)."""
+    embedding = job.settings.embedding
+    embedder = embedder or load_embedder(job.model, embedding.device, embedding.batch_size)
+    return cluster_tickets(
+        tickets.tickets, embedder, EmbeddingCache(job.store), representatives=job.settings.gaps.representatives
+    )
+
+
+def score(job: GapsJob, tickets: TicketSet, clustering: Clustering) -> GapsResult:
+    """Score each cluster against the pinned release, store the run beside the previous ones, write the reports."""
+    gaps = job.settings.gaps
+    summary = {
+        "run_id": job.run.run_id,
+        "release": job.release.tag,
+        "tickets": len(tickets.tickets),
+        "loaded": tickets.loaded,
+        "quarantined": len(tickets.rejected),
+        "embedded": clustering.embedded,
+        "n_clusters": len(clustering.clusters),
+        "noise_share_before_reassignment": round(clustering.noise_share_before, 4),
+        "long_tail_share": clustering.long_tail_share,
+    }
+    policy = CoveragePolicy(
+        answered_lift=gaps.answered_lift, related_lift=gaps.related_lift, covered_share=gaps.covered_share
+    )
+    kb = ReleaseVectors(job.store, job.release)
+    gap_store = GapStore(job.store)
+    vectors, labels = clustering.vectors, clustering.labels
+    scored, resolved = score_gaps(
+        clustering.clusters,
+        clustering.tickets,
+        vectors,
+        kb,
+        policy,
+        gap_store.previous(),
+        run_id=job.run.run_id,
+        escalation_weight=gaps.escalation_weight,
+    )
+    gap_store.write_run(
+        run_id=job.run.run_id,
+        run_at=job.run_at,
+        release_tag=job.release.tag,
+        gaps=scored,
+        resolved=resolved,
+        dimension=clustering.dimension,
+    )
+    long_tail = unanswered_long_tail(clustering.tickets, vectors, labels, kb, policy)
+    outcomes = ticket_outcomes(clustering.tickets, vectors, labels, scored, kb, policy)
+    hit_rates = HitRateStore(job.store)
+    hit_rate = kb_hit_rate(outcomes, run_id=job.run.run_id, release_tag=job.release.tag, previous=hit_rates.latest())
+    hit_rates.write(hit_rate, run_at=job.run_at)
+    summary["kb_hit_rate"] = hit_rate.as_dict()
+    run_dir = job.run.run_dir
+    write_cluster_outputs(run_dir, clustering.tickets, labels, clustering.clusters, tickets.rejected, summary)
+    exports = write_gap_exports(run_dir, scored, long_tail, tickets=outcomes, hit_rate=hit_rate)
+    markdown = gaps_markdown(
+        scored, resolved, release_tag=job.release.tag, summary=summary, long_tail=long_tail, hit_rate=hit_rate
+    )
+    (run_dir / "gaps.md").write_text(markdown, encoding="utf-8")
+    return GapsResult(
+        run_id=job.run.run_id,
+        run_dir=run_dir,
+        release_tag=job.release.tag,
+        summary=summary,
+        gaps=tuple(scored),
+        resolved=tuple(resolved),
+        long_tail=tuple(long_tail),
+        tickets=tuple(outcomes),
+        exports=exports,
+        markdown=markdown,
+        hit_rate=hit_rate,
+    )
+
+
+def run_gaps(
+    settings: Settings,
+    version: str = "current",
+    *,
+    config_path: str | None = None,
+    embedder: Embedder | None = None,
+    environ: Mapping[str, str] | None = None,
+    full: bool = False,
+) -> GapsResult:
+    """The whole gaps run in this process (the flow runs the same steps as tasks).
+
+    ``embedder``: the release's embedding model already loaded (default: loaded by the name the release records).
+    ``environ`` and ``full``: see :func:`read_source`.
+    """
+    job = start_gaps(settings, version, config_path=config_path)
+    tickets = gather(job, [read_source(source, job, environ=environ, full=full) for source in settings.tickets])
+    return score(job, tickets, cluster(job, tickets, embedder=embedder))
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterExport:
+    """``kbcurator cluster``: a ticket export clustered on its own, with no release."""
+
+    clustering: Clustering
+    summary: dict[str, Any]
+    paths: dict[str, Path]  # "assignments", "clusters", "rejected"
+
+
+def cluster_export(
+    loaded: LoadedTickets, out_dir: Path, *, model: str, cache_uri: str, name: str = "the export"
+) -> ClusterExport:
+    """Cluster one export's tickets and write ``assignments.csv``, ``clusters.json`` and ``rejected.jsonl``.
+
+    ``loaded``: the export as :func:`read_source` read it; ``name`` names it in the error for too few tickets.
+    """
+    if len(loaded.tickets) < 2:
+        raise ConfigError(f"{name}: fewer than 2 usable tickets, nothing to cluster")
+    clustering = cluster_tickets(loaded.tickets, load_embedder(model), EmbeddingCache(IndexStore(cache_uri)))
+    summary = {
+        "tickets": len(loaded.tickets),
+        "quarantined": len(loaded.rejected),
+        "model": clustering.model,
+        "embedded": clustering.embedded,
+        "n_clusters": len(clustering.clusters),
+        "noise_share_before_reassignment": round(clustering.noise_share_before, 4),
+        "long_tail_share": clustering.long_tail_share,
+    }
+    paths = write_cluster_outputs(
+        out_dir, loaded.tickets, clustering.labels, clustering.clusters, loaded.rejected, summary
+    )
+    return ClusterExport(clustering, summary, paths)
+
+
+def ticket_source(
+    tickets: str, *, fmt: str | None = None, declared: dict[str, Any] | None = None, declared_in: str = ""
+) -> TicketSourceConfig:
+    """The ticket source for an export file: declared in a YAML (column mapping, selection, PII patterns) with
+    its location (and format, when given) replaced, or read from the file's suffix."""
+    if declared is None:
+        return ticket_source_for_file(tickets, fmt=fmt)
+    values = {"id": "tickets", **declared, "location": tickets, **({"format": fmt} if fmt else {})}
+    try:
+        return TicketSourceConfig.model_validate(values)
+    except ValueError as exc:
+        raise ConfigError(f"invalid ticket source in {declared_in}: {exc}") from exc

@@ -1,0 +1,167 @@
+"""The gaps use case on a real index (LanceDB on tmp_path, the hashing fake as the release's embedder) and a ticket
+export: the per-ticket listing a KB owner audits a decision with, and the release a run is pinned to."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from builders import make_article, sample_articles
+from fakes import FakeHashingEmbedder
+
+from kbcurator.chunking import ChunkPolicy
+from kbcurator.index.build import build_candidate
+from kbcurator.index.publish import publish
+from kbcurator.index.store import IndexStore
+from kbcurator.settings import Settings
+from kbcurator.usecases.gaps import run_gaps
+
+# Two topics the sample articles answer, one they do not, and questions asked once.
+TWO_FACTOR = [
+    "how do I turn on two-factor authentication",
+    "two-factor authentication code from an authenticator app",
+    "enable two-factor authentication sign in code",
+    "two-factor authentication with SMS code",
+    "turn on two-factor authentication for sign in",
+    "authenticator app for two-factor authentication",
+    "two-factor authentication one-time code",
+    "set up two-factor authentication code app",
+]
+REFUNDS = [
+    "request a refund for my purchase",
+    "refund within 30 days of purchase",
+    "how do I request a refund in billing",
+    "refund for an order in billing",
+    "can I get a refund for my order",
+    "request refund order billing",
+    "refund my purchase please",
+    "is a refund available within 30 days",
+]
+MERGE = [
+    "merge workspaces of two teams",
+    "merge two team workspaces",
+    "how to merge workspaces of teams",
+    "merge our team workspaces",
+    "merge workspaces teams please",
+    "can we merge two workspaces of teams",
+    "merge workspaces for our two teams",
+    "merge team workspaces into one",
+]
+ONE_OFF = ["what colour is the logo on invoices", "does the mobile widget support dark mode in kiosks"]
+
+
+def _write_tickets(path: Path) -> dict[str, str]:
+    """The export, and the topic of every ticket id."""
+    topic_of = {}
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "created_at", "text"])
+        for topic, texts in (("2fa", TWO_FACTOR), ("refunds", REFUNDS), ("merge", MERGE), ("one-off", ONE_OFF)):
+            for n, text in enumerate(texts):
+                ticket_id = f"{topic}-{n}"
+                writer.writerow([ticket_id, f"2026-11-{n + 1:02d}", text])
+                topic_of[ticket_id] = topic
+    return topic_of
+
+
+@pytest.fixture()
+def workspace(tmp_path):
+    store = IndexStore(str(tmp_path / "index"))
+    embedder = FakeHashingEmbedder(dimension=256)
+    publish(
+        store,
+        build_candidate(sample_articles(), store=store, embedder=embedder, policy=ChunkPolicy()),
+        checks_passed=True,
+        manifest={},
+    )
+    topic_of = _write_tickets(tmp_path / "tickets.csv")
+    settings = Settings.model_validate(
+        {
+            "index_uri": str(tmp_path / "index"),
+            "runs_dir": str(tmp_path / "runs"),
+            "tickets": [{"id": "questions", "format": "csv", "location": str(tmp_path / "tickets.csv")}],
+        }
+    )
+    return store, embedder, settings, topic_of
+
+
+def _by_topic(listing: list[dict], topic_of: dict[str, str]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for row in listing:
+        out.setdefault(topic_of[row["ticket_id"]], []).append(row)
+    return out
+
+
+def test_every_ticket_is_listed_with_its_cluster_decision_and_best_article(workspace) -> None:
+    _store, embedder, settings, topic_of = workspace
+    result = run_gaps(settings, embedder=embedder)
+
+    document = json.loads(result.exports["json"].read_text(encoding="utf-8"))
+    assert document["gaps"] and "long_tail_unanswered" in document  # the existing fields stay
+    listing = document["tickets"]
+    assert sorted(row["ticket_id"] for row in listing) == sorted(topic_of)
+    assert {row["source_id"] for row in listing} == {"questions"}
+
+    by_topic = _by_topic(listing, topic_of)
+    gap_of = {g["gap_id"]: g for g in document["gaps"]}
+    for row in listing:
+        if row["cluster_id"] == -1:
+            assert row["gap_id"] == "" and row["label"] == "long tail"
+            assert row["coverage_score"] == (1.0 if row["answered"] else 0.0)
+        else:
+            # The per-ticket answer is the decision made for the ticket's cluster.
+            gap = gap_of[row["gap_id"]]
+            assert row["answered"] == (gap["action"] == "covered")
+            assert row["coverage_score"] == gap["coverage_score"] and row["label"] == gap["label"]
+    # Questions the KB answers point at the article that answers them; the withheld topic is not answered.
+    assert all(r["answered"] for r in by_topic["2fa"] if r["cluster_id"] != -1)
+    assert {r["best_article_title"] for r in by_topic["2fa"]} == {"Turn on two-factor authentication"}
+    assert all(r["best_article_url"].startswith("https://help.example.com/articles/") for r in listing)
+    assert all(r["best_article_id"].startswith("test:") for r in listing)
+    merged = [r for r in by_topic["merge"] if r["cluster_id"] != -1]
+    assert len(merged) >= 5 and not any(r["answered"] for r in merged)
+    assert result.open_gaps >= 1 and len(result.tickets) == len(topic_of)
+
+
+def test_the_csv_lists_the_gaps_then_every_ticket(workspace) -> None:
+    _store, embedder, settings, topic_of = workspace
+    result = run_gaps(settings, embedder=embedder)
+
+    with result.exports["csv"].open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        rows = list(reader)
+    assert header[:3] == ["gap_id", "label", "size"]  # the gap columns first, as before
+    for column in ("ticket_id", "source_id", "cluster_id", "answered", "best_article_title", "best_article_url"):
+        assert column in header
+    gap_rows = [r for r in rows if not r["ticket_id"]]
+    ticket_rows = [r for r in rows if r["ticket_id"]]
+    assert [r["gap_id"] for r in gap_rows] == [g.gap_id for g in result.gaps]
+    assert sorted(r["ticket_id"] for r in ticket_rows) == sorted(topic_of)
+    merge_rows = [r for r in ticket_rows if topic_of[r["ticket_id"]] == "merge" and r["cluster_id"] != "-1"]
+    assert merge_rows and {r["answered"] for r in merge_rows} == {"False"}
+    assert {r["action"] for r in merge_rows} <= {"extend", "write"}
+
+
+def test_a_run_scores_against_the_release_it_pinned(workspace) -> None:
+    store, embedder, settings, topic_of = workspace
+    # release-0002 drops the two-factor article: scored against it, those questions are no longer answered.
+    kept = [a for a in sample_articles() if "two-factor" not in a.title.lower()]
+    kept.append(make_article("billing-faq", "Billing questions", "Invoices are sent monthly by email."))
+    candidate = build_candidate(kept, store=store, embedder=embedder, policy=ChunkPolicy())
+    publish(store, candidate, checks_passed=True, manifest={})
+
+    earlier = run_gaps(settings, "release-0001", embedder=embedder)
+    current = run_gaps(settings, embedder=embedder)
+    assert (earlier.release_tag, current.release_tag) == ("release-0001", "release-0002")
+    assert earlier.summary["release"] == "release-0001"
+    two_factor_then = _by_topic([_row(t) for t in earlier.tickets], topic_of)
+    two_factor_now = _by_topic([_row(t) for t in current.tickets], topic_of)
+    assert {r["best_article_title"] for r in two_factor_then["2fa"]} == {"Turn on two-factor authentication"}
+    assert "Turn on two-factor authentication" not in {r["best_article_title"] for r in two_factor_now["2fa"]}
+
+
+def _row(outcome) -> dict:
+    return {name: getattr(outcome, name) for name in outcome.__slots__}
