@@ -26,6 +26,8 @@ from typer.testing import CliRunner
 from kbcurator.cli import app
 from kbcurator.prefect_stack import PrefectStack
 
+ZENDESK_TOKEN = "zdtok-deploy-9Fq2Lx7Wm4Rb"
+
 runner = CliRunner()
 
 DECLARED: dict[str, dict[str, Any]] = {
@@ -48,7 +50,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectStack]:
         port=0,
         scheduler_loop_seconds=5,
         worker_query_seconds=2,
-        worker_env={"KB_INDEX_URI": str(root / "kb" / "index"), "KB_RUNS_DIR": str(root / "kb" / "runs")},
+        worker_env={
+            "KB_INDEX_URI": str(root / "kb" / "index"),
+            "KB_RUNS_DIR": str(root / "kb" / "runs"),
+            "KB_ZENDESK_TOKEN": ZENDESK_TOKEN,  # the helpdesk token lives in the worker's environment only
+        },
     )
     started.start()
     yield started
@@ -91,10 +97,13 @@ def _worker_log_tail(stack: PrefectStack, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _run_to_completion(stack: PrefectStack, name: str, deadline: float) -> dict[str, Any]:
+def _run_to_completion(
+    stack: PrefectStack, name: str, deadline: float, parameters: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Create a run of deployment ``name`` now, as `prefect deployment run` does, and wait for its final state."""
     deployment = next(d for d in stack.deployments if d.name == name)
-    run = stack.api("POST", f"/deployments/{deployment.deployment_id}/create_flow_run", {})
+    body = {"parameters": parameters} if parameters else {}
+    run = stack.api("POST", f"/deployments/{deployment.deployment_id}/create_flow_run", body)
     while True:
         run = stack.api("GET", f"/flow_runs/{run['id']}")
         if run["state_type"] in TERMINAL:
@@ -252,3 +261,70 @@ def test_nightly_then_daily_gaps_run_on_the_worker_and_publish_their_artifacts(s
     assert set(artifacts) == {"kb-gaps"}, sorted(artifacts)
     assert "release-0001" in artifacts["kb-gaps"], artifacts["kb-gaps"]
     print(f"nightly-reindex {nightly_s:.0f} s, daily-gaps {gaps_s:.0f} s on the worker")
+
+
+# What customers ask in the sample's tickets first, then a topic the help center has never covered.
+NEW_TOPIC = [
+    "How do I change the email address on my patient portal account?",
+    "I need to update the email on my patient portal login",
+    "Change email address for my patient portal account please",
+    "How can I change my patient portal email address?",
+    "My patient portal account has my old email, how do I change it?",
+    "Update the email address of my patient portal account",
+]
+
+
+def test_daily_gaps_follows_a_helpdesk_api_through_the_real_server(stack: PrefectStack, tmp_path: Path) -> None:
+    """Two runs of `daily-gaps` against a local Zendesk incremental export, new tickets added in between: the second
+    run fetches only those, reports their gap as new, and the token is in no artifact or run file."""
+    import csv
+
+    from site_server import SiteServer
+    from test_zendesk_tickets_api import FakeZendesk
+
+    from kbcurator.index.store import IndexStore
+
+    deadline = time.monotonic() + RUNS_DEADLINE_S
+    if IndexStore(stack.worker_env["KB_INDEX_URI"]).current() is None:
+        _run_to_completion(stack, "nightly-reindex", deadline)  # this test alone: a release to score against
+    with (REPO / "kb_sources" / "sample_tickets" / "tickets.csv").open(encoding="utf-8") as handle:
+        sample = [row["text"] for row in csv.DictReader(handle)][:90]
+    with SiteServer() as site:
+        zendesk = FakeZendesk(site)
+        for number, text in enumerate(sample, start=1):
+            zendesk.put(number, subject="", description=text)
+        config = yaml.safe_load((REPO / "kb_sources" / "sample.yaml").read_text())
+        config["sources"][0]["location"] = str(REPO / "kb_sources" / "sample_help_center" / "site")
+        config.pop("retrieval", None)
+        config["tickets"] = [
+            {
+                "id": "helpdesk",
+                "format": "zendesk_api",
+                "location": site.base,
+                "api": {"window_days": 3650, "start_days": 3650, "per_page": 50, "requests_per_minute": 6000},
+            }
+        ]
+        path = tmp_path / "helpdesk.yaml"
+        path.write_text(yaml.safe_dump(config))
+        first = _run_to_completion(stack, "daily-gaps", deadline, {"config": str(path)})
+        served = len(zendesk.served)
+        for number, text in enumerate(NEW_TOPIC, start=1000):
+            zendesk.put(number, subject="", description=text)
+        second = _run_to_completion(stack, "daily-gaps", deadline, {"config": str(path)})
+        assert sorted(zendesk.served[served:]) == list(range(1000, 1000 + len(NEW_TOPIC)))  # only what is new
+
+    store = IndexStore(stack.worker_env["KB_INDEX_URI"])
+    gap_rows = store.rows("gaps")
+    latest_run = max(gap_rows, key=lambda r: r["run_at"])["run_id"]
+    latest = [r for r in gap_rows if r["run_id"] == latest_run]
+    new_gap = next((r for r in latest if r["central_query"] in NEW_TOPIC), None)
+    assert new_gap is not None, [(r["label"], r["central_query"]) for r in latest]
+    assert new_gap["trend"] == "new" and new_gap["action"] != "covered"
+    assert {r["trend"] for r in latest} - {"new"}, "the topics of the first run are followed, not all new"
+    for run in (first, second):
+        artifacts = _artifacts_of(stack, run["id"])
+        assert set(artifacts) == {"kb-gaps"} and ZENDESK_TOKEN not in artifacts["kb-gaps"]
+    assert new_gap["central_query"] in _artifacts_of(stack, second["id"])["kb-gaps"]  # the morning's gap list
+    for written in Path(stack.worker_env["KB_RUNS_DIR"]).rglob("*"):
+        if written.is_file():
+            assert ZENDESK_TOKEN not in written.read_text(encoding="utf-8", errors="replace")

@@ -297,3 +297,16 @@ def test_a_run_killed_mid_embedding_is_rerun_into_a_correct_index(tmp_path) -> N
     ids = chunks["chunk_id"].to_pylist()
     assert len(ids) == len(set(ids)) == result["chunks"]
     assert len(set(chunks["article_id"].to_pylist())) == result["articles"] == 112
+
+
+def test_a_missing_golden_questions_file_is_one_line_before_prefect_starts(tmp_path, help_center) -> None:
+    config = _config(tmp_path, [_folder(help_center)])
+    data = yaml.safe_load(Path(config).read_text())
+    data["retrieval"] = {"golden_file": str(tmp_path / "no-golden.csv")}
+    Path(config).write_text(yaml.safe_dump(data))
+    outcome = subprocess.run([KBCURATOR, "reindex", "--config", config], capture_output=True, text=True, timeout=60)
+    assert outcome.returncode == 1
+    assert outcome.stderr.strip().splitlines() == [
+        f"error: retrieval.golden_file not found: {tmp_path / 'no-golden.csv'}"
+    ]
+    assert not (tmp_path / "runs").exists()

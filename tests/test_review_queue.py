@@ -203,3 +203,42 @@ def test_the_queue_and_the_report_show_the_kb_hit_rate_and_its_trend(review_db) 
     with running(create_app(settings, review=ReviewQueue(settings, store=store), now=lambda: AS_OF)) as base:
         page = httpx.get(base + "/").text  # no users declared: read-only, readable on this machine
     assert "KB hit rate: <b>65%</b> of the latest gaps run's 20 tickets" in page and "+25 points" in page
+
+
+def test_the_report_and_the_queue_show_the_current_release_s_golden_question_recall(review_db) -> None:
+    from fakes import FakeHashingEmbedder
+
+    from kbcurator.chunking import ChunkPolicy
+    from kbcurator.index.build import build_candidate
+    from kbcurator.index.publish import publish
+    from kbcurator.reports import render_report
+
+    store, articles, *_, settings = review_db
+    assert ReviewQueue(settings, store=store).queue(as_of=AS_OF).retrieval is None  # published without questions
+    gate = {
+        "k": 5,
+        "questions": 20,
+        "candidate": {"release": "candidate", "questions": 20, "recall_at_5": 0.85, "mrr": 0.712},
+        "baseline": {"release": "release-0001", "questions": 20, "recall_at_5": 0.9, "mrr": 0.75},
+        "lost": [{"question": "q"}],
+        "overridden": True,
+    }
+    edited = [*articles[:-1], make_article("hostile", "Billing FAQ", "Invoices are sent monthly, in euros.")]
+    candidate = build_candidate(edited, store=store, embedder=FakeHashingEmbedder(dimension=256), policy=ChunkPolicy())
+    publish(store, candidate, checks_passed=True, manifest={"retrieval": gate})
+    view = ReviewQueue(settings, store=store).queue(as_of=AS_OF)
+    assert view.retrieval is not None and view.release_tag == "release-0002"
+    assert (view.retrieval.recall_at_k, view.retrieval.baseline_recall_at_k, view.retrieval.lost) == (0.85, 0.9, 1)
+    card = render_report(store, as_of=AS_OF)
+    card = card[card.index('id="retrieval"') :][:400]
+    assert "85%" in card and "20 questions, MRR 0.71" in card and "90% before" in card and "1 lost" in card
+    assert "gate overridden" in card
+    import httpx
+    from app_server import running
+
+    from kbcurator.web import create_app
+
+    with running(create_app(settings, review=ReviewQueue(settings, store=store), now=lambda: AS_OF)) as base:
+        page = httpx.get(base + "/").text
+    shown = page[page.index('id="retrieval"') :][:500]
+    assert "Golden questions on release-0002: <b>85%</b>" in shown and "1 lost their article" in shown

@@ -396,8 +396,8 @@ def gaps(
     shown = [g for g in result["gaps"] if g["action"] != "covered"][:top]
     for rank, gap in enumerate(shown, start=1):
         typer.echo(
-            f"{rank:>3}. [{gap['size']:>3} tickets, coverage {gap['coverage']:.0%}, {gap['trend']}] {gap['label']}"
-            f" -> {gap['suggestion']}"
+            f"{rank:>3}. [{gap['size']:>3} tickets, coverage {gap['coverage']:.0%}, {gap['trend']}] {gap['title']}"
+            f" ({gap['label']}) -> {gap['suggestion']}"
         )
     typer.echo(f"report: {result['run_dir']}/gaps.md  exports: {result['exports']['json']}, {result['exports']['csv']}")
 

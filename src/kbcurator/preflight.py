@@ -29,6 +29,10 @@ def check_sources(settings: Settings, config_path: str | Path | None = None) -> 
             raise SourceError(f"source {source.id!r}: folder not found: {path}")
         if source.kind == "zendesk" and not path.exists():
             raise SourceError(f"source {source.id!r}: export file not found: {path}")
+    golden = settings.retrieval.golden_file
+    if golden and not _is_remote(golden) and not Path(golden).expanduser().is_file():
+        # The retrieval gate fails closed on a missing file: say so now, not from inside the flow run.
+        raise ConfigError(f"retrieval.golden_file not found: {golden}")
 
 
 def check_tickets(settings: Settings, config_path: str | Path | None = None) -> None:

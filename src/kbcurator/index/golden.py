@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -346,3 +346,35 @@ def lost_questions(
             )
         )
     return lost
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalSummary:
+    """What a release's manifest says of its retrieval gate, for the report and the review app."""
+
+    k: int
+    questions: int
+    recall_at_k: float
+    mrr: float
+    baseline_recall_at_k: float | None  # the release it replaced, on the same questions
+    lost: int  # golden questions that lost their article in this release
+    overridden: bool
+
+
+def retrieval_summary(manifest: dict[str, Any]) -> RetrievalSummary | None:
+    """None when the release was published without golden questions (or before the gate existed)."""
+    record = manifest.get("retrieval")
+    if not isinstance(record, dict) or not record.get("questions"):
+        return None
+    k = int(record.get("k", 5))
+    candidate = record.get("candidate") or {}
+    baseline = record.get("baseline") or None
+    return RetrievalSummary(
+        k=k,
+        questions=int(record["questions"]),
+        recall_at_k=float(candidate.get(f"recall_at_{k}", 0.0)),
+        mrr=float(candidate.get("mrr", 0.0)),
+        baseline_recall_at_k=float(baseline[f"recall_at_{k}"]) if baseline and f"recall_at_{k}" in baseline else None,
+        lost=len(record.get("lost") or ()),
+        overridden=bool(record.get("overridden")),
+    )

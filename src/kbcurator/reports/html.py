@@ -24,6 +24,7 @@ from kbcurator.analysis.store import FINDINGS_TABLE, FindingStore
 from kbcurator.errors import PublishError
 from kbcurator.gaps.report import GAPS_TABLE, HitRateStore
 from kbcurator.index import schema
+from kbcurator.index.golden import retrieval_summary
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.records import SEVERITIES, Evidence, Finding
 from kbcurator.triage import OpenItem, open_items
@@ -314,6 +315,7 @@ def _release_summary(store: IndexStore) -> dict[str, Any] | None:
         "checks": {"passed": checks.get("passed"), "total": checks.get("total"), "success": checks.get("success")}
         if checks
         else None,
+        "retrieval": retrieval_summary(manifest),
     }
 
 

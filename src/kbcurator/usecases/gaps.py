@@ -23,7 +23,7 @@ from kbcurator.embedding.base import Embedder
 from kbcurator.errors import ConfigError
 from kbcurator.gaps.clustering import LONG_TAIL, TicketClusterer
 from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors
-from kbcurator.gaps.labels import label_clusters
+from kbcurator.gaps.labels import gap_title, label_clusters
 from kbcurator.gaps.pipeline import (
     LoadedTickets,
     describe_clusters,
@@ -132,6 +132,7 @@ class GapsResult:
             "gaps": [
                 {
                     "gap_id": g.gap_id,
+                    "title": gap_title(g.cluster.central_query, g.cluster.representatives, fallback=g.cluster.label),
                     "label": g.cluster.label,
                     "size": g.cluster.size,
                     "action": g.coverage.action,

@@ -33,7 +33,8 @@ from kbcurator.gaps.coverage import gap_priority
 from kbcurator.gaps.labels import gap_title
 from kbcurator.gaps.report import GAPS_TABLE, HitRateStore
 from kbcurator.index import schema
-from kbcurator.index.store import IndexStore
+from kbcurator.index.golden import RetrievalSummary, retrieval_summary
+from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.records import Finding
 from kbcurator.settings import Settings
 from kbcurator.triage import STATUSES, OpenItem, TriageDecision, TriageError, TriageStore, open_items
@@ -134,6 +135,8 @@ class QueueView:
     audit_at: datetime | None
     gaps_at: datetime | None
     hit_rate: KbHitRate | None = None
+    release_tag: str = ""
+    retrieval: RetrievalSummary | None = None  # the current release's golden-question gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,6 +452,7 @@ class ReviewQueue:
         without_kind = [i for i in items if matches(i, with_kind=False)]
         counts: dict[str, int] = {k: sum(1 for i in without_kind if i.kind == k) for k in QUEUE_KINDS}
         chosen = [i for i in without_kind if not filters.kind or i.kind == filters.kind]
+        current = self._store.current()
         size = self._settings.serve.page_size
         pages = max(1, -(-len(chosen) // size))
         page = min(max(1, page), pages)
@@ -464,6 +468,8 @@ class ReviewQueue:
             audit_at=context["audit_at"],
             gaps_at=context["gaps_at"],
             hit_rate=self._hit_rate(),
+            release_tag=current.tag if current else "",
+            retrieval=retrieval_summary(manifest_of(current)) if current else None,
         )
 
     def _hit_rate(self) -> KbHitRate | None:
