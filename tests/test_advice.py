@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+import test_duplicates
 from builders import make_article, published_sample
 from fakes import FakeHashingEmbedder
+from test_duplicates import EXPORT, REFUNDS, RUN_AT
 
 from kbcurator.analysis.audit import run_audit
 from kbcurator.analysis.base import AuditCorpus
@@ -30,44 +32,8 @@ from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors, cluster_cove
 from kbcurator.gaps.labels import label_clusters
 from kbcurator.records import Article, Evidence, Finding, make_finding_id, sha256_hex
 
-RUN_AT = datetime(2026, 3, 1, tzinfo=UTC)
-
-EXPORT = [
-    (
-        "Export your data",
-        "You can download a copy of everything stored in your account at any time. The export includes your "
-        "projects, comments, uploaded files and the history of every change, packed into one ZIP archive.",
-    ),
-    (
-        "Start an export",
-        "Open Settings, choose Privacy and select Export data. Pick the workspaces you want to include and press "
-        "Start export. Large workspaces can take up to two hours; you can close the page while we prepare it.",
-    ),
-    (
-        "Download the archive",
-        "When the archive is ready we send an email with a download link to the address on your account. The "
-        "link works for seven days and can be used three times. After that, start a new export from Settings.",
-    ),
-]
-REFUNDS = [
-    (
-        "Refunds",
-        "Annual plans can be refunded in full within 30 days of purchase. Monthly plans are not refunded, but you "
-        "can cancel at any time and keep access until the end of the month you paid for.",
-    ),
-    (
-        "Ask for a refund",
-        "Go to Billing, open the invoice you want refunded and choose Request refund. Tell us in a sentence why, "
-        "so we can improve. Refunds reach your card within five to ten business days, depending on your bank.",
-    ),
-]
-TWO_FACTOR = [
-    (
-        "Two-factor authentication",
-        "Two-factor authentication asks for a one-time code from your phone every time you sign in on a new "
-        "device, so a stolen password alone is not enough to get into your account.",
-    ),
-]
+# The same help-center passages as the duplicate detector's own tests.
+TWO_FACTOR = test_duplicates.TWO_FACTOR[:1]
 
 
 def _article(slug: str, title: str, sections: Sequence[tuple[str, str]], *, updated: datetime) -> Article:

@@ -8,13 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from builders import make_article, sample_articles
-from fakes import FakeHashingEmbedder
+from builders import make_article, published_sample, sample_articles
 
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.index.build import build_candidate
 from kbcurator.index.publish import publish
-from kbcurator.index.store import IndexStore
 from kbcurator.settings import Settings
 from kbcurator.usecases.gaps import run_gaps
 
@@ -68,14 +66,7 @@ def _write_tickets(path: Path) -> dict[str, str]:
 
 @pytest.fixture()
 def workspace(tmp_path):
-    store = IndexStore(str(tmp_path / "index"))
-    embedder = FakeHashingEmbedder(dimension=256)
-    publish(
-        store,
-        build_candidate(sample_articles(), store=store, embedder=embedder, policy=ChunkPolicy()),
-        checks_passed=True,
-        manifest={},
-    )
+    store, _, embedder = published_sample(str(tmp_path / "index"))
     topic_of = _write_tickets(tmp_path / "tickets.csv")
     settings = Settings.model_validate(
         {

@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from builders import make_article, sample_articles
+from builders import make_article, published_sample, sample_articles
 from conftest import REPO
-from fakes import FakeHashingEmbedder
 
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.index.build import build_candidate
@@ -64,14 +63,7 @@ def _write(path: Path, topics: dict[str, list[str]]) -> None:
 
 @pytest.fixture()
 def workspace(tmp_path):
-    store = IndexStore(str(tmp_path / "index"))
-    embedder = FakeHashingEmbedder(dimension=256)
-    publish(
-        store,
-        build_candidate(sample_articles(), store=store, embedder=embedder, policy=ChunkPolicy()),
-        checks_passed=True,
-        manifest={},
-    )
+    store, _, embedder = published_sample(str(tmp_path / "index"))
     everything = {**ANSWERED, **UNANSWERED}
     for source in ("email", "chat"):
         _write(tmp_path / f"{source}.csv", {t: q for t, q in everything.items() if SOURCE_OF[t] == source})

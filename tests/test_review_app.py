@@ -214,3 +214,32 @@ def test_a_kb_owner_works_through_the_queue_in_chromium(review_db, tmp_path) -> 
     duplicate_block = html[html.index(f'id="{duplicate}"') :][:2000]
     assert "dismissed" in duplicate_block and "two audiences, kept apart on purpose" in duplicate_block
     assert "snoozed until 2026-12-15" in html[html.index(f'id="{gap}"') :][:2000]
+
+
+def test_serve_on_a_port_in_use_or_out_of_range_is_one_line(tmp_path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from builders import published_sample
+
+    published_sample(str(tmp_path / "index"))
+    config = tmp_path / "kb.yaml"
+    config.write_text(f"index_uri: {tmp_path / 'index'}\n")
+    kbcurator = str(Path(sys.executable).parent / "kbcurator")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for flag, expected in (
+            (str(port), f"error: cannot listen on 127.0.0.1:{port}: Address already in use"),
+            ("70000", "error: serve.port: Input should be less than or equal to 65535"),
+        ):
+            outcome = subprocess.run(
+                [kbcurator, "serve", "--config", str(config), "--port", flag],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert outcome.returncode == 1 and outcome.stderr.strip().splitlines() == [expected]
+            assert "review app:" not in outcome.stdout  # nothing claims to run

@@ -8,7 +8,6 @@ chunk's tail is silently cut from its embedding.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import math
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kbcurator.errors import ConfigError, EmbeddingError
+from kbcurator.model_files import resolve_model_path
 from kbcurator.records import Article, Chunk, Rejected, RejectionCode, sha256_hex
 from kbcurator.unstructured_compat import use_bundled_spacy_model
 
@@ -112,7 +112,7 @@ def model_tokenizer(model: str) -> ModelTokenizer | None:
     if not path.is_dir():
         if _IMPORT_PATH.match(model):
             return None
-        path = _package_model_path(model)
+        path = resolve_model_path(model)
     file = path / "tokenizer.json"
     if not file.is_file():
         raise EmbeddingError(
@@ -127,22 +127,6 @@ def model_tokenizer(model: str) -> ModelTokenizer | None:
     max_seq_length = _max_seq_length(path)
     limit = max_seq_length - tokenizer.num_special_tokens_to_add(False)
     return ModelTokenizer(tokenizer=tokenizer, limit=limit, digest=sha256_hex(file.read_text("utf-8"))[:12])
-
-
-def _package_model_path(model: str) -> Path:
-    # The same lookup as kbcurator.embedding.resolve_model_path (chunking may not import embedding: layers).
-    module_name = model.replace("-", "_").replace(".", "_")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise EmbeddingError(
-            f"embedding model {model!r} is neither a local directory nor an installed package (module "
-            f"{module_name!r}): its tokenizer cannot be read"
-        ) from exc
-    get_path = getattr(module, "get_model_path", None)
-    if get_path is None:
-        raise EmbeddingError(f"package {module_name!r} has no get_model_path(): it does not ship a model")
-    return Path(get_path())
 
 
 def _max_seq_length(path: Path) -> int:

@@ -681,17 +681,25 @@ def serve(
     index_uri: IndexOption = None,
 ) -> None:
     """The KB owner's review app (and the search API) until Ctrl-C: the queue of what to fix, ranked, in a browser."""
-    from kbcurator.web import check_bind
+    from pydantic import ValidationError
+
+    from kbcurator.config.serve import ServeSettings
+    from kbcurator.web import listen
     from kbcurator.web import serve as serve_app
 
     settings = _settings(config, index_uri)
     _require_index(settings.index_uri)
     changes = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = settings.model_copy(update={"serve": settings.serve.model_copy(update=changes)})
-    check_bind(settings)  # before anything listens: one line, no traceback
+    try:
+        checked = ServeSettings.model_validate({**settings.serve.model_dump(), **changes})
+    except ValidationError as exc:
+        where = exc.errors()[0]
+        raise ConfigError(f"serve.{where['loc'][0]}: {where['msg']}") from None
+    settings = settings.model_copy(update={"serve": checked})
+    sock = listen(settings)  # before anything is said to run: a port in use is one line, no traceback
     who = "sign-in required" if settings.serve.auth_configured else "read-only: no users declared"
     typer.echo(f"review app: http://{settings.serve.host}:{settings.serve.port}/  ({who}; Ctrl-C stops it)")
-    serve_app(settings)
+    serve_app(settings, sock)
 
 
 @app.command("hash-password")

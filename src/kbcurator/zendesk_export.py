@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from kbcurator.errors import SourceError
 
-__all__ = ["next_export_file"]
+__all__ = ["next_export_file", "parse_zendesk_time"]
 
 log = logging.getLogger(__name__)
 
@@ -35,3 +36,19 @@ def next_export_file(what: str, current: Path, next_page: object, seen: set[Path
     if not candidate.is_file():
         raise SourceError(f"{what}: next_page file not found: {candidate} (named in {current})")
     return candidate
+
+
+def parse_zendesk_time(value: object) -> datetime | None:
+    """A Zendesk timestamp as a UTC datetime: ISO 8601 ("2020-03-17T00:00:00Z") or epoch seconds; None otherwise.
+
+    One reader for the article export, the ticket export and the incremental tickets API.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=UTC)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

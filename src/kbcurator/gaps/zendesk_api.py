@@ -56,6 +56,7 @@ from kbcurator.errors import SourceError
 from kbcurator.index import schema
 from kbcurator.index.store import IndexStore, lance_errors
 from kbcurator.records import Rejected, RejectionCode, Ticket
+from kbcurator.zendesk_export import parse_zendesk_time
 
 __all__ = [
     "INCREMENTAL_PATH",
@@ -701,7 +702,7 @@ def _take(
         progress.rejected.append(result)
         return
     # The stream lists a ticket again when it changed again while being read: the last one is the newest.
-    progress.tickets[result.ticket_id] = _Stored(result, _parse_time(record.get("updated_at")))
+    progress.tickets[result.ticket_id] = _Stored(result, parse_zendesk_time(record.get("updated_at")))
     progress.deleted.discard(result.ticket_id)
 
 
@@ -739,13 +740,3 @@ def _with_customer_comment(
             if isinstance(text, str) and text.strip():
                 return {**record, "description": text}
     return record
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

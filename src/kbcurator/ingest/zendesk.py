@@ -28,7 +28,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -47,7 +46,7 @@ from kbcurator.ingest.http import (
 )
 from kbcurator.records import RawPage, Rejected, RejectionCode
 from kbcurator.settings import SourceConfig
-from kbcurator.zendesk_export import next_export_file
+from kbcurator.zendesk_export import next_export_file, parse_zendesk_time
 
 __all__ = ["article_to_page", "read_zendesk"]
 
@@ -121,7 +120,7 @@ def article_to_page(
         location=location,
         content=body,
         content_kind="html",
-        updated_at=_parse_time(record.get("updated_at")),
+        updated_at=parse_zendesk_time(record.get("updated_at")),
         fields=tuple(fields),
     )
 
@@ -383,16 +382,3 @@ def _next_url(source: SourceConfig, next_page: object, current: str, origin: str
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
-
-
-def _parse_time(value: object) -> datetime | None:
-    """Zendesk timestamps are ISO 8601 in UTC ("2020-03-17T00:00:00Z"); anything else is left to parse."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=UTC)
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from ipaddress import ip_address
 
 from kbcurator.errors import ConfigError
@@ -27,19 +28,34 @@ def check_bind(settings: Settings) -> None:
         )
 
 
-def serve(settings: Settings) -> None:
-    """Serve until interrupted (Ctrl-C)."""
+def listen(settings: Settings) -> socket.socket:
+    """The app's listening socket, bound now: a port in use or a bad address is one clear error, before anything
+    is printed as running (uvicorn alone would log a traceback and exit)."""
+    check_bind(settings)
+    host, port = settings.serve.host.strip("[]"), settings.serve.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {settings.serve.host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def serve(settings: Settings, sock: socket.socket | None = None) -> None:
+    """Serve until interrupted (Ctrl-C), on ``sock`` from :func:`listen` (bound here when not given)."""
     import uvicorn  # here: the CLI's other commands do not pay for it
 
     from kbcurator.web.app import create_app
 
-    check_bind(settings)
-    uvicorn.run(
+    sock = sock or listen(settings)
+    config = uvicorn.Config(
         create_app(settings),
-        host=settings.serve.host,
-        port=settings.serve.port,
         log_level="warning",
         # The reverse proxy's X-Forwarded-* are honoured only from the proxies trusted with the user header.
         forwarded_allow_ips=settings.serve.trusted_proxies,
         server_header=False,
     )
+    uvicorn.Server(config).run(sockets=[sock])
