@@ -24,7 +24,7 @@ from conftest import REPO
 from typer.testing import CliRunner
 
 from kbcurator.cli import app
-from kbcurator.prefect_stack import PrefectStack
+from kbcurator.prefect_stack import PrefectStack, StackError
 
 ZENDESK_TOKEN = "zdtok-deploy-9Fq2Lx7Wm4Rb"
 
@@ -328,3 +328,17 @@ def test_daily_gaps_follows_a_helpdesk_api_through_the_real_server(stack: Prefec
     for written in Path(stack.worker_env["KB_RUNS_DIR"]).rglob("*"):
         if written.is_file():
             assert ZENDESK_TOKEN not in written.read_text(encoding="utf-8", errors="replace")
+
+
+def test_the_stack_retries_a_busy_server_and_reports_one_that_stays_busy(tmp_path: Path) -> None:
+    """Prefect's server answers 503 while its database is busy: the stack's API calls wait it out, as Prefect's
+    own client does, and give one clear error when it does not pass."""
+    from site_server import Reply, SiteServer
+
+    with SiteServer() as site:
+        site.route("/api/flaky", lambda hit: Reply(503, b"{}") if hit < 2 else Reply(200, b'{"ok": true}'))
+        site.route("/api/down", lambda hit: Reply(503, b'{"exception_message":"Service Unavailable"}'))
+        stack = PrefectStack(tmp_path / "home", REPO, port=int(site.base.rsplit(":", 1)[1].strip("/")))
+        assert stack.api("GET", "/flaky") == {"ok": True}
+        with pytest.raises(StackError, match="answered 503"):
+            stack.api("GET", "/down")

@@ -198,9 +198,17 @@ class PrefectStack:
     # -- API ----------------------------------------------------------------------------------------------------
 
     def api(self, method: str, path: str, json: Any = None, timeout_s: float = 30.0) -> Any:
-        """Call the server's REST API (``path`` below /api) and return the decoded JSON body."""
+        """Call the server's REST API (``path`` below /api) and return the decoded JSON body.
+
+        A 502/503/504 is retried with backoff (1, 2, 4, 8 s), as Prefect's own client does: its server answers 503
+        while its SQLite database is busy, e.g. when the scheduler writes a schedule's runs on a loaded machine.
+        """
         try:
-            response = httpx.request(method, f"{self.api_url}{path}", json=json, timeout=timeout_s)
+            for wait_s in (1.0, 2.0, 4.0, 8.0, None):
+                response = httpx.request(method, f"{self.api_url}{path}", json=json, timeout=timeout_s)
+                if response.status_code not in (502, 503, 504) or wait_s is None:
+                    break
+                time.sleep(wait_s)
             response.raise_for_status()
         except httpx.HTTPStatusError as exc:
             raise StackError(
