@@ -229,3 +229,43 @@ def test_the_samples_golden_questions_all_name_a_sample_article_and_pass_the_gat
     print(f"sample golden questions: {check.candidate.as_dict()}")
     assert check.unresolved == () and check.candidate.questions == len(read_golden_file(settings.retrieval.golden_file))
     assert usecase.retrieval_failures(check, settings.retrieval) == []
+
+
+def test_tickets_that_link_their_solving_article_become_golden_questions_and_guard_the_next_publish(tmp_path) -> None:
+    """A ticket export with a ``solved_by`` column: the gaps run stores the linked tickets' questions (solved ones
+    too, which do not count as gaps), and the next publish that drops the article is blocked naming them."""
+    from kbcurator.usecases import gaps as gaps_usecase
+
+    tickets = tmp_path / "tickets.csv"
+    tickets.write_text(
+        "id,status,text,solved_by\n"
+        f"t1,solved,How do I get my money back for an order?,{URL.format('refunds')}\n"
+        f"t2,solved,Card charged twice - can I get a refund?,{URL.format('refunds')} | {URL.format('cancel')}\n"
+        "t3,open,Where is the dark mode switch?,\n"
+        f"t4,open,Mail ana@example.com about my two-factor codes,{URL.format('two-factor')}\n",
+        encoding="utf-8",
+    )
+    desk = {"id": "desk", "format": "csv", "location": str(tickets)}
+    settings = Settings.model_validate({**_settings(tmp_path).model_dump(), "tickets": [desk]})
+    embedder = FakeHashingEmbedder(dimension=DIMENSION)
+    _, first, *_ = _run(settings, sample_articles(), embedder)
+    assert first is not None
+
+    job = gaps_usecase.start_gaps(settings)
+    ticket_set = gaps_usecase.gather(job, [gaps_usecase.read_source(source, job) for source in settings.tickets])
+    assert ticket_set.golden_from_links == 3
+    assert {t.ticket_id for t in ticket_set.tickets} == {"t3", "t4"}  # solved tickets are no gap evidence
+    stored = {q.origin_ref: q for q in GoldenStore(job.store).all() if q.origin == "ticket_link"}
+    assert set(stored) == {"desk:t1", "desk:t2", "desk:t4"}
+    assert stored["desk:t2"].expected == (URL.format("refunds"), URL.format("cancel"))
+    assert "ana@example.com" not in stored["desk:t4"].question  # the redacted text, as every ticket record
+    # Read again: nothing new; a ticket whose link changes replaces its question rather than adding one.
+    again = gaps_usecase.gather(job, [gaps_usecase.read_source(source, job) for source in settings.tickets])
+    assert again.golden_from_links == 0 and len(GoldenStore(job.store).all()) == 3
+
+    decision, blocked, error, *_ = _run(settings, _without("refunds"), embedder)
+    assert blocked is None and error is not None and decision.action == "blocked"
+    assert decision.retrieval["by_origin"] == {"ticket_link": 3}
+    assert {q["question"] for q in decision.retrieval["lost"]} == {"How do I get my money back for an order?"}
+    assert {q["origin"] for q in decision.retrieval["lost"]} == {"ticket_link"}
+    assert IndexStore(settings.index_uri).current().tag == first.tag

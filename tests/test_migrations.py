@@ -46,7 +46,7 @@ def test_an_index_written_before_schema_versions_opens_migrated_and_reads_the_sa
 
     store = IndexStore(legacy)
 
-    assert store.migrated == ["m001_adopt_unversioned"]
+    assert store.migrated == ["m001_adopt_unversioned", "m002_ticket_solved_by"]
     assert store.schema_version() == schema.SCHEMA_VERSION
     release = store.current()
     assert release is not None and release.tag == EXPECTED["current"]["tag"]
@@ -134,3 +134,33 @@ def test_an_index_written_by_a_newer_kbcurator_is_refused_in_one_line(tmp_path: 
 def test_the_migrations_are_numbered_up_to_the_schema_version() -> None:
     assert len(MIGRATIONS) == schema.SCHEMA_VERSION
     assert [m.__name__[:5] for m in MIGRATIONS] == [f"m{n:03d}_" for n in range(1, len(MIGRATIONS) + 1)]
+
+
+def test_a_version_1_tickets_table_gains_solved_by_and_its_tickets_read_as_before(tmp_path: Path) -> None:
+    """Version 2 added ``solved_by`` to the helpdesk API's stored tickets: a version-1 table (as session 7 wrote
+    it) gets the column, empty, and its tickets read unchanged; a second open migrates nothing."""
+    from kbcurator.gaps.zendesk_api import TicketTables
+
+    uri = str(tmp_path / "index")
+    published_sample(uri)
+    db = lancedb.connect(uri)
+    version_1 = pa.schema([f for f in schema.tickets_schema() if f.name != "solved_by"])
+    now = datetime.now(UTC)
+    row = {"key": "desk:7", "source_id": "desk", "ticket_id": "7", "created_at": now, "updated_at": now}
+    row |= {"subject": "Refund", "body": "Where is my refund?", "tags": ["billing"], "fetched_at": now}
+    db.create_table(schema.TICKETS, pa.Table.from_pylist([row], schema=version_1))
+    meta = db.open_table(schema.META)
+    meta.delete("migration = 'm002_ticket_solved_by'")  # the database as version 1 left it
+
+    store = IndexStore(uri)
+
+    assert store.migrated == ["m002_ticket_solved_by"] and store.schema_version() == 2
+    assert "solved_by" in lancedb.connect(uri).open_table(schema.TICKETS).schema.names
+    (ticket,) = TicketTables(store).tickets("desk")
+    assert (ticket.ticket_id, ticket.body, ticket.tags, ticket.solved_by) == (
+        "7",
+        "Where is my refund?",
+        ("billing",),
+        (),
+    )
+    assert IndexStore(uri).migrated == []

@@ -394,19 +394,26 @@ def test_fields_are_mapped_by_configuration(zendesk: FakeZendesk, store: IndexSt
         satisfaction_rating={"score": "bad"},
         custom_fields=[{"id": 360001, "value": "tier_2"}, {"id": 360002, "value": False}],
     )
-    zendesk.put(1102, status="new", custom_fields=[{"id": 360002, "value": True}])
-    config = TicketSourceConfig.model_validate(
-        {
-            **source(zendesk).model_dump(),
-            "zendesk": {"escalation_field": "custom_fields.360001", "bot_field": "custom_fields.360002"},
-        }
+    zendesk.put(
+        1102,
+        status="new",
+        custom_fields=[{"id": 360002, "value": True}, {"id": 360003, "value": "https://help.example.com/a/1 a-2"}],
     )
+    fields = {"escalation_field": "custom_fields.360001", "bot_field": "custom_fields.360002"}
+    fields["solved_by_field"] = "custom_fields.360003"
+    config = TicketSourceConfig.model_validate({**source(zendesk).model_dump(), "zendesk": fields})
 
     first, second = run(config, store)[0]
 
     assert (first.status, first.channel, first.tags, first.csat) == ("pending", "chat", ("billing",), 0.0)
     assert (first.escalated, first.resolved_by_bot, first.unanswered) == (True, False, False)
     assert (second.escalated, second.resolved_by_bot, second.unanswered) == (False, True, True)
+    # The article an agent linked as the solution is stored with the ticket and read back with it.
+    assert (first.solved_by, second.solved_by) == ((), ("https://help.example.com/a/1", "a-2"))
+    assert [t.solved_by for t in TicketTables(store).tickets(config.id)] == [
+        (),
+        ("https://help.example.com/a/1", "a-2"),
+    ]
 
 
 def test_the_token_has_no_place_in_the_yaml() -> None:

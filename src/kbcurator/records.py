@@ -159,6 +159,9 @@ class Ticket:
     tags: tuple[str, ...] = ()
     csat: float | None = None
     source_id: str = ""
+    # The help-center article(s) an agent linked as the ticket's solution (URLs or article ids): the ticket's
+    # question then becomes a golden question for that article (``index.golden``).
+    solved_by: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:

@@ -31,3 +31,6 @@ class RetrievalSettings(BaseModel):
     max_recall_drop: float = Field(default=0.05, ge=0, le=1)
     # A gap triaged "resolved" whose questions the current release answers adds them as golden questions.
     from_resolved_gaps: bool = True
+    # A ticket whose export links the article that solved it (the tickets' ``solved_by`` column, or Zendesk's
+    # ``solved_by_field``) adds its redacted question as a golden question for that article, at each gaps run.
+    from_ticket_links: bool = True

@@ -109,6 +109,7 @@ class ColumnMapping(BaseModel):
     unanswered: str = "unanswered"
     tags: str = "tags"
     csat: str = "csat"
+    solved_by: str = "solved_by"  # the article(s) that solved the ticket: URLs or ids, ``|``/``,``/space-separated
 
 
 class TicketSelection(BaseModel):
@@ -188,9 +189,12 @@ class ZendeskTicketOptions(BaseModel):
     csat: str = "satisfaction_rating.score"  # good/bad load as 1.0/0.0
     escalation_field: str | None = None  # e.g. custom_fields.360001234567
     bot_field: str | None = None
+    # The field where agents link the article that solved the ticket (a URL, several separated by spaces or
+    # commas, or a list), e.g. custom_fields.360009876543. Zendesk has no built-in one.
+    solved_by_field: str | None = None
     unanswered_statuses: list[str] = Field(default_factory=lambda: ["new"])
 
-    @field_validator("status", "channel", "tags", "csat", "escalation_field", "bot_field")
+    @field_validator("status", "channel", "tags", "csat", "escalation_field", "bot_field", "solved_by_field")
     @classmethod
     def _key_path(cls, value: str | None) -> str | None:
         if value is not None and not _KEY_PATH.fullmatch(value):

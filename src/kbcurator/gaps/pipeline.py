@@ -50,6 +50,8 @@ class LoadedTickets:
     tickets: tuple[Ticket, ...]  # the ones that count for gap analysis (see TicketSelection)
     rejected: tuple[Rejected, ...]
     loaded: int  # valid tickets before selection
+    # Valid tickets, counted or not, that name the article that solved them: golden questions for the index.
+    linked: tuple[Ticket, ...] = ()
 
 
 def read_tickets(
@@ -68,7 +70,8 @@ def read_tickets(
             rejected.append(item)
         else:
             valid.append(item)
-    return LoadedTickets(tuple(select_tickets(valid, source.which)), tuple(rejected), len(valid))
+    linked = tuple(t for t in valid if t.solved_by)
+    return LoadedTickets(tuple(select_tickets(valid, source.which)), tuple(rejected), len(valid), linked)
 
 
 def embed_tickets(tickets: Sequence[Ticket], embedder: Embedder, cache: EmbeddingCache) -> tuple[np.ndarray, int]:

@@ -78,6 +78,7 @@ STAGE = "tickets"
 _DELIMITERS = (",", ";", "\t", "|")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # what errors="surrogateescape" makes of undecodable bytes
 _EPOCH = re.compile(r"\d{9,10}(?:\.\d+)?|\d{12,13}")
+_LINK_SEP = re.compile(r"[|,\s]+")
 _TRUE = frozenset({"true", "yes", "y", "t", "1"})
 _FALSE = frozenset({"false", "no", "n", "f", "0", ""})
 _CSAT_WORDS: dict[str, float | None] = {"good": 1.0, "bad": 0.0, "offered": None, "unoffered": None, "": None}
@@ -217,6 +218,7 @@ class _Mapper:
             tags=tuple(self.redactor.redact(tag) for tag in _tags(*raw("tags"))),
             csat=_csat(*raw("csat")),
             source_id=self.config.id,
+            solved_by=tuple(self.redactor.redact(link) for link in _links(*raw("solved_by"))),
         )
 
     def ticket_id(self, value: str, number: int) -> str:
@@ -299,6 +301,24 @@ def _tags(column: str, value: Any) -> list[str]:
         text = str(value)
         separator = "," if "," in text else ";" if ";" in text else None
         parts = text.split(separator)
+    return list(dict.fromkeys(part.strip() for part in parts if part.strip()))
+
+
+def _links(column: str, value: Any) -> list[str]:
+    """Article URLs or ids: a JSON list, or text separated by ``|``, commas or whitespace."""
+    if value is None:
+        return []
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ParseError(f"column {column!r}: {_quoted(value)} is not a JSON list of article links") from exc
+    if isinstance(value, dict):
+        raise ParseError(f"column {column!r} holds a JSON object, not article links")
+    if isinstance(value, list):
+        parts = [str(item) for item in value if item is not None]
+    else:
+        parts = _LINK_SEP.split(str(value))
     return list(dict.fromkeys(part.strip() for part in parts if part.strip()))
 
 
@@ -634,6 +654,7 @@ def zendesk_values(record: Mapping[str, Any], options: ZendeskTicketOptions) -> 
         "unanswered": status.casefold() in {s.casefold() for s in options.unanswered_statuses},
         "tags": tags,
         "csat": _path(record, options.csat),
+        "solved_by": _path(record, options.solved_by_field) if options.solved_by_field else None,
     }
 
 

@@ -191,6 +191,7 @@ class TicketTables:
                 tags=tuple(row["tags"] or ()),
                 csat=row["csat"],
                 source_id=row["source_id"],
+                solved_by=tuple(row.get("solved_by") or ()),
             )
             result.append((when or datetime.fromtimestamp(0, UTC), ticket.ticket_id, ticket))
         result.sort(key=lambda item: (item[0], item[1]))
@@ -261,6 +262,7 @@ def _row(item: _Stored, state: CursorState, fetched_at: datetime) -> dict[str, A
         "unanswered": ticket.unanswered,
         "tags": list(ticket.tags),
         "csat": ticket.csat,
+        "solved_by": list(ticket.solved_by),
         "fetched_at": fetched_at,
         "fetch_id": state.fetch_id,
     }

@@ -28,7 +28,7 @@ from kbcurator.errors import ConfigError
 from kbcurator.index import schema
 from kbcurator.index.build import ReleaseCandidate, vector_matrix
 from kbcurator.index.store import IndexStore, lance_errors
-from kbcurator.records import IndexRelease, sha256_hex
+from kbcurator.records import IndexRelease, Ticket, sha256_hex
 
 Origin = Literal["file", "ticket_link", "resolved_gap"]
 LossReason = Literal["vanished", "rewritten", "outranked"]
@@ -121,6 +121,37 @@ class GoldenStore:
             with lance_errors("cannot write the golden questions"):
                 table.add(_rows(new))
         return len(new)
+
+    def update_refs(self, origin: Origin, questions: Sequence[GoldenQuestion]) -> int:
+        """Store ``questions``, each replacing the stored ones of ``origin`` with its ``origin_ref`` (a ticket whose
+        text or linked article changed since it was last read); others stay. Returns how many were new or changed."""
+        unique = list({q.golden_id: q for q in questions}.values())
+        known = {q.golden_id for q in self.all()}
+        changed = [q for q in unique if q.golden_id not in known]
+        if not changed:
+            return 0
+        table = self._store.open_or_create(schema.GOLDEN_QUESTIONS, schema.golden_questions_schema())
+        refs = sorted({q.origin_ref for q in changed})
+        with lance_errors("cannot write the golden questions"):
+            for start in range(0, len(refs), 500):
+                listed = ", ".join(_sql_text(ref) for ref in refs[start : start + 500])
+                table.delete(f"origin = '{origin}' AND origin_ref IN ({listed})")
+            table.add(_rows(changed))
+        return len(changed)
+
+
+def ticket_link_questions(tickets: Iterable[Ticket]) -> list[GoldenQuestion]:
+    """Golden questions from tickets an agent solved by linking an article: the ticket's (already redacted) text
+    asks, the linked articles answer. ``origin_ref`` is ``source_id:ticket_id``."""
+    return [
+        GoldenQuestion(" ".join(t.text.split()), t.solved_by, "ticket_link", f"{t.source_id}:{t.ticket_id}")
+        for t in tickets
+        if t.solved_by and t.text.strip()
+    ]
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _rows(questions: Iterable[GoldenQuestion]) -> pa.Table:

@@ -84,6 +84,16 @@ def m001_adopt_unversioned(db: Any) -> None:
             logger.warning("table %r of this index lacks the columns %s: rebuild it into a new index", name, missing)
 
 
+@migration
+def m002_ticket_solved_by(db: Any) -> None:
+    """Give the helpdesk API's stored tickets a ``solved_by`` column (the article an agent linked), empty."""
+    if schema.TICKETS not in set(table_names(db)):
+        return
+    table = db.open_table(schema.TICKETS)
+    if "solved_by" not in table.schema.names:  # safe to run twice
+        table.add_columns(schema.tickets_schema().field("solved_by"))
+
+
 # -- applying them ----------------------------------------------------------------------------------------------
 
 

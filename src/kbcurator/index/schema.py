@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 # The schema version this code writes and reads; stored in the database's META table (index.migrations).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 ARTICLES = "articles"
 CHUNKS = "chunks"
@@ -186,7 +186,7 @@ def tickets_schema() -> pa.Schema:
     """Tickets read from a helpdesk API, already redacted, one row per ticket: an update replaces the row.
 
     ``key`` is ``f"{source_id}:{ticket_id}"``; ``fetch_id`` names the fetch that wrote the row (a full refetch
-    drops the rows it did not write).
+    drops the rows it did not write). ``solved_by``: the article(s) an agent linked as the solution (version 2).
     """
     return pa.schema(
         [
@@ -206,6 +206,7 @@ def tickets_schema() -> pa.Schema:
             pa.field("csat", pa.float64()),
             pa.field("fetched_at", _TS),
             pa.field("fetch_id", pa.string()),
+            pa.field("solved_by", pa.list_(pa.string())),
         ]
     )
 

@@ -47,6 +47,7 @@ from kbcurator.gaps.report import (
     write_gap_exports,
 )
 from kbcurator.gaps.tracking import PreviousCluster
+from kbcurator.index import golden
 from kbcurator.index.embedding_cache import EmbeddingCache
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.records import GapCluster, IndexRelease, Rejected, Ticket
@@ -74,6 +75,7 @@ class TicketSet:
     tickets: tuple[Ticket, ...]
     rejected: tuple[Rejected, ...]
     loaded: int  # valid tickets before selection
+    golden_from_links: int = 0  # golden questions new or changed from tickets that link their solving article
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,13 +174,21 @@ def read_source(
 
 
 def gather(job: GapsJob, loaded: Sequence[LoadedTickets]) -> TicketSet:
-    """The tickets of every source, in source order; fewer than two is an error (nothing to cluster)."""
+    """The tickets of every source, in source order; fewer than two is an error (nothing to cluster).
+
+    Tickets that link the article that solved them (counted or not) become golden questions for that article,
+    stored in the index database: the next publish's retrieval gate checks that it still retrieves them.
+    """
     tickets = tuple(t for batch in loaded for t in batch.tickets)
     if len(tickets) < 2:
         where = job.config_path or "the settings"
         raise ConfigError(f"fewer than 2 tickets count for gap analysis in {where}: nothing to cluster")
     rejected = tuple(r for batch in loaded for r in batch.rejected)
-    return TicketSet(tickets, rejected, sum(batch.loaded for batch in loaded))
+    golden_added = 0
+    if job.settings.retrieval.from_ticket_links:
+        linked = golden.ticket_link_questions(t for batch in loaded for t in batch.linked)
+        golden_added = golden.GoldenStore(job.store).update_refs("ticket_link", linked) if linked else 0
+    return TicketSet(tickets, rejected, sum(batch.loaded for batch in loaded), golden_added)
 
 
 def cluster_tickets(
