@@ -8,10 +8,18 @@ model once; its load is timed apart (the server's first search). Also: the batch
 and whether both paths returned the same chunks.
 
   - sample:       the bundled sample help center (kb_sources/sample.yaml's sources);
-  - helpcenters:  DuckDuckGo's and Bitwarden's help centers from ../shared/data (skipped if absent), at 1x.
-                  10x is not run: it needs ~20,000 chunks embedded by MiniLM (~15-25 min on 2 cores).
+  - helpcenters:  DuckDuckGo's and Bitwarden's help centers from ../shared/data (skipped if absent), at 1x
+                  and, with --scale 10 (the default), at 10x as well.
 
-    python bench/search_bench.py [--corpus sample helpcenters] [--queries 200] [--workdir DIR]
+The 10x release (``helpcenters-10x``) is grown from the 1x one at the table level: 9 replicas of every article
+and chunk, each with its own ids and URL, its words renamed and numbers shifted as bench/scale_corpus.py does
+(so full-text search scans real-shaped, distinct text), and as its vector the original chunk's MiniLM vector
+plus Gaussian noise (sigma 0.02 per dimension, renormalised: cosine ~0.93 to the original). That is a stand-in,
+named so: embedding the ~20,000 replica chunks with MiniLM would take 15-25 min on 2 cores, and search cost does
+not depend on what the vectors mean (a flat scan reads every row; the queries are still embedded by the real
+model). Both sides of the comparison search the same release, so the HTTP overhead is measured exactly.
+
+    python bench/search_bench.py [--corpus sample helpcenters] [--scale 10] [--queries 200] [--workdir DIR]
                                  [--out bench/results/search.json]
 
 Queries are article titles (as bench/build_bench.py), k=10, default de-duplication (one hit per article).
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -77,6 +86,71 @@ def build_index(name: str, sources: list[dict[str, Any]], workdir: Path) -> tupl
     return uri, {**counts, "build_s": round(time.perf_counter() - started, 1), "release": release.tag}
 
 
+def grow_index(uri: str, scale: int, seed: int = 7) -> dict[str, Any]:
+    """Publish into ``uri`` a release ``scale`` times the current one (see the module docstring)."""
+    import re
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from scale_corpus import WORD, renamer, shift_numbers
+
+    from kbcurator.index.build import BuildStats, ReleaseCandidate
+    from kbcurator.index.publish import publish
+    from kbcurator.index.store import IndexStore, manifest_of
+
+    store = IndexStore(uri)
+    base = store.current()
+    manifest = manifest_of(base)
+    articles = store.read_table("articles", base.articles_version)
+    chunks = store.read_table("chunks", base.chunks_version)
+    rng = np.random.default_rng(seed)
+    vectors = np.asarray(chunks["vector"].to_pylist(), dtype=np.float32)
+    dimension = vectors.shape[1]
+    article_parts, chunk_parts = [articles], [chunks]
+    for replica in range(1, scale):
+        rename = renamer(replica)
+
+        def changed(values: list[str | None], rename: Any = rename, replica: int = replica) -> list[str | None]:
+            return [None if v is None else shift_numbers(WORD.sub(rename, v), replica) for v in values]
+
+        def suffixed(column: pa.ChunkedArray, replica: int = replica) -> pa.Array:
+            return pc.binary_join_element_wise(column, pa.scalar(f"~r{replica:03d}"), "")
+
+        a = articles
+        for name in ("article_id", "url"):
+            a = a.set_column(a.schema.get_field_index(name), name, suffixed(a[name]))
+        for name in ("title", "text"):
+            a = a.set_column(a.schema.get_field_index(name), name, pa.array(changed(a[name].to_pylist())))
+        article_parts.append(a)
+        c = chunks
+        ids = [re.sub(r"#", f"~r{replica:03d}#", v) for v in c["chunk_id"].to_pylist()]
+        c = c.set_column(c.schema.get_field_index("chunk_id"), "chunk_id", pa.array(ids))
+        for name in ("article_id", "url"):
+            c = c.set_column(c.schema.get_field_index(name), name, suffixed(c[name]))
+        for name in ("title", "text"):
+            c = c.set_column(c.schema.get_field_index(name), name, pa.array(changed(c[name].to_pylist())))
+        noisy = vectors + rng.normal(0, 0.02, vectors.shape).astype(np.float32)
+        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        column = pa.FixedSizeListArray.from_arrays(pa.array(noisy.reshape(-1)), dimension)
+        c = c.set_column(c.schema.get_field_index("vector"), c.schema.field("vector"), column)
+        chunk_parts.append(c)
+    grown_articles = pa.concat_tables(article_parts)
+    grown_chunks = pa.concat_tables([t.cast(chunks.schema) for t in chunk_parts])
+    stats = BuildStats(grown_articles.num_rows, grown_chunks.num_rows, 0, 0, 0, 0, 0.0, 0.0)
+    candidate = ReleaseCandidate(
+        grown_articles, grown_chunks, manifest["model"], dimension, manifest.get("chunk_policy", ""), stats
+    )
+    started = time.perf_counter()
+    release = publish(store, candidate, checks_passed=True, manifest={"bench": f"search_bench {scale}x stand-in"})
+    return {
+        "articles": grown_articles.num_rows,
+        "chunks": grown_chunks.num_rows,
+        "build_s": round(time.perf_counter() - started, 1),
+        "release": release.tag,
+    }
+
+
 def queries_of(uri: str, count: int) -> list[str]:
     from kbcurator.index.store import IndexStore
 
@@ -119,18 +193,16 @@ def figures(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def bench_corpus(name: str, sources: list[dict[str, Any]], count: int, workdir: Path) -> dict[str, Any]:
+def bench_corpus(name: str, uri: str, built: dict[str, Any], asked: list[str], workdir: Path) -> dict[str, Any]:
     from kbcurator.settings import Settings
     from kbcurator.usecases.search import SearchRequest, SearchService
 
-    uri, built = build_index(name, sources, workdir)
-    asked = queries_of(uri, count)
     service = SearchService(Settings(index_uri=uri))
     log = workdir / f"{name}-server.log"
     server, base = start_server(uri, log)
     result: dict[str, Any] = {"corpus": name, **built, "queries": len(asked)}
     try:
-        with httpx.Client(base_url=base, timeout=60) as client:
+        with httpx.Client(base_url=base, timeout=300) as client:
             t0 = time.perf_counter()
             first = client.get("/api/v1/search", params={"query": asked[0], "k": 10, "mode": "vector"})
             first.raise_for_status()
@@ -175,6 +247,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", nargs="+", default=["sample", "helpcenters"])
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--scale", type=int, default=10, help="also the help centers grown to this size (1: not)")
     parser.add_argument("--workdir", default=None, help="kept between runs: the embedding cache is reused")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "search.json"))
     args = parser.parse_args()
@@ -189,7 +262,16 @@ def main() -> None:
                 print(f"skip {name}: ../shared/data is not here", file=sys.stderr)
                 continue
             print(f"{name}: building and searching ...", file=sys.stderr)
-            results.append(bench_corpus(name, sources, args.queries, workdir))
+            uri, built = build_index(name, sources, workdir)
+            asked = queries_of(uri, args.queries)  # the 1x titles: the same queries at 10x
+            results.append(bench_corpus(name, uri, built, asked, workdir))
+            if name == "helpcenters" and args.scale > 1:
+                print(f"{name} at {args.scale}x: growing and searching ...", file=sys.stderr)
+                grown = str(workdir / f"{name}-{args.scale}x-index")
+                shutil.rmtree(grown, ignore_errors=True)
+                shutil.copytree(uri, grown)
+                label = f"{name}-{args.scale}x"
+                results.append(bench_corpus(label, grown, grow_index(grown, args.scale), asked, workdir))
 
     report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "k": 10, "corpora": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

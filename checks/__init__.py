@@ -10,6 +10,7 @@ from checks.release_suites import (
     ReleaseCheckParams,
     build_release_suites,
     min_rows_after_drop,
+    release_suites_for,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "ReleaseCheckParams",
     "build_release_suites",
     "min_rows_after_drop",
+    "release_suites_for",
 ]

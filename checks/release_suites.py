@@ -97,6 +97,17 @@ class ReleaseCheckParams:
         )
 
 
+def release_suites_for(
+    settings: CheckSettings, *, dimension: int, current_articles: int | None, current_chunks: int | None
+) -> dict[str, gx.ExpectationSuite]:
+    """The suites a candidate of ``dimension`` must pass, given the current release's row counts: the factory the
+    reindex use case takes (``usecases.reindex.check``), from a flow or from the CLI alike."""
+    params = ReleaseCheckParams.from_settings(
+        settings, dimension=dimension, current_articles=current_articles, current_chunks=current_chunks
+    )
+    return build_release_suites(params)
+
+
 def min_rows_after_drop(current: int | None, max_drop_share: float) -> int:
     """The fewest rows a new release may have: ``current`` less at most ``max_drop_share`` of it."""
     if not current:

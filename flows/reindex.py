@@ -7,7 +7,6 @@ fails the ``publish`` task after the run's summary is written, and leaves the cu
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -15,7 +14,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from checks import ReleaseCheckParams, build_release_suites
+from checks import release_suites_for
 from flows.audit import audit_flow
 from flows.execution import executor_for
 from kbcurator import quality, reindex
@@ -61,17 +60,7 @@ def _read_and_build(job: usecase.ReindexJob, timings: dict[str, float]) -> tuple
 
 @task(name="check", cache_policy=NO_CACHE)
 def check_task(job: usecase.ReindexJob, candidate: ReleaseCandidate) -> quality.ValidationReport:
-    current_articles, current_chunks = job.base_counts
-    params = ReleaseCheckParams.from_settings(
-        job.settings.checks,
-        dimension=candidate.dimension,
-        current_articles=current_articles,
-        current_chunks=current_chunks,
-    )
-    run_dir = job.run.run_dir
-    frames = quality.prepare_for_checks(candidate.articles.to_pandas(), candidate.chunks.to_pandas())
-    report = quality.run_suites(frames, build_release_suites(params), docs_dir=run_dir / "data_docs")
-    (run_dir / "validation.json").write_text(json.dumps(report.results_json, indent=1, default=str))
+    report = usecase.check(job, candidate, release_suites_for)
     get_run_logger().info(
         "checks %s: %d of %d passed",
         "passed" if report.success else "FAILED",

@@ -180,6 +180,18 @@ def test_a_jekyll_permalink_pattern_gives_markdown_pages_the_url_their_links_use
     assert articles["Own"].url == "https://help.example.com/special/"  # the page's own permalink wins
 
 
+def test_permalink_patterns_take_the_collection_the_name_and_the_output_extension(tmp_path: Path) -> None:
+    (tmp_path / "_docs" / "billing").mkdir(parents=True)
+    (tmp_path / "_docs" / "billing" / "refunds.md").write_text("---\ntitle: Refunds\n---\nText.\n")
+    for pattern, url in [
+        ("/:collection/:path:output_ext", "https://help.example.com/docs/billing/refunds.html"),
+        ("/article/:title/", "https://help.example.com/article/refunds/"),
+        ("/:slug/", "https://help.example.com/refunds/"),
+    ]:
+        source = _folder(tmp_path, base_url="https://help.example.com/", permalink=pattern)
+        assert [p.location for p in _pages(list(read_folder(source)))] == [url]
+
+
 def test_nothing_outside_the_folder_is_read_and_odd_entries_are_rejected(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -246,6 +246,19 @@ def test_fragments_are_checked_against_ids_and_headings_in_the_body_even_in_page
     assert [f.evidence[0].link for f in found] == [f"{URL}page#shipping"]
 
 
+def test_an_article_read_from_a_markdown_file_answers_to_the_urls_a_site_serves_it_at():
+    refunds = article("refunds", "Refunds within 30 days.", url=f"{URL}refunds.md")
+    links = (f"{URL}refunds/", f"{URL}refunds.html", f"{URL}refunds", f"{URL}refunds.md", f"{URL}refund/")
+    source = article("source", "See refunds.", links=links, url=f"{URL}source.md")
+    found = detect(corpus_of([refunds, source]), "broken_link")
+    assert [f.evidence[0].link for f in found] == [f"{URL}refund/"]  # a typo in the slug is still broken
+
+
+def test_an_article_at_a_served_url_does_not_answer_to_its_html_form():
+    _, found = linking([f"{URL}refunds.html"])
+    assert [f.evidence[0].link for f in found] == [f"{URL}refunds.html"]
+
+
 def test_one_finding_per_target_even_when_linked_twice():
     _, found = linking([f"{URL}gone", f"{URL}gone/", f"{URL}gone#part"])
     assert len(found) == 1

@@ -1,4 +1,5 @@
-"""The ``kbcurator`` command line: fronts the flows and the index's versions.
+"""The ``kbcurator`` command line: runs the use cases (in this process, or as Prefect flow runs with ``--prefect``)
+and fronts the index's versions.
 
 Every ``KBError`` becomes one clear line on stderr and a non-zero exit.
 """
@@ -29,6 +30,15 @@ AllowRetrievalDrop = Annotated[
     typer.Option(
         help="publish even when the golden questions' recall@k fails the retrieval gate (floor or drop), as when an "
         "article is retired on purpose"
+    ),
+]
+
+InPrefect = Annotated[
+    bool,
+    typer.Option(
+        "--prefect",
+        help="run as a Prefect flow run (in the history of PREFECT_API_URL's server, or of a temporary one started "
+        "for this command) instead of in this process",
     ),
 ]
 
@@ -150,6 +160,20 @@ def _load_flows(module: str) -> Any:
     return flow_module
 
 
+def _as_flow(prefect: bool, settings: Any) -> bool:
+    """Run the command as a Prefect flow run: asked for, or needed (the Dask executor lives in the flows)."""
+    return prefect or settings.execution.distributed
+
+
+def _suites(*args: Any, **kwargs: Any) -> Any:
+    """``checks.release_suites_for``, imported at the edge when the checks run (Great Expectations loads then)."""
+    return importlib.import_module("checks").release_suites_for(*args, **kwargs)
+
+
+def _progress(message: str) -> None:
+    typer.echo(message, err=True)
+
+
 def _check_sources(config: str, index_uri: str | None) -> None:
     """A bad config, a missing folder, export or ticket file is one clear line, before Prefect starts."""
     from kbcurator.preflight import check_runs_dir, check_sources, check_tickets
@@ -169,17 +193,33 @@ def reindex(
     model: Annotated[str | None, typer.Option(help="overrides the embedding model")] = None,
     force_publish: Annotated[bool, typer.Option(help="publish even when nothing changed")] = False,
     allow_retrieval_drop: AllowRetrievalDrop = False,
+    prefect: InPrefect = False,
 ) -> None:
-    """Run the reindex flow: read sources, chunk, embed, check, publish."""
+    """Reindex: read sources, chunk, embed, check, publish (then audit the release left current)."""
     _check_sources(config, index_uri)
-    flow_module = _load_flows("flows.reindex")
-    result = flow_module.reindex_flow(
-        config=config,
-        index_uri=index_uri,
-        model=model,
-        force_publish=force_publish,
-        allow_retrieval_drop=allow_retrieval_drop,
-    )
+    settings = _settings(config, index_uri)
+    if _as_flow(prefect, settings):
+        flow_module = _load_flows("flows.reindex")
+        result = flow_module.reindex_flow(
+            config=config,
+            index_uri=index_uri,
+            model=model,
+            force_publish=force_publish,
+            allow_retrieval_drop=allow_retrieval_drop,
+        )
+    else:
+        from kbcurator.usecases.reindex import run_reindex
+
+        if model:
+            settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(update={"model": model})})
+        result = run_reindex(
+            settings,
+            config,
+            _suites,
+            force_publish=force_publish,
+            allow_retrieval_drop=allow_retrieval_drop,
+            on_progress=_progress,
+        )
     typer.echo(result["outcome"])
     typer.echo(f"index:    {result['index_uri']}")
     typer.echo(f"current:  {result['current']}")
@@ -204,22 +244,56 @@ def nightly(
     model: Annotated[str | None, typer.Option(help="overrides the embedding model")] = None,
     force_publish: Annotated[bool, typer.Option(help="publish even when nothing changed")] = False,
     allow_retrieval_drop: AllowRetrievalDrop = False,
+    prefect: InPrefect = False,
 ) -> None:
     """Run the night as the schedule does: reindex and audit, gaps against the release left current, report."""
     _check_sources(config, index_uri)
-    flow_module = _load_flows("flows.nightly")
-    steps = flow_module.nightly_flow(
-        config=config,
-        index_uri=index_uri,
-        model=model,
-        force_publish=force_publish,
-        allow_retrieval_drop=allow_retrieval_drop,
-    )
+    settings = _settings(config, index_uri)
+    failure: BaseException | None = None
+    if _as_flow(prefect, settings):
+        flow_module = _load_flows("flows.nightly")
+        steps = flow_module.nightly_flow(
+            config=config,
+            index_uri=index_uri,
+            model=model,
+            force_publish=force_publish,
+            allow_retrieval_drop=allow_retrieval_drop,
+        )
+    else:
+        from kbcurator.usecases.nightly import run_nightly
+
+        if model:
+            settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(update={"model": model})})
+        steps, notes, failure = run_nightly(
+            settings,
+            config,
+            _suites,
+            force_publish=force_publish,
+            allow_retrieval_drop=allow_retrieval_drop,
+            environ=os.environ,
+            on_progress=_progress,
+        )
+        for note in notes:
+            typer.echo(note, err=True)
+        if failure is not None and "error" in steps["reindex"]:
+            _echo_night(steps)
+            raise failure
+    _echo_night(steps)
+    if failure is not None:
+        raise failure
+
+
+def _echo_night(steps: dict[str, Any]) -> None:
     reindexed = steps["reindex"]
-    typer.echo(reindexed["outcome"])
-    typer.echo(f"current:  {reindexed['current']}  articles: {reindexed['articles']}  chunks: {reindexed['chunks']}")
-    if "gaps" in steps:
-        found = steps["gaps"]
+    if "error" not in reindexed:
+        typer.echo(reindexed["outcome"])
+        typer.echo(
+            f"current:  {reindexed['current']}  articles: {reindexed['articles']}  chunks: {reindexed['chunks']}"
+        )
+    found = steps.get("gaps")
+    if found and "error" in found:
+        typer.secho(f"gaps:     failed: {found['error']}", fg="red", err=True)
+    elif found:
         typer.echo(f"gaps:     {found['open_gaps']} open, {found['covered']} covered -> {found['run_dir']}/gaps.md")
     if "report" in steps:
         typer.echo(f"report:   {steps['report']['latest']}")
@@ -378,16 +452,23 @@ def gaps(
     full: Annotated[
         bool, typer.Option("--full", help="refetch helpdesk API ticket sources from the start of their window")
     ] = False,
+    prefect: InPrefect = False,
 ) -> None:
-    """Run the gaps flow: cluster the tickets that count and rank what the KB does not answer."""
+    """Find the knowledge gaps: cluster the tickets that count and rank what the KB does not answer."""
     from kbcurator.preflight import check_runs_dir, check_tickets
 
     settings = _settings(config, index_uri)
     check_tickets(settings, config)
     check_runs_dir(settings)
     _store(config, index_uri, settings).resolve(version)  # an unknown tag is one line, before Prefect starts
-    flow_module = _load_flows("flows.gaps")
-    result = flow_module.gaps_flow(config=config, index_uri=index_uri, version=version, full=full)
+    if prefect:
+        flow_module = _load_flows("flows.gaps")
+        result = flow_module.gaps_flow(config=config, index_uri=index_uri, version=version, full=full)
+    else:
+        from kbcurator.usecases.gaps import run_gaps
+
+        done = run_gaps(settings, version, config_path=config, environ=os.environ, full=full)
+        result = done.as_dict()
     typer.echo(
         f"{result['tickets']} tickets -> {result['n_clusters']} clusters (long tail {result['long_tail_share']:.0%}) "
         f"against {result['release']}: {result['open_gaps']} open gaps, {result['covered']} covered, "
@@ -458,6 +539,7 @@ def audit(
         str | None, typer.Option("--fail-on", help="exit 4 when a finding of this severity or worse: low|medium|high")
     ] = None,
     top: Annotated[int, typer.Option(help="how many findings to print")] = 10,
+    prefect: InPrefect = False,
 ) -> None:
     """Find stale, duplicate and contradictory articles: in the current index, or in any declared source."""
     from datetime import UTC, datetime
@@ -494,9 +576,15 @@ def audit(
     else:
         if out is not None:
             raise ConfigError("--out goes with --source; an index audit writes into its run folder")
-        _store(config, index_uri).resolve(version)  # a bad config, path or version is one line, before Prefect starts
-        flow_module = _load_flows("flows.audit")
-        summary = flow_module.audit_flow(config=config, index_uri=index_uri, version=version, as_of=run_at)
+        settings = _settings(config, index_uri)
+        _store(config, index_uri, settings).resolve(version)  # a bad config, path or version is one line, first
+        if _as_flow(prefect, settings):
+            flow_module = _load_flows("flows.audit")
+            summary = flow_module.audit_flow(config=config, index_uri=index_uri, version=version, as_of=run_at)
+        else:
+            from kbcurator.usecases.audit import run_audit
+
+            summary = run_audit(settings, version, as_of=run_at).as_dict()
         typer.echo(summary["outcome"])
         exports = summary["exports"]
         findings = json.loads(Path(exports["json"]).read_text(encoding="utf-8"))["findings"]

@@ -35,7 +35,10 @@ One check per rule, each yielding ``Finding(kind="stale")``:
     An outbound link to a URL the crawl found dead, to an internal page that is not an article of the corpus
     (same host as some article, inside a folder that holds articles; compared without the fragment and the
     trailing slash), or to a ``#fragment`` the target article no longer has as an ``id``/``name`` (or as a
-    heading's generated id). External links are not checked. One finding per (article, target).
+    heading's generated id). An article read from a source file (a folder source without ``permalink``) is also
+    found at the URLs a site serves that file at: ``/section/slug/``, ``slug.html``, ``slug/`` and the file's
+    own path (``article_url_forms`` lists them). External links are not checked. One finding per (article,
+    target).
 ``deprecated_term``
     The source's retired terms as whole words or phrases (case-insensitive; not inside a longer word or a
     hyphenated compound). One finding per (article, term) with every sentence that uses it.
@@ -51,7 +54,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 from functools import lru_cache
@@ -493,6 +496,99 @@ def _is_page(key: str) -> bool:
     return "." not in last or last.rsplit(".", 1)[-1].lower() in _PAGE_EXTENSIONS
 
 
+# A folder source without a ``permalink`` gives an article its file's path as URL; these suffixes mark such a URL.
+_SOURCE_FILE = re.compile(r"\.(?P<ext>md|markdown|html?)$", re.IGNORECASE)
+_SLUG_CHARS = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class UrlForm:
+    """One URL an article answers to; ``rank`` 0 is its own URL, 1 a form of its path, 2 a slug form."""
+
+    url: str
+    rank: int
+
+
+def article_url_forms(articles: Sequence[Article]) -> dict[str, list[UrlForm]]:
+    """The URLs each article answers to, by article id: its own, and the common served forms of a source file.
+
+    An article whose URL is a source file (it ends in ``.md``, ``.markdown``, ``.html`` or ``.htm``: a folder
+    source without a ``permalink`` gives the file's path) is also found at the URLs a static site generator
+    commonly serves that file at. With ``<base>`` the folder all of its source's files share (``base_url`` for
+    files spread over several folders), ``_docs`` a Jekyll collection folder right below it, ``privacy/vpn.md``
+    the file's path below that and "Search Privacy" its front-matter section, these forms resolve:
+
+    - rank 1, the file's path served as a page: ``<base>/_docs/privacy/vpn`` (and ``vpn/``, ``vpn.html``),
+      the same without the collection folder (``<base>/privacy/vpn/``, Jekyll's ``/:path/``) and with it
+      without its underscore (``<base>/docs/privacy/vpn/``, Jekyll's default ``/:collection/:path``);
+    - rank 2, Markdown files only, the slug under one section folder or none: ``<base>/vpn/`` (``/:name/``),
+      ``<base>/docs/vpn/`` and ``<base>/doc/vpn/`` (``/:collection/:name/``, the collection also singular),
+      ``<base>/privacy/vpn/`` (its own folder) and ``<base>/search-privacy/vpn/`` (its section).
+
+    The trailing slash, ``index.html`` and the fragment never matter (``page_key``). An article served at its
+    own URL (a crawled page, a declared ``permalink``, a front-matter ``permalink``) keeps only that URL: a link
+    to another form of it is a link the site does not serve. Where a form belongs to several articles, the one
+    with the lower rank keeps it; at equal ranks, all of them do.
+    """
+    files: dict[str, list[tuple[str, str, list[str], str]]] = {}  # source id -> (article id, origin, segments, ext)
+    forms: dict[str, list[UrlForm]] = {}
+    for article in articles:
+        forms[article.article_id] = [UrlForm(article.url, 0)] if article.url else []
+        parts = urlsplit(article.url)
+        suffix = _SOURCE_FILE.search(parts.path)
+        if suffix is None or parts.query:
+            continue
+        origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme else ""
+        segments = [part for part in parts.path.split("/") if part]
+        files.setdefault(article.source_id, []).append((article.article_id, origin, segments, suffix["ext"]))
+    by_id = {article.article_id: article for article in articles}
+    for entries in files.values():
+        base = _common_folder([segments for _, _, segments, _ in entries])
+        # A collection folder (and what is below it) is part of each file's path, not of the base.
+        base = base[: next((i for i, name in enumerate(base) if name.startswith("_")), len(base))]
+        for article_id, origin, segments, ext in entries:
+            forms[article_id] += _served_forms(origin, base, segments, ext, by_id[article_id].section)
+    return forms
+
+
+def _common_folder(paths: list[list[str]]) -> list[str]:
+    folders = [segments[:-1] for segments in paths]
+    common = folders[0]
+    for folder in folders[1:]:
+        size = 0
+        while size < min(len(common), len(folder)) and common[size] == folder[size]:
+            size += 1
+        common = common[:size]
+    return common
+
+
+def _served_forms(origin: str, base: list[str], segments: list[str], ext: str, section: str) -> list[UrlForm]:
+    rest = segments[len(base) :]
+    collection = rest[0][1:] if len(rest) > 1 and rest[0].startswith("_") and len(rest[0]) > 1 else ""
+    if collection:
+        rest = rest[1:]
+    folders, stem = rest[:-1], rest[-1][: -len(ext) - 1]
+    paths = [[f"_{collection}", *folders, stem]] if collection else []
+    paths += [[*folders, stem]] + ([[collection, *folders, stem]] if collection else [])
+    served = [(1, path) for path in paths]
+    if ext.lower() in ("md", "markdown"):
+        sections = {folders[-1]} if folders else set()
+        if collection:
+            sections |= {collection, collection.removesuffix("s")}
+        slug = _SLUG_CHARS.sub("-", section.lower()).strip("-")
+        if slug:
+            sections.add(slug)
+        served += [(2, [stem])] + [(2, [name, stem]) for name in sorted(sections)]
+    # Without a base URL, the site serves the files from its root: links to them start with "/".
+    leads = ["/"] if origin else ["", "/"]
+    out: list[UrlForm] = []
+    for rank, path in served:
+        for lead in leads:
+            joined = lead + "/".join([*base, *path])
+            out += [UrlForm(origin + joined, rank), UrlForm(origin + joined + ".html", rank)]
+    return out
+
+
 _KRAMDOWN_ID = re.compile(r"\{:?\s*#([\w:.-]+)\s*\}")
 
 
@@ -795,14 +891,33 @@ def _chunk_at(corpus: AuditCorpus, article_id: str, offset: int) -> str:
 
 
 class _LinkChecker:
-    """Link lookups built once per corpus: article pages by key, their folders and (lazily) their anchors."""
+    """Link lookups built once per corpus: article pages by key (every form of their URL, see
+    ``article_url_forms``), the folders that hold them and (lazily) their anchors."""
 
     def __init__(self, corpus: AuditCorpus, detector: StalenessDetector) -> None:
         self.detector = detector
         self.settings = detector.settings
-        self.articles_by_key = {page_key(a.url): a for a in corpus.articles if a.url}
+        # page key -> (rank, the articles served there): each article under its own URL and its other forms.
+        self.targets: dict[str, tuple[int, list[Article]]] = {}
+        by_id = corpus.article_by_id
+        for article_id, forms in article_url_forms(corpus.articles).items():
+            for form in forms:
+                key = page_key(form.url)
+                rank, found = self.targets.get(key, (form.rank + 1, []))
+                if form.rank < rank:
+                    self.targets[key] = (form.rank, [by_id[article_id]])
+                elif form.rank == rank and by_id[article_id] not in found:
+                    found.append(by_id[article_id])
         self.hosts = {_host(a.url) for a in corpus.articles if a.url}
-        self.folders = {_folder(key) for key in self.articles_by_key}
+        self.folders = {_folder(page_key(a.url)) for a in corpus.articles if a.url}
+        # Another form's folder holds articles once a link reaches one through it ("/article/<slug>/"): a link to
+        # a missing page there is then a broken link. The site root never becomes one that way.
+        for article in corpus.articles:
+            for link in article.links:
+                key = page_key(link.partition("#")[0])
+                folder = _folder(key)
+                if self.targets.get(key, (0, []))[0] > 0 and "/" in folder:
+                    self.folders.add(folder)
         self.dead = {page_key(url): why for url, why in corpus.dead_links.items()}
         self._anchors: dict[str, frozenset[str]] = {}
 
@@ -863,16 +978,18 @@ class _LinkChecker:
             return 0.9, f"Links to {link}, which is gone ({why}).", why, False
         if _host(link) not in self.hosts or not _is_page(key):
             return None  # external (not checked without the network) or a file, not an article
-        target = self.articles_by_key.get(key)
-        if target is None:
+        targets = self.targets.get(key, (0, []))[1]
+        if not targets:
             if key.split("?", 1)[0] == _host(link):
                 return None  # the site's home page
             if self.settings.links_only_under_article_folders and not self._under_article_folder(key):
                 return None
             summary = f"Links to {link}, which is not an article in the KB (moved or removed?)."
             return 0.8, summary, "not an article in the KB", False
-        if _checkable_fragment(fragment) and not (_fragment_forms(fragment) & self.anchors(target)):
-            summary = f'Links to {link}, but "{target.title}" has no section or anchor "{unquote(fragment)}".'
+        anchors = frozenset().union(*(self.anchors(target) for target in targets))
+        if _checkable_fragment(fragment) and not (_fragment_forms(fragment) & anchors):
+            title = targets[0].title
+            summary = f'Links to {link}, but "{title}" has no section or anchor "{unquote(fragment)}".'
             return 0.5, summary, "anchor not in the target article", True
         return None
 

@@ -12,7 +12,10 @@ and so is a file over the size limit (``MAX_TEXT_FILE_BYTES`` for HTML and Markd
 Each ``RawPage`` carries:
 
 - ``location``: ``source.base_url`` + the relative path (URL-quoted) when a base URL is set, else the
-  relative POSIX path.
+  relative POSIX path. With ``source.permalink`` (and a base URL), a Markdown file's location is the URL Jekyll
+  serves it at instead (``jekyll_permalink``; a page's own front-matter ``permalink`` wins at parse time).
+  Without one, links written in the forms a site serves the file at (``/section/slug/``, ``slug.html``,
+  ``slug/``) still reach the article: the link check resolves them (``analysis.staleness.article_url_forms``).
 - ``content``: the decoded text for HTML and Markdown; for .docx, the file's absolute path, which
   ``parse_page`` reads (a binary document does not fit in a text field, and it is read once, at parse time).
 - ``updated_at``: None. The file time only goes in ``fields`` as ``file_mtime`` (ISO 8601, UTC) so that
@@ -237,15 +240,24 @@ _MARKDOWN_SUFFIXES = {".md", ".markdown"}
 
 
 def jekyll_permalink(pattern: str, relative: str) -> str:
-    """The path Jekyll serves ``relative`` at under a permalink ``pattern`` (``:path``, ``:name``).
+    """The path Jekyll serves ``relative`` at under a permalink ``pattern``.
 
-    A first folder named ``_something`` is a Jekyll collection: ``:path`` is relative to it.
+    Placeholders: ``:path`` (the path without extension), ``:name``, ``:title`` and ``:slug`` (the file name
+    without extension), ``:collection`` and ``:output_ext`` (``.html``). A first folder named ``_something`` is
+    a Jekyll collection: ``:path`` is relative to it and ``:collection`` is its name without the underscore.
     """
     parts = Path(relative).with_suffix("").parts
+    collection = ""
     if len(parts) > 1 and parts[0].startswith("_"):
-        parts = parts[1:]
-    path = "/".join(parts)
-    return pattern.replace(":path", path).replace(":name", parts[-1] if parts else "")
+        collection, parts = parts[0][1:], parts[1:]
+    name = parts[-1] if parts else ""
+    values = {"path": "/".join(parts), "name": name, "title": name, "slug": name, "collection": collection}
+    values["output_ext"] = ".html"
+    # One pass, longest name first at each place: ":path" inside a value is never replaced again.
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], pattern)
+
+
+_PLACEHOLDER = re.compile(r":(output_ext|collection|path|name|title|slug)")
 
 
 @dataclass(frozen=True, slots=True)

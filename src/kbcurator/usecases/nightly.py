@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kbcurator.errors import ValidationFailed
+from kbcurator.errors import KBError, ValidationFailed
 from kbcurator.index.store import IndexStore
 from kbcurator.notify import RunNotice, send_notice
 from kbcurator.settings import NoticeKind, Settings
@@ -63,3 +63,48 @@ def raise_failure(failure: BaseException | None) -> None:
     """The night fails with the first failed step's own error."""
     if failure is not None:
         raise failure
+
+
+def run_nightly(
+    settings: Settings,
+    config_path: str | None,
+    suites: Any,
+    *,
+    force_publish: bool = False,
+    audit: bool = True,
+    gaps: bool = True,
+    allow_retrieval_drop: bool = False,
+    environ: Mapping[str, str] | None = None,
+    on_progress: Any = None,
+) -> tuple[dict[str, Any], tuple[str, ...], BaseException | None]:
+    """The night in this process, without Prefect (``kbcurator nightly``'s default; the flow runs the same steps
+    as subflows). Returns the steps' results, the notes to print and the night's first failure, for the caller
+    to raise once it has said the rest (the gaps, the report and the notice went ahead, as in the flow).
+    ``suites``: ``checks.release_suites_for``."""
+    from kbcurator.usecases.gaps import run_gaps
+    from kbcurator.usecases.reindex import run_reindex
+    from kbcurator.usecases.report import publish_report, start_report
+
+    steps: dict[str, Any] = {}
+    failure: BaseException | None = None
+    try:
+        steps["reindex"] = run_reindex(
+            settings,
+            config_path,
+            suites,
+            force_publish=force_publish,
+            allow_retrieval_drop=allow_retrieval_drop,
+            audit=audit,
+            on_progress=on_progress,
+        )
+    except KBError as exc:
+        steps["reindex"], failure = {"error": str(exc)}, exc
+    plan = plan_after_reindex(settings, gaps=gaps)
+    if plan.gaps:
+        try:
+            steps["gaps"] = run_gaps(settings, config_path=config_path, environ=environ).as_dict()
+        except KBError as exc:
+            steps["gaps"], failure = {"error": str(exc)}, failure or exc
+    if plan.report:
+        steps["report"] = publish_report(start_report(settings), run_dir_of(steps)).as_dict()
+    return steps, plan.skipped + close_night(settings, steps, failure, run_url=None), failure

@@ -17,13 +17,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from kbcurator import quality
 from kbcurator import reindex as steps
 from kbcurator.analysis.corpus import dead_links_from
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.config.retrieval import RetrievalSettings
 from kbcurator.embedding import load_embedder
 from kbcurator.embedding.base import Embedder
-from kbcurator.errors import EmbeddingError, ValidationFailed
+from kbcurator.errors import EmbeddingError, KBError, SourceError, ValidationFailed
 from kbcurator.gaps.coverage import ReleaseVectors
 from kbcurator.gaps.report import GAPS_TABLE
 from kbcurator.index import golden, schema
@@ -36,9 +37,12 @@ from kbcurator.quality import ValidationReport
 from kbcurator.records import Article, IndexRelease, Rejected
 from kbcurator.settings import Settings, SourceConfig
 from kbcurator.triage import TriageStore
-from kbcurator.usecases.execution import Executor
+from kbcurator.usecases.execution import Executor, InProcess
 
 Action = Literal["publish", "unchanged", "blocked"]
+# The release's data contracts for a candidate: ``checks.release_suites_for`` (the top-level ``checks`` package,
+# which the package does not import: the caller at the edge, a flow or the CLI, hands it in).
+SuiteFactory = Callable[..., Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +272,88 @@ def _resolved_gap_questions(job: ReindexJob, embedder: Callable[[], Embedder]) -
                 expected = (kb.article_ids[chunk_row], kb.urls[chunk_row])
                 found.append(golden.GoldenQuestion(text, expected, "resolved_gap", gap_id, release_tag=base.tag))
     return found
+
+
+def check(job: ReindexJob, candidate: ReleaseCandidate, suites: SuiteFactory) -> ValidationReport:
+    """Run the release's Great Expectations suites on the candidate; ``validation.json`` and Data Docs go into the
+    run folder. ``suites``: ``checks.release_suites_for``."""
+    current_articles, current_chunks = job.base_counts
+    built = suites(
+        job.settings.checks,
+        dimension=candidate.dimension,
+        current_articles=current_articles,
+        current_chunks=current_chunks,
+    )
+    run_dir = job.run.run_dir
+    frames = quality.prepare_for_checks(candidate.articles.to_pandas(), candidate.chunks.to_pandas())
+    report = quality.run_suites(frames, built, docs_dir=run_dir / "data_docs")
+    (run_dir / "validation.json").write_text(json.dumps(report.results_json, indent=1, default=str))
+    return report
+
+
+def run_reindex(
+    settings: Settings,
+    config_path: str | None,
+    suites: SuiteFactory,
+    *,
+    force_publish: bool = False,
+    allow_retrieval_drop: bool = False,
+    audit: bool = True,
+    on_progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The whole reindex in this process, without Prefect: what ``kbcurator reindex`` runs by default (the flow
+    runs the same steps as tasks, with retries and artifacts). Returns the flow's result; a blocked or failed
+    publish raises after the run's summary is written, as the flow fails.
+
+    ``audit``: audit the release left current afterwards; a failed audit is reported in ``result["health"]``.
+    """
+    from kbcurator.usecases.audit import run_audit  # only when the reindex gets that far
+
+    job = start_reindex(settings, config_path, force_publish=force_publish, allow_retrieval_drop=allow_retrieval_drop)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    reads = [_read_with_retries(job, source) for source in job.sources]
+    timings["read_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    with InProcess(settings, job.store, on_progress=on_progress) as executor:
+        candidate = build(job, [a for read in reads for a in read.articles], executor, on_progress=on_progress)
+    timings["build_s"] = time.perf_counter() - clock
+    rejected = [r for read in reads for r in read.rejected] + list(candidate.rejected)
+    steps.write_rejections(job.run.run_dir, rejected)
+    clock = time.perf_counter()
+    report = check(job, candidate, suites)
+    timings["check_s"] = time.perf_counter() - clock
+    decision = decide(job, candidate, rejected, report, evaluate(job, candidate))
+    clock = time.perf_counter()
+    release, failure = None, None
+    try:
+        release = publish_decided(job, candidate, decision)
+    except KBError as exc:
+        failure = exc
+    timings["publish_s"] = time.perf_counter() - clock
+    result, _summary = finish(job, candidate, rejected, report, decision, release, timings)
+    if failure is not None:
+        raise failure
+    if audit and result["current"] is not None:
+        try:
+            health = run_audit(settings, result["current"], run_dir=str(job.run.run_dir)).as_dict()
+            result["health"] = {k: health[k] for k in ("findings", "new", "resolved", "severity", "exports")}
+        except KBError as exc:
+            result["health"] = {"error": str(exc)}
+        write_result(job, result)
+    return result
+
+
+def _read_with_retries(job: ReindexJob, source: SourceConfig) -> SourceRead:
+    """``read_source``, retried as the flow's task is (a site or an API may pass on a second try)."""
+    for attempt in range(read_retries(source) + 1):
+        try:
+            return read_source(job, source)
+        except SourceError:
+            if attempt == read_retries(source):
+                raise
+            time.sleep(10)
+    raise AssertionError("unreachable")
 
 
 def retrieval_failures(check: RetrievalCheck, settings: RetrievalSettings) -> list[str]:
