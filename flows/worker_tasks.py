@@ -16,7 +16,7 @@ from kbcurator.analysis.audit import DetectorRun, default_detectors, run_detecto
 from kbcurator.analysis.corpus import corpus_from_release
 from kbcurator.analysis.pipeline import reviews_of
 from kbcurator.chunking import ChunkPolicy
-from kbcurator.embedding import load_embedder
+from kbcurator.embedding import embedder_for
 from kbcurator.index.build import ChunkedBatch, chunk_batch
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
 from kbcurator.index.store import IndexStore
@@ -31,7 +31,7 @@ def chunk_batch_task(articles: list[Article], policy: ChunkPolicy) -> ChunkedBat
 
 @task(name="embedder-identity", cache_policy=NO_CACHE)
 def embedder_identity_task(embedding: EmbeddingSettings) -> tuple[str, int]:
-    embedder = load_embedder(embedding.model, embedding.device, embedding.batch_size)
+    embedder = embedder_for(embedding)
     return embedder.name, embedder.dimension
 
 
@@ -44,7 +44,7 @@ def embed_batch_task(
     Vectors go to LanceDB, not back through the scheduler: the flow reads them once, from the cache, when it
     assembles the release (and a rerun after a crash finds them there).
     """
-    embedder = load_embedder(embedding.model, embedding.device, embedding.batch_size)  # once per worker process
+    embedder = embedder_for(embedding)  # once per worker process
     cache = EmbeddingCache(IndexStore(index_uri, storage_options=storage_options))
     _, embedded = embed_with_cache(texts_by_hash, embedder, cache, batch_size=embedding.checkpoint_every)
     return embedded

@@ -272,7 +272,7 @@ def test_the_model_is_loaded_once_on_the_first_search(index, monkeypatch) -> Non
 
     loads = []
 
-    def counting(model: str, *args):
+    def counting(model: str, *args, **options):
         loads.append(model)
         return ImportableFake()
 

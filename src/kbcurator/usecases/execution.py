@@ -16,7 +16,7 @@ import numpy as np
 from kbcurator.analysis.audit import DetectorRun, default_detectors, run_detector
 from kbcurator.analysis.base import AuditCorpus
 from kbcurator.chunking import ChunkPolicy
-from kbcurator.embedding import load_embedder
+from kbcurator.embedding import embedder_for
 from kbcurator.embedding.base import Embedder
 from kbcurator.index.build import ChunkedBatch, chunk_batch
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
@@ -70,7 +70,7 @@ class InProcess:
 
     def _embedder(self) -> Embedder:
         embedding = self._settings.embedding
-        return load_embedder(embedding.model, embedding.device, embedding.batch_size)
+        return embedder_for(embedding)
 
     def embedder_identity(self) -> tuple[str, int]:
         embedder = self._embedder()

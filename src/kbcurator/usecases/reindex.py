@@ -22,7 +22,7 @@ from kbcurator import reindex as steps
 from kbcurator.analysis.corpus import dead_links_from
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.config.retrieval import RetrievalSettings
-from kbcurator.embedding import load_embedder
+from kbcurator.embedding import embedder_for
 from kbcurator.embedding.base import Embedder
 from kbcurator.errors import EmbeddingError, KBError, SourceError, ValidationFailed
 from kbcurator.gaps.coverage import ReleaseVectors
@@ -132,6 +132,10 @@ def build(
     policy = ChunkPolicy.from_settings(job.settings)
     model, dimension = executor.embedder_identity()
     plan = plan_build(articles, store=job.store, model=model, policy=policy)
+    before = str(manifest_of(job.base).get("model") or "") if job.base is not None else ""
+    if before and before != model:
+        # A new model or backend ("<model>@onnx-int8"): vectors of two never mix in one release.
+        say(f"the embedding model changed from {before} to {model}: every chunk is embedded again")
     reused = f"{len(plan.reuse_ids)} unchanged articles ({len(plan.reused_rows)} chunks)"
     say(f"reusing {reused} from {plan.current_tag or '-'}")
     clock = time.perf_counter()
@@ -199,20 +203,19 @@ def evaluate(job: ReindexJob, candidate: ReleaseCandidate, *, embedder: Embedder
     embedding = job.settings.embedding
     loaded: dict[str, Embedder] = {candidate.model: embedder} if embedder is not None else {}
 
-    def embedder_for(model: str) -> Embedder:
+    def embedder_of(model: str) -> Embedder:
         # Loaded only when there is something to embed: a run without golden questions loads no model. The
         # candidate's model loads by the settings' name, as the build did (a custom embedder is an import path; the
         # name a release records need not be loadable).
         if model not in loaded:
-            name = embedding.model if model == candidate.model else model
-            loaded[model] = load_embedder(name, embedding.device, embedding.batch_size)
+            loaded[model] = embedder_for(embedding) if model == candidate.model else embedder_for(embedding, model)
         return loaded[model]
 
     base_model = str(manifest_of(job.base).get("model") or candidate.model) if job.base is not None else ""
     if settings.golden_file or job.store.has_table(schema.GOLDEN_QUESTIONS):
         store.replace("file", golden.read_golden_file(settings.golden_file) if settings.golden_file else [])
     added = (
-        store.add(_resolved_gap_questions(job, lambda: embedder_for(base_model))) if settings.from_resolved_gaps else 0
+        store.add(_resolved_gap_questions(job, lambda: embedder_of(base_model))) if settings.from_resolved_gaps else 0
     )
     questions = store.all()
     cand_view = golden.candidate_view(candidate)
@@ -222,12 +225,12 @@ def evaluate(job: ReindexJob, candidate: ReleaseCandidate, *, embedder: Embedder
     known = {q.golden_id for q in measured}
     unresolved = tuple(q.question for q in questions if q.golden_id not in known)
     texts = [q.question for q in measured]
-    vectors = embedder_for(candidate.model).embed(texts) if texts else np.zeros((0, candidate.dimension), np.float32)
+    vectors = embedder_of(candidate.model).embed(texts) if texts else np.zeros((0, candidate.dimension), np.float32)
     after = golden.measure(cand_view, measured, vectors, settings.k)
     before, lost = None, []
     if base_view is not None:
         same_model = base_model == candidate.model or not texts
-        base_vectors = vectors if same_model else embedder_for(base_model).embed(texts)
+        base_vectors = vectors if same_model else embedder_of(base_model).embed(texts)
         before = golden.measure(base_view, measured, base_vectors, settings.k)
         lost = golden.lost_questions(measured, before, after, base_view, cand_view)
     by_origin = dict(Counter(str(q.origin) for q in measured))

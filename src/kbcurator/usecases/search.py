@@ -276,11 +276,11 @@ class SearchService:
         with self._model_lock:  # one load per process, even when the first searches arrive together
             embedder = self._embedder or self._embedders.get(model)
             if embedder is None:
-                from kbcurator.embedding.sentence import load_embedder
+                from kbcurator.embedding.sentence import embedder_for
 
                 embedding = self._settings.embedding
                 try:
-                    embedder = load_embedder(model, embedding.device, embedding.batch_size)
+                    embedder = embedder_for(embedding, model)
                 except EmbeddingError as exc:
                     raise SearchUnavailable(
                         f"cannot load the query model of {release.tag}: {exc}",
