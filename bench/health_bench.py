@@ -4,12 +4,14 @@ Runs the three labelled sets side by side in one process and prints one table (a
 bench/results/health_bench.json):
 
 - bench/health/stale_cases.py: dated content, broken links, retired terms, superseded copies;
-- bench/health/duplicate_cases.py: exact, near, section and semantic duplicates;
+- bench/health/duplicate_cases.py: exact, near, section and semantic duplicates, and plain MinHash LSH (threshold
+  0.5) as a peer on the same cases in the same run (rows ``minhash_lsh``; ``article`` is the row to compare);
 - bench/health/contradiction_cases.py: quantity, polarity and yes/no contradictions.
 
 Each set is tuned on one corpus (DuckDuckGo, plus half of the COVID FAQ snapshots for duplicates) and reported
 on another (Bitwarden, plus the other half): ``--split report`` (default) is the number to quote, ``tune`` shows
-the tuning set, ``all`` both. How each set was labelled is in its module's docstring and bench/data/health/.
+the tuning set, ``all`` both, each split in its own rows. How each set was labelled is in its module's docstring
+and bench/data/health/.
 Reads ../shared/data, which a user's clone does not have: every set then says it skipped.
 
     python bench/health_bench.py [--split report|tune|all]
@@ -31,7 +33,7 @@ from kbcurator.runtime import apply_runtime_defaults  # noqa: E402
 
 apply_runtime_defaults()
 
-COLUMNS = ("detector", "check", "positives", "negatives", "tp", "fp", "fn", "precision", "recall")
+COLUMNS = ("detector", "check", "split", "positives", "negatives", "tp", "fp", "fn", "precision", "recall")
 
 
 def _fmt(value: Any) -> str:
@@ -48,18 +50,29 @@ def main() -> int:
 
     rows: list[dict[str, Any]] = []
     timings: dict[str, dict[str, float]] = {}
-    sets = (("stale", stale_cases), ("duplicate", duplicate_cases), ("contradiction", contradiction_cases))
-    for name, module in sets:
+    # The stale set scores each corpus apart already; the other two pool a split's corpora, so "all" runs each
+    # split on its own: the tune and report rows side by side, never one figure over both.
+    splits = ("tune", "report") if args.split == "all" else (args.split,)
+    runs = [("stale", stale_cases, args.split)]
+    runs += [
+        (name, module, split)
+        for name, module in (("duplicate", duplicate_cases), ("contradiction", contradiction_cases))
+        for split in splits
+    ]
+    for name, module, split in runs:
         clock = time.perf_counter()
-        found = module.evaluate(args.split)
+        found = module.evaluate(split)
         wall = time.perf_counter() - clock
         rows += found
-        if found:
-            detector = found[0]
-            timings[name] = {
-                "articles": float(detector.get("articles", 0)),
-                "detector_seconds": float(detector.get("seconds", 0.0)),
-                "seconds_per_1000_articles": float(detector.get("seconds_per_1000_articles", 0.0)),
+        # one timing row per detector (the duplicate set also runs its peer, plain MinHash LSH, on the same corpora)
+        for detector in dict.fromkeys(r["detector"] for r in found):
+            first = next(r for r in found if r["detector"] == detector)
+            key = name if detector in {"staleness", "duplicates", "contradictions"} else f"{name} ({detector})"
+            key += "" if name == "stale" else f", {split}"
+            timings[key] = {
+                "articles": float(first.get("articles", 0)),
+                "detector_seconds": float(first.get("seconds", 0.0)),
+                "seconds_per_1000_articles": float(first.get("seconds_per_1000_articles", 0.0)),
                 "wall_seconds_incl_parsing_and_embedding": round(wall, 1),
             }
     if not rows:

@@ -39,7 +39,10 @@ def load_tickets_task(job: usecase.GapsJob, source: TicketSourceConfig, full: bo
 def cluster_task(job: usecase.GapsJob, tickets: usecase.TicketSet) -> usecase.Clustering:
     clustering = usecase.cluster(job, tickets)
     get_run_logger().info(
-        "%d clusters, long tail %d of %d", len(clustering.clusters), clustering.long_tail, len(clustering.tickets)
+        "%d gaps, long tail %d of %d tickets not answered",
+        len(clustering.clusters),
+        clustering.long_tail,
+        clustering.clustered,
     )
     return clustering
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from kbcurator.gaps.clustering import LONG_TAIL, TicketClusterer, _reassign, centroids
+from kbcurator.gaps.clustering import LONG_TAIL, SIZE_SWITCHES, TicketClusterer, _reassign, centroids
 
 DIM = 384
 SIZES = (70, 55, 45, 35, 25, 20)
@@ -182,3 +184,38 @@ def test_a_long_tail_query_joins_the_topic_its_neighbours_are_in_not_the_nearest
     np.testing.assert_array_equal(final[:-2], labels[:-2])
     assert similarity[-2] == pytest.approx(float(unit[-2] @ centroids(unit, final)[0]), abs=1e-5)
     assert similarity[-1] == 0.0
+
+
+def test_a_query_its_neighbours_vote_for_stays_out_when_it_is_less_alike_than_the_members() -> None:
+    # An out-of-scope query beside a topic (an arc of phrasings, 0-60 degrees, centre at 30; a sibling knot at 80):
+    # its nearest clustered neighbours are all the topic's, but at 42 degrees from the centre it is less like the
+    # topic than the bar halfway between members (median 15 degrees) and the rest (50) asks. The vote alone does
+    # not make it a member: it stays in the long tail; a fringe phrasing at 31 degrees joins.
+    def at(degrees: np.ndarray) -> np.ndarray:
+        rows = np.zeros((len(degrees), DIM), dtype=np.float32)
+        rows[:, 0], rows[:, 1] = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+        return rows
+
+    topic, other = at(np.linspace(0, 60, 61)), at(80 + np.linspace(-1, 1, 20))
+    outside, fringe = at(np.array([-12.0])), at(np.array([-1.0]))
+    unit = np.vstack([topic, other, outside, fringe])
+    labels = np.concatenate([np.zeros(len(topic)), np.ones(len(other)), [LONG_TAIL, LONG_TAIL]]).astype(np.int64)
+
+    final, _ = _reassign(unit, labels, TicketClusterer()._params(len(unit)))
+
+    assert final[-2] == LONG_TAIL
+    assert final[-1] == 0
+
+
+def test_the_method_changes_only_at_the_declared_corpus_sizes() -> None:
+    # A corpus that grows by one ticket must not be clustered another way except at a declared switch (the
+    # benchmark measures each for a cliff); "leaf" used to give way to "eom" at 5,000 tickets, unannounced.
+    clusterer = TicketClusterer()
+    sizes = sorted({*range(5, 400), *range(400, 60_000, 97), *(s + d for s in SIZE_SWITCHES for d in (-1, 0, 1))})
+    changes = []
+    for before, after in itertools.pairwise(sizes):
+        a, b = clusterer._params(before), clusterer._params(after)
+        if (a.reducer, a.cluster_selection_method) != (b.reducer, b.cluster_selection_method):
+            changes.append(after)
+    assert set(changes) <= set(SIZE_SWITCHES)
+    assert {clusterer._params(n).cluster_selection_method for n in (1_000, 4_999, 5_000, 6_000, 50_000)} == {"leaf"}

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 from builders import published_sample
 
-from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors, cluster_coverage, gap_priority, rank_gaps
+from kbcurator.gaps.coverage import (
+    CoveragePolicy,
+    ReleaseVectors,
+    cluster_coverage,
+    gap_priority,
+    judge_tickets,
+    rank_gaps,
+    verdict_of,
+)
 
 POLICY = CoveragePolicy(answered_lift=0.3, related_lift=0.1, covered_share=0.5)
 
@@ -57,3 +65,20 @@ def test_gap_ranking_weighs_volume_coverage_and_escalations() -> None:
     assert small_uncovered_escalated == 2 * small_uncovered
     assert small_uncovered_escalated > big_covered
     assert rank_gaps([big_covered, small_uncovered_escalated, 0.0]) == [0.25, 1.0, 0.0]
+
+
+def test_each_ticket_is_judged_answered_partly_or_unanswered_on_its_own(kb) -> None:
+    vectors, embedder = kb
+    queries = [
+        "how do I turn on two-factor authentication",  # the KB answers it
+        "partial refund purchase billing voucher",  # on a topic the KB has, not this question's answer
+        "combine workspaces owned by different teams",  # nothing in the KB
+    ]
+    judged = judge_tickets(embedder.embed(queries), vectors, POLICY)
+    assert judged.verdicts == ("answered", "partly", "unanswered")
+    assert judged.answered.tolist() == [True, False, False]
+    assert judged.rows("partly").tolist() == [1]
+    assert [verdict_of(float(lf), POLICY) for lf in judged.lift] == list(judged.verdicts)
+    assert vectors.titles[int(judged.chunk_rows[0])] == "Turn on two-factor authentication"
+    # The same rule, batch by batch: the verdicts do not depend on how many queries are judged at once.
+    assert judge_tickets(embedder.embed(queries), vectors, POLICY, batch_rows=1).verdicts == judged.verdicts

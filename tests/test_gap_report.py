@@ -15,8 +15,22 @@ from fakes import FakeHashingEmbedder
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors
 from kbcurator.gaps.labels import label_clusters
-from kbcurator.gaps.pipeline import describe_clusters, read_tickets, ticket_source_for_file, write_cluster_outputs
-from kbcurator.gaps.report import GapStore, gaps_markdown, score_gaps, unanswered_long_tail, write_gap_exports
+from kbcurator.gaps.pipeline import (
+    cluster_gaps,
+    describe_clusters,
+    read_tickets,
+    ticket_source_for_file,
+    write_cluster_outputs,
+)
+from kbcurator.gaps.report import (
+    GapStore,
+    TicketOutcome,
+    article_volumes,
+    gaps_markdown,
+    score_gaps,
+    unanswered_long_tail,
+    write_gap_exports,
+)
 from kbcurator.index.build import build_candidate
 from kbcurator.index.publish import publish
 from kbcurator.index.store import IndexStore
@@ -213,3 +227,45 @@ def test_a_number_repeated_across_a_cluster_is_not_a_keyword() -> None:
     names = label_clusters(texts, np.array([0, 0, 0, -1]), vectors)
     assert names[0].keywords and not any("4242" in k for k in names[0].keywords)
     assert "4242" not in names[0].label
+
+
+def test_only_tickets_the_kb_does_not_answer_form_gaps_and_partly_answered_ones_apart() -> None:
+    # Four topics, 8 tickets each; topic 1 is asked both by tickets the KB does not answer and by ones it answers
+    # partly: clustered together they would be one gap, with two different fixes.
+    rng = np.random.default_rng(0)
+    centers = np.linalg.qr(rng.normal(size=(32, 4)))[0].T
+    verdicts = ["unanswered"] * 16 + ["partly"] * 16 + ["answered"] * 8
+    topics = np.array([0] * 8 + [1] * 8 + [1] * 8 + [2] * 8 + [3] * 8)
+    vectors = centers[topics] + 0.05 * rng.normal(size=(len(topics), 32))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    labels = cluster_gaps(vectors.astype(np.float32), verdicts).labels
+    assert (labels[32:] == -1).all()  # answered: in no gap
+    groups = [labels[0:8], labels[8:16], labels[16:24], labels[24:32]]
+    assert all(len(set(g.tolist())) == 1 and g[0] != -1 for g in groups)
+    assert len({int(g[0]) for g in groups}) == 4  # the same topic, unanswered and partly answered: two gaps
+
+
+def test_the_answered_volume_per_article_counts_each_tickets_nearest_article() -> None:
+    def outcome(n: int, article: str, verdict: str) -> TicketOutcome:
+        return TicketOutcome(
+            f"t{n}",
+            "s",
+            -1,
+            "",
+            "",
+            verdict == "answered",
+            0.0,
+            article,
+            article.upper(),
+            "u",
+            0.5,
+            0.3,
+            verdict == "answered",
+            verdict,
+        )
+
+    rows = [("a", "answered"), ("a", "answered"), ("a", "partly"), ("b", "unanswered"), ("b", "partly"), ("", "x")]
+    volumes = article_volumes([outcome(n, a, v) for n, (a, v) in enumerate(rows)])
+    assert [(v.article_id, v.answered, v.partly, v.unanswered) for v in volumes] == [("a", 2, 1, 0), ("b", 0, 1, 1)]
+    assert volumes[0].answered_share == 2 / 3 and volumes[1].tickets == 2

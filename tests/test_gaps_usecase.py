@@ -85,7 +85,7 @@ def _by_topic(listing: list[dict], topic_of: dict[str, str]) -> dict[str, list[d
     return out
 
 
-def test_every_ticket_is_listed_with_its_cluster_decision_and_best_article(workspace) -> None:
+def test_every_ticket_is_decided_on_its_own_and_only_unanswered_ones_form_gaps(workspace) -> None:
     _store, embedder, settings, topic_of = workspace
     result = run_gaps(settings, embedder=embedder)
 
@@ -98,22 +98,39 @@ def test_every_ticket_is_listed_with_its_cluster_decision_and_best_article(works
     by_topic = _by_topic(listing, topic_of)
     gap_of = {g["gap_id"]: g for g in document["gaps"]}
     for row in listing:
+        assert row["answered"] == row["kb_answered"] == (row["verdict"] == "answered")
         if row["cluster_id"] == -1:
-            assert row["gap_id"] == "" and row["label"] == "long tail"
+            assert row["gap_id"] == "" and row["label"] == ("answered" if row["answered"] else "long tail")
             assert row["coverage_score"] == (1.0 if row["answered"] else 0.0)
         else:
-            # The per-ticket answer is the decision made for the ticket's cluster.
+            # Coverage first: a gap holds only questions the release does not answer, so its decision is theirs.
             gap = gap_of[row["gap_id"]]
-            assert row["answered"] == (gap["action"] == "covered")
-            assert row["coverage_score"] == gap["coverage_score"] and row["label"] == gap["label"]
-    # Questions the KB answers point at the article that answers them; the withheld topic is not answered.
-    assert all(r["answered"] for r in by_topic["2fa"] if r["cluster_id"] != -1)
+            assert not row["answered"] and gap["action"] != "covered"
+            assert row["coverage_score"] == gap["coverage_score"] == 0.0 and row["label"] == gap["label"]
+    # Questions the KB answers join no gap and point at the article that answers them.
+    assert all(r["answered"] and r["cluster_id"] == -1 for r in by_topic["2fa"])
     assert {r["best_article_title"] for r in by_topic["2fa"]} == {"Turn on two-factor authentication"}
     assert all(r["best_article_url"].startswith("https://help.example.com/articles/") for r in listing)
     assert all(r["best_article_id"].startswith("test:") for r in listing)
-    merged = [r for r in by_topic["merge"] if r["cluster_id"] != -1]
-    assert len(merged) >= 5 and not any(r["answered"] for r in merged)
-    assert result.open_gaps >= 1 and len(result.tickets) == len(topic_of)
+    # The withheld topic is not answered, and is a gap.
+    assert not any(r["answered"] for r in by_topic["merge"])
+    assert len([r for r in by_topic["merge"] if r["cluster_id"] != -1]) >= 5
+    assert result.open_gaps == len(result.gaps) >= 1 and len(result.tickets) == len(topic_of)
+    assert result.summary["verdicts"]["answered"] == sum(r["answered"] for r in listing)
+
+
+def test_the_answered_volume_per_article_is_reported_beside_the_gaps(workspace) -> None:
+    _store, embedder, settings, topic_of = workspace
+    result = run_gaps(settings, embedder=embedder)
+
+    document = json.loads(result.exports["json"].read_text(encoding="utf-8"))
+    volume = {a["title"]: a for a in document["articles"]}
+    assert volume["Turn on two-factor authentication"]["answered"] == len(TWO_FACTOR)
+    assert document["articles"][0]["answered"] >= document["articles"][-1]["answered"]  # most answered first
+    assert sum(a["answered"] for a in document["articles"]) == result.hit_rate.answered
+    assert sum(a["answered"] + a["partly"] + a["unanswered"] for a in document["articles"]) == len(topic_of)
+    assert "Answered volume per article" in result.markdown
+    assert f"| Turn on two-factor authentication | {len(TWO_FACTOR)} |" in result.markdown
 
 
 def test_the_csv_lists_the_gaps_then_every_ticket(workspace) -> None:

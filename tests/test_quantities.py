@@ -11,6 +11,7 @@ from kbcurator.analysis.quantities import (
     extract_quantities,
     mask_quantities,
     relative_difference,
+    restates,
 )
 
 
@@ -145,3 +146,17 @@ def test_names_labels_years_and_bare_numbers_are_not_quantities(sentence):
 def test_masking_hides_the_figures_so_equal_sentences_read_the_same():
     assert mask_quantities("Refunds take 14 days.") == mask_quantities("Refunds take two weeks.")
     assert mask_quantities("Refunds take 14 days.") == "Refunds take <duration>."
+
+
+def test_two_ranges_restate_each_other_only_with_the_same_ends():
+    assert restates(one("2-3 months"), one("between 2 and 3 months"))
+    assert restates(one("2 to 14 days"), one("2-14 days"))
+    assert not restates(one("2-3 months"), one("2-6 months"))  # they overlap, so agree() alone lets them pass
+    assert agree(one("2-3 months"), one("2-6 months"))
+    assert restates(one("5 days"), one("2-14 days"))  # a value inside a range still restates it
+    assert not restates(one("30 days"), one("2-14 days"))
+
+
+def test_ranges_whose_ends_moved_are_as_far_apart_as_the_ends():
+    assert relative_difference(one("2-3 months"), one("2-6 months")) == pytest.approx(0.5)
+    assert relative_difference(one("5 days"), one("2-14 days")) == 0.0

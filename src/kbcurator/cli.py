@@ -469,10 +469,13 @@ def gaps(
 
         done = run_gaps(settings, version, config_path=config, environ=os.environ, full=full)
         result = done.as_dict()
+    verdicts = result.get("verdicts") or {}
+    judged = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in verdicts.items())
     typer.echo(
-        f"{result['tickets']} tickets -> {result['n_clusters']} clusters (long tail {result['long_tail_share']:.0%}) "
-        f"against {result['release']}: {result['open_gaps']} open gaps, {result['covered']} covered, "
-        f"{result['resolved']} resolved; {result['long_tail_unanswered']} one-off questions unanswered"
+        f"{result['tickets']} tickets against {result['release']}" + (f" ({judged})" if judged else "") + ": "
+        f"{result['n_clusters']} clusters of the ones not answered (long tail {result['long_tail_share']:.0%}), "
+        f"{result['open_gaps']} open gaps, {result['resolved']} resolved; "
+        f"{result['long_tail_unanswered']} one-off questions unanswered"
     )
     shown = [g for g in result["gaps"] if g["action"] != "covered"][:top]
     for rank, gap in enumerate(shown, start=1):

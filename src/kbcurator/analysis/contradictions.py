@@ -30,10 +30,10 @@ from kbcurator.analysis.base import AuditCorpus
 from kbcurator.analysis.neighbours import candidate_pairs
 from kbcurator.analysis.quantities import (
     Quantity,
-    agree,
     comparable,
     extract_quantities,
     relative_difference,
+    restates,
 )
 from kbcurator.config.health import ContradictionSettings
 from kbcurator.records import Article, Chunk, Evidence, Finding, Severity, make_finding_id
@@ -489,12 +489,12 @@ class ContradictionDetector:
 
     def _quantity(self, a: _Sentence, b: _Sentence, aligned: float, weights: _Idf) -> Iterator[_Hit]:
         for qa, ca in zip(a.quantities, a.contexts, strict=True):
-            # a figure that some figure of the other sentence agrees with is not in conflict
-            if any(comparable(qa, qb) and agree(qa, qb) for qb in b.quantities):
+            # a figure that some figure of the other sentence restates is not in conflict
+            if any(comparable(qa, qb) and restates(qa, qb) for qb in b.quantities):
                 continue
             best: tuple[float, Quantity, frozenset[str]] | None = None
             for qb, cb in zip(b.quantities, b.contexts, strict=True):
-                if not comparable(qa, qb) or any(comparable(qb, q) and agree(qb, q) for q in a.quantities):
+                if not comparable(qa, qb) or any(comparable(qb, q) and restates(qb, q) for q in a.quantities):
                     continue
                 if ca & _ROLES and cb & _ROLES and ca & _ROLES != cb & _ROLES:
                     continue  # "default lifespan of 7 days" and "maximum lifespan of 31 days" are two figures
@@ -541,7 +541,7 @@ class ContradictionDetector:
                     best = (alike, context, claim_b)
             if best is not None and best[1] >= self.settings.context_overlap:
                 matched.append((claim_a, best[2]))
-        if any(not x.main and x.sign != y.sign for x, y in matched):
+        if any(not x.main and x.sign != y.sign and _opener(a, x.index) not in _RELATIVES for x, y in matched):
             return None  # the conditions differ: "if you don't ..., you can't" vs "if you do ..., you can"
         conflicts = sorted(
             ((x, y) for x, y in matched if x.sign != y.sign and not _exclusive(x, y)), key=lambda pair: pair[0].concept
@@ -794,12 +794,16 @@ class _Claim:
     context: frozenset[str]
     main: bool
     around: frozenset[str]  # every word near it, function words too ("only", "other")
+    index: int  # token index of the word affirmed or denied
 
 
 def _claims(s: _Sentence, other: _Sentence) -> list[_Claim]:
     """What ``s`` affirms or denies, including what ``other`` denies and ``s`` merely says: against "is not
     available", a plain "is available" is a claim too."""
-    out = [_Claim(p.concept, p.sign, s.text[p.start : p.end], p.context, p.main, _around(s, p.index)) for p in s.polar]
+    out = [
+        _Claim(p.concept, p.sign, s.text[p.start : p.end], p.context, p.main, _around(s, p.index), p.index)
+        for p in s.polar
+    ]
     explicit = {(p.concept, p.end) for p in s.polar}
     wanted = {p.concept for p in other.polar if p.concept not in _LEXICON_CONCEPTS}
     denied = _in_denial(s)
@@ -807,7 +811,7 @@ def _claims(s: _Sentence, other: _Sentence) -> list[_Claim]:
         # "does not support unsolicited assertions" does not state "unsolicited" plainly
         if word in wanted and (word, s.tokens[k].end) not in explicit and k not in denied:
             context = _near(s.content, k, _POLAR_WIDTH)
-            out.append(_Claim(word, 1, s.tokens[k].text, context, not s.sub[k], _around(s, k)))
+            out.append(_Claim(word, 1, s.tokens[k].text, context, not s.sub[k], _around(s, k), k))
     return out
 
 
@@ -821,6 +825,21 @@ def _in_denial(s: _Sentence) -> set[int]:
                     break
                 out.add(m)
     return out
+
+
+# A clause these open says something of what it follows ("apps, which do not track you"): a claim, not a
+# condition, so a denial there is compared like one in the main clause.
+_RELATIVES = frozenset({"which", "who", "whose"})
+
+
+def _opener(s: _Sentence, index: int) -> str:
+    """The subordinator that opens the clause holding token ``index`` ("" in the main clause)."""
+    for k in range(min(index, len(s.tokens) - 1), -1, -1):
+        if not s.sub[k]:
+            return ""
+        if s.tokens[k].word in _SUBORDINATORS:
+            return s.tokens[k].word
+    return ""
 
 
 def _around(s: _Sentence, index: int, width: int = 6) -> frozenset[str]:

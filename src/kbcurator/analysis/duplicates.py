@@ -6,7 +6,9 @@ Four checks, each comparing only what a candidate search puts side by side, neve
 - ``near``: whole articles whose word shingles overlap (Jaccard) at least ``near_threshold``. Candidates come
   from MinHash LSH buckets (datasketch); every candidate is verified with the exact Jaccard of the shingle sets.
 - ``semantic``: article vectors (mean of their chunk vectors) at least ``semantic_article_similarity`` apart,
-  candidates from a k-nearest-neighbour search (``neighbours.candidate_pairs``).
+  candidates from a k-nearest-neighbour search (``neighbours.candidate_pairs``), except a short page quoting
+  the other under a title of its own (a note, an excerpt: containment is not duplication, and the section check
+  finds a pasted section) and two pages sharing little of their vocabulary (translations): see ``_unlike``.
 - ``section``: a section (chunk) with at least ``min_section_chars`` of text outside template blocks, of which
   ``section_threshold`` or more (containment) is also in one section of another article: a section pasted
   inside a longer article. A pasted section is a small part of its new chunk, so its Jaccard with it is too low
@@ -71,6 +73,13 @@ _OLDEST = datetime.min.replace(tzinfo=UTC)
 _CHECK_ORDER = ("exact", "near", "semantic")
 # Sections sharing one shingle, beyond which the shingle is not used to pair them (see _shared_shingle_counts).
 _MAX_POSTINGS = 32
+# A semantic pair is not a duplicate when the shorter article is at most this share of the longer one's length and
+# this share of its shingles is found there (a note or an excerpt quoting it, see _unlike) ...
+_EXCERPT_LENGTH_SHARE = 0.5
+_EXCERPT_QUOTED = 0.4
+# ... or when the two share less than this share of the smaller vocabulary (two languages). On the tuning set
+# (bench/health/duplicate_cases.py) translations shared 0.06-0.41 and paraphrases 0.65-1.0.
+_MIN_SHARED_VOCABULARY = 0.5
 
 
 def normalise(text: str) -> str:
@@ -275,6 +284,27 @@ def _excerpt(text: str, limit: int = _EXCERPT_CHARS) -> str:
     return flat[:limit].rsplit(" ", 1)[0] + " …"
 
 
+def _unlike(first: Article, second: Article, one: str, two: str, shingler: _Shingler) -> bool:
+    """Whether two articles the vectors put together are still not the same article said twice:
+
+    - a short page quoting the other (a note, an excerpt, a section's landing page): at most
+      ``_EXCERPT_LENGTH_SHARE`` of the other's length, with ``_EXCERPT_QUOTED`` or more of its shingles
+      found there, under a title of its own. Containment is the section check's business; an older, shorter
+      version of the same article keeps its title and stays a duplicate.
+    - two languages: sharing less than ``_MIN_SHARED_VOCABULARY`` of the smaller vocabulary (a Czech and a
+      Slovak translation share names, not words), whatever locale the source declared.
+    """
+    words_one, words_two = set(one.split()), set(two.split())
+    smaller = min(len(words_one), len(words_two))
+    if not smaller or len(words_one & words_two) < _MIN_SHARED_VOCABULARY * smaller:
+        return True
+    short, long = (one, two) if len(one) <= len(two) else (two, one)
+    if len(short) > _EXCERPT_LENGTH_SHARE * len(long) or normalise(first.title) == normalise(second.title):
+        return False
+    quoted = shingler(short)
+    return _overlap(quoted, shingler(long)) >= _EXCERPT_QUOTED * len(quoted)
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -310,7 +340,8 @@ class DuplicateDetector:
             shingles = {i: shingler(texts[i]) for i in representatives}
         edges += self._near_edges(representatives, shingles, locale, clock)
         with clock("knn"):
-            edges += [e for e in self._semantic_edges(corpus, rows, edges) if locale[e.a] == locale[e.b]]
+            semantic = self._semantic_edges(corpus, rows, edges, texts, shingler)
+            edges += [e for e in semantic if locale[e.a] == locale[e.b]]
 
         with clock("grouping"):
             sets = self._sets(rows, edges)
@@ -378,7 +409,14 @@ class DuplicateDetector:
                 edges.append(_Edge(representatives[x], representatives[y], "near", jaccard))
         return edges
 
-    def _semantic_edges(self, corpus: AuditCorpus, rows: Sequence[int], known: Sequence[_Edge]) -> list[_Edge]:
+    def _semantic_edges(
+        self,
+        corpus: AuditCorpus,
+        rows: Sequence[int],
+        known: Sequence[_Edge],
+        texts: dict[int, str],
+        shingler: _Shingler,
+    ) -> list[_Edge]:
         s = self.settings
         vectors = corpus.article_vectors
         if vectors.ndim != 2 or vectors.shape[1] == 0 or not len(rows):
@@ -391,7 +429,7 @@ class DuplicateDetector:
         edges = []
         for x, y, sim in candidate_pairs(subset, k=s.neighbours, min_similarity=s.semantic_article_similarity):
             a, b = int(chosen[x]), int(chosen[y])
-            if (a, b) not in have:
+            if (a, b) not in have and not _unlike(corpus.articles[a], corpus.articles[b], texts[a], texts[b], shingler):
                 edges.append(_Edge(a, b, "semantic", min(1.0, sim)))
         return edges
 

@@ -128,15 +128,44 @@ def agree(a: Quantity, b: Quantity) -> bool:
     return a.value - slack <= b.high and b.value - slack <= a.high
 
 
+def restates(a: Quantity, b: Quantity) -> bool:
+    """Whether two comparable quantities state the same figure: as :func:`agree`, except that two ranges must
+    have the same ends. "2-3 months" and "2-6 months" overlap, so both can be true of one parcel, but two pages
+    giving those as the delivery time say different things; "5 days" within "2-14 days" still restates it."""
+    if not agree(a, b):
+        return False
+    if a.dimension == "version" or not (a.is_range and b.is_range):
+        return True
+    low_a, low_b = _pinned(a, a.value), _pinned(b, b.value)
+    high_a, high_b = _pinned(a, a.high), _pinned(b, b.high)
+    return agree(low_a, low_b) and agree(high_a, high_b)
+
+
+def _pinned(quantity: Quantity, value: float) -> Quantity:
+    return Quantity(
+        value,
+        quantity.unit,
+        quantity.dimension,
+        quantity.span,
+        quantity.text,
+        value,
+        quantity.qualifier,
+        quantity.written_unit,
+    )
+
+
 def comparable(a: Quantity, b: Quantity) -> bool:
     return a.dimension == b.dimension and a.unit == b.unit
 
 
 def relative_difference(a: Quantity, b: Quantity) -> float:
-    """How far apart two values are, 0..1 (0 when they overlap): the gap over the larger magnitude."""
+    """How far apart two values are, 0..1 (0 when a value lies in the other's range): the gap over the larger
+    magnitude; for two overlapping ranges, how far the ends moved."""
     if a.dimension == "version":
         return 0.0 if a.value == b.value else 1.0
     gap = max(b.value - a.high, a.value - b.high, 0.0)
+    if not gap and a.is_range and b.is_range:
+        gap = max(abs(a.value - b.value), abs(a.high - b.high))  # overlapping ranges: how far their ends moved
     scale = max(abs(a.value), abs(a.high), abs(b.value), abs(b.high))
     return min(1.0, gap / scale) if scale else 0.0
 

@@ -17,7 +17,8 @@ import numpy as np
 from kbcurator.config.tickets import TicketSourceConfig
 from kbcurator.embedding.base import Embedder
 from kbcurator.errors import ConfigError
-from kbcurator.gaps.clustering import LONG_TAIL
+from kbcurator.gaps.clustering import LONG_TAIL, TicketClusterer
+from kbcurator.gaps.coverage import Verdict
 from kbcurator.gaps.labels import ClusterLabel
 from kbcurator.gaps.tickets import load_tickets, select_tickets
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
@@ -82,6 +83,43 @@ def embed_tickets(tickets: Sequence[Ticket], embedder: Embedder, cache: Embeddin
     if not hashes:
         return np.zeros((0, embedder.dimension), dtype=np.float32), 0
     return np.stack([vectors[h] for h in hashes]).astype(np.float32), embedded
+
+
+@dataclass(frozen=True, slots=True)
+class GapLabels:
+    """Gap cluster ids per ticket (``-1``: in no gap) and the share the clusterer itself left as noise."""
+
+    labels: np.ndarray
+    noise_share_before: float
+
+
+# Clustered into gaps, each verdict on its own: a gap of partly answered questions ("extend article X") never
+# absorbs questions the KB does not touch ("write a new article"), nor the reverse.
+GAP_VERDICTS: tuple[Verdict, ...] = ("unanswered", "partly")
+
+
+def cluster_gaps(
+    vectors: np.ndarray, verdicts: Sequence[Verdict], clusterer: TicketClusterer | None = None
+) -> GapLabels:
+    """Coverage first, then clusters: cluster only the tickets the release does not answer, the unanswered and
+    the partly answered ones separately; answered tickets join no gap (``-1``). Cluster ids are unique across
+    the two groups, unanswered first."""
+    if len(verdicts) != len(vectors):
+        raise ValueError(f"{len(verdicts)} verdicts but {len(vectors)} vectors")
+    clusterer = clusterer or TicketClusterer()
+    labels = np.full(len(vectors), LONG_TAIL, dtype=np.int64)
+    offset, noise, clustered = 0, 0.0, 0
+    for verdict in GAP_VERDICTS:
+        rows = np.asarray([i for i, v in enumerate(verdicts) if v == verdict], dtype=np.int64)
+        if len(rows) < 2:  # one question is no cluster; it stays in the long tail
+            continue
+        result = clusterer.fit_predict(vectors[rows])
+        found = np.asarray(result.labels)
+        labels[rows] = np.where(found == LONG_TAIL, LONG_TAIL, found + offset)
+        offset = int(labels.max()) + 1 if (labels != LONG_TAIL).any() else offset
+        noise += float(result.noise_share_before) * len(rows)
+        clustered += len(rows)
+    return GapLabels(labels, noise / clustered if clustered else 0.0)
 
 
 def describe_clusters(

@@ -15,7 +15,16 @@ import numpy as np
 import pyarrow as pa
 
 from kbcurator.gaps.clustering import LONG_TAIL, centroids
-from kbcurator.gaps.coverage import Coverage, CoveragePolicy, ReleaseVectors, cluster_coverage, gap_priority, rank_gaps
+from kbcurator.gaps.coverage import (
+    Coverage,
+    CoveragePolicy,
+    ReleaseVectors,
+    Verdict,
+    cluster_coverage,
+    gap_priority,
+    judge_tickets,
+    rank_gaps,
+)
 from kbcurator.gaps.labels import gap_title
 from kbcurator.gaps.tracking import PreviousCluster, Trend, match_clusters
 from kbcurator.index.schema import GAP_RUNS, GAPS, gap_runs_schema
@@ -86,17 +95,18 @@ def unanswered_long_tail(
 class TicketOutcome:
     """What a gaps run decided about one ticket, so a KB owner can audit the decision row by row.
 
-    ``answered`` and ``coverage_score`` are the decision made for the ticket's cluster (a cluster is answered
-    when its coverage reaches ``covered_share``); for a long-tail ticket (``cluster_id`` -1), which no cluster
-    took, they are the ticket's own: answered when its lift reaches ``answered_lift``, coverage 1.0 or 0.0. The
-    best article is the ticket's own nearest one in the release, with its similarity and lift.
+    Coverage comes first: ``verdict`` is the ticket's own (:func:`kbcurator.gaps.coverage.verdict_of` on its best
+    chunk's lift), and ``answered`` is ``verdict == "answered"``, whatever cluster the ticket is in. Only tickets
+    the release does not answer are clustered into gaps, so a ticket in a gap is one the KB does not answer.
+    ``coverage_score`` is its gap's (``cluster_id`` >= 0) or, outside every gap, its own: 1.0 or 0.0. The best
+    article is the ticket's own nearest one in the release, with its similarity and lift.
     """
 
     ticket_id: str
     source_id: str
-    cluster_id: int  # -1: long tail
-    gap_id: str  # "" for the long tail
-    label: str  # the cluster's label, or "long tail"
+    cluster_id: int  # -1: in no gap (answered, or an unanswered one-off in the long tail)
+    gap_id: str  # "" outside every gap
+    label: str  # the gap's label, "answered" or "long tail"
     answered: bool
     coverage_score: float
     best_article_id: str
@@ -104,12 +114,14 @@ class TicketOutcome:
     best_article_url: str
     best_similarity: float
     lift: float
-    # The ticket's own answer, whatever its cluster's: its best chunk's lift reaches ``answered_lift`` (the
-    # calibrated per-question rule). What the KB hit rate counts.
+    # The ticket's own answer: its best chunk's lift reaches ``answered_lift`` (the calibrated per-question
+    # rule). What the KB hit rate counts; equal to ``answered``.
     kb_answered: bool = False
+    verdict: Verdict = "unanswered"
 
 
 LONG_TAIL_LABEL = "long tail"
+ANSWERED_LABEL = "answered"
 
 
 def ticket_outcomes(
@@ -122,39 +134,73 @@ def ticket_outcomes(
     *,
     batch_rows: int = 1024,
 ) -> list[TicketOutcome]:
-    """One outcome per ticket, in the tickets' order. ``labels`` are the clusterer's (``-1``: long tail)."""
+    """One outcome per ticket, in the tickets' order. ``labels`` are the gap clusters' (``-1``: in no gap)."""
     gap_of = {g.cluster.cluster_id: g for g in gaps}
+    judged = judge_tickets(vectors, kb, policy, batch_rows=batch_rows)
     outcomes: list[TicketOutcome] = []
-    for start in range(0, len(tickets), batch_rows):  # bounds the query x chunk similarity matrix
-        queries = vectors[start : start + batch_rows]
-        best, chunk_rows = kb.best(queries)
-        lift = kb.lift(queries, best)
-        for offset, (similarity, row, lf) in enumerate(
-            zip(best.tolist(), chunk_rows.tolist(), lift.tolist(), strict=True)
-        ):
-            ticket = tickets[start + offset]
-            cluster_id = int(labels[start + offset])
-            gap = gap_of.get(cluster_id)
-            own_answer = lf >= policy.answered_lift
-            answered = gap.coverage.action == "covered" if gap is not None else own_answer
-            outcomes.append(
-                TicketOutcome(
-                    ticket_id=ticket.ticket_id,
-                    source_id=ticket.source_id,
-                    cluster_id=cluster_id,
-                    gap_id=gap.gap_id if gap is not None else "",
-                    label=gap.cluster.label if gap is not None else LONG_TAIL_LABEL,
-                    answered=answered,
-                    coverage_score=gap.coverage.coverage_score if gap is not None else float(own_answer),
-                    best_article_id=kb.article_ids[row] if row >= 0 else "",
-                    best_article_title=kb.titles[row] if row >= 0 else "",
-                    best_article_url=kb.urls[row] if row >= 0 else "",
-                    best_similarity=round(float(similarity), 4),
-                    lift=round(float(lf), 4),
-                    kb_answered=own_answer,
-                )
+    for position, ticket in enumerate(tickets):
+        similarity, row = float(judged.similarity[position]), int(judged.chunk_rows[position])
+        lf, verdict = float(judged.lift[position]), judged.verdicts[position]
+        cluster_id = int(labels[position])
+        gap = gap_of.get(cluster_id)
+        own_answer = verdict == "answered"
+        outside = ANSWERED_LABEL if own_answer else LONG_TAIL_LABEL
+        label = gap.cluster.label if gap is not None else outside
+        outcomes.append(
+            TicketOutcome(
+                ticket_id=ticket.ticket_id,
+                source_id=ticket.source_id,
+                cluster_id=cluster_id,
+                gap_id=gap.gap_id if gap is not None else "",
+                label=label,
+                answered=own_answer,
+                coverage_score=gap.coverage.coverage_score if gap is not None else float(own_answer),
+                best_article_id=kb.article_ids[row] if row >= 0 else "",
+                best_article_title=kb.titles[row] if row >= 0 else "",
+                best_article_url=kb.urls[row] if row >= 0 else "",
+                best_similarity=round(similarity, 4),
+                lift=round(lf, 4),
+                kb_answered=own_answer,
+                verdict=verdict,
             )
+        )
     return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleVolume:
+    """The tickets whose nearest article this is, by verdict: how much the article answers (its answered volume,
+    its own signal beside the gaps) and how often it is the closest article yet does not answer (a failing one)."""
+
+    article_id: str
+    title: str
+    url: str
+    answered: int
+    partly: int
+    unanswered: int
+
+    @property
+    def tickets(self) -> int:
+        return self.answered + self.partly + self.unanswered
+
+    @property
+    def answered_share(self) -> float:
+        return self.answered / self.tickets if self.tickets else 0.0
+
+
+def article_volumes(outcomes: Sequence[TicketOutcome]) -> list[ArticleVolume]:
+    """Per nearest article, its tickets by verdict; most answered first (then most tickets, then id)."""
+    tally: dict[str, list[Any]] = {}
+    for o in outcomes:
+        if not o.best_article_id:
+            continue
+        entry = tally.setdefault(o.best_article_id, [o.best_article_title, o.best_article_url, Counter()])
+        entry[2][o.verdict] += 1
+    volumes = [
+        ArticleVolume(a, title, url, counts["answered"], counts["partly"], counts["unanswered"])
+        for a, (title, url, counts) in tally.items()
+    ]
+    return sorted(volumes, key=lambda v: (-v.answered, -v.tickets, v.article_id))
 
 
 def weekly_counts(tickets: Sequence[Ticket]) -> dict[str, int]:
@@ -467,13 +513,24 @@ def gaps_markdown(
     top: int = 15,
     long_tail: Sequence[LongTailQuestion] = (),
     hit_rate: HitRate | None = None,
+    articles: Sequence[ArticleVolume] = (),
 ) -> str:
-    """The ranked gap list a KB owner reads (the ``kb-gaps`` artifact). Texts are the redacted ones."""
+    """The ranked gap list a KB owner reads (the ``kb-gaps`` artifact). Texts are the redacted ones.
+
+    ``articles``: the answered volume per article (:func:`article_volumes`), listed after the gaps.
+    """
+    verdicts = summary.get("verdicts")
+    decided = (
+        f" Decided per ticket first: {verdicts['answered']} answered, {verdicts['partly']} partly answered, "
+        f"{verdicts['unanswered']} not answered; only the last two are clustered into gaps."
+        if verdicts
+        else ""
+    )
     lines = [
         f"# Knowledge gaps against `{release_tag}`",
         "",
         f"{summary.get('tickets', 0)} tickets, {summary.get('n_clusters', 0)} clusters, long tail "
-        f"{summary.get('long_tail_share', 0):.0%}, {summary.get('quarantined', 0)} rows quarantined.",
+        f"{summary.get('long_tail_share', 0):.0%}, {summary.get('quarantined', 0)} rows quarantined.{decided}",
         "",
     ]
     if hit_rate is not None:
@@ -497,10 +554,21 @@ def gaps_markdown(
         )
         lines.append("| " + " | ".join(table_cell(c) for c in cells) + " |")
     covered = [g for g in gaps if g.coverage.action == "covered"]
-    lines += ["", f"Covered by the KB already: {len(covered)} clusters."]
+    if covered or not articles:
+        lines += ["", f"Covered by the KB already: {len(covered)} clusters."]
     for gap in covered[:top]:
         best = gap.coverage.best_articles[0].title if gap.coverage.best_articles else "?"
         lines.append(f"- {table_cell(gap.cluster.label)} ({gap.cluster.size}): {table_cell(best)}")
+    if articles:
+        lines += [
+            "",
+            "Answered volume per article: the tickets whose closest article it is, by decision (an article often "
+            "closest but rarely answering is failing its readers).",
+            "",
+            "| article | answered | partly | not answered |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {table_cell(a.title)} | {a.answered} | {a.partly} | {a.unanswered} |" for a in articles[:top]]
     if long_tail:
         lines += [
             "",
@@ -523,6 +591,7 @@ def write_gap_exports(
     *,
     tickets: Sequence[TicketOutcome] = (),
     hit_rate: HitRate | None = None,
+    articles: Sequence[ArticleVolume] = (),
 ) -> dict[str, Path]:
     """Write ``gaps.json`` and ``gaps.csv``; a CSV cell that a spreadsheet would run as a formula (labels and
     queries come from customers) is written as text, as ``open-items --csv`` does.
@@ -530,6 +599,7 @@ def write_gap_exports(
     ``tickets``: the per-ticket listing (see :class:`TicketOutcome`), under ``"tickets"`` in the JSON and, in the
     CSV, one row per ticket after the gap rows: those rows fill the ticket columns (``ticket_id`` onwards) and
     their gap's ``gap_id``, ``label``, ``coverage_score`` and ``action``, and leave the gap-only columns empty.
+    ``articles``: the answered volume per article, under ``"articles"`` in the JSON.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "gaps.json", "csv": out_dir / "gaps.csv"}
@@ -568,6 +638,17 @@ def write_gap_exports(
             for q in long_tail
         ],
         "tickets": [_ticket_dict(t) for t in tickets],
+        "articles": [
+            {
+                "article_id": a.article_id,
+                "title": a.title,
+                "url": a.url,
+                "answered": a.answered,
+                "partly": a.partly,
+                "unanswered": a.unanswered,
+            }
+            for a in articles
+        ],
     }
     if hit_rate is not None:
         document["kb_hit_rate"] = hit_rate.as_dict()
@@ -611,6 +692,7 @@ def _ticket_dict(outcome: TicketOutcome) -> dict[str, Any]:
         "best_similarity": outcome.best_similarity,
         "lift": outcome.lift,
         "kb_answered": outcome.kb_answered,
+        "verdict": outcome.verdict,
     }
 
 

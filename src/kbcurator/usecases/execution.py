@@ -8,6 +8,7 @@ cluster (``flows/execution.py``); any object with these methods will do.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -16,11 +17,11 @@ import numpy as np
 from kbcurator.analysis.audit import DetectorRun, default_detectors, run_detector
 from kbcurator.analysis.base import AuditCorpus
 from kbcurator.chunking import ChunkPolicy
-from kbcurator.embedding import embedder_for
+from kbcurator.embedding import embedder_for, embedder_name
 from kbcurator.embedding.base import Embedder
 from kbcurator.index.build import ChunkedBatch, chunk_batch
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
-from kbcurator.index.store import IndexStore
+from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.records import Article
 from kbcurator.settings import Settings
 
@@ -73,6 +74,17 @@ class InProcess:
         return embedder_for(embedding)
 
     def embedder_identity(self) -> tuple[str, int]:
+        """The model's recorded name and dimension: from the current release's manifest when it was built with
+        the model the settings name (an unchanged night then loads no model: ~7 s), else from the loaded model."""
+        embedding = self._settings.embedding
+        spec = embedding.model
+        expected = (
+            None if ":" in spec and not Path(spec).expanduser().is_dir() else embedder_name(spec, embedding.backend)
+        )
+        current = self._store.current() if expected else None
+        manifest = manifest_of(current) if current is not None else {}
+        if manifest.get("model") == expected and manifest.get("dimension"):
+            return str(expected), int(manifest["dimension"])
         embedder = self._embedder()
         return embedder.name, embedder.dimension
 
@@ -80,6 +92,8 @@ class InProcess:
         return [chunk_batch(articles, policy)]
 
     def embed(self, texts_by_hash: dict[str, str], model: str) -> tuple[dict[str, np.ndarray], int]:
+        if not texts_by_hash:
+            return {}, 0  # nothing new to embed: no model to load
         return embed_with_cache(
             texts_by_hash,
             self._embedder(),

@@ -1,6 +1,7 @@
-"""The gaps use case: cluster the tickets that count, score each cluster against one pinned release, follow the
-gaps from the previous run, and write what a KB owner reads. Also the ``cluster`` command's ticket clustering,
-which is the same sequence without a release.
+"""The gaps use case: decide per ticket whether one pinned release answers it, cluster the tickets it does not
+answer (and, separately, those it answers only partly) into gaps, follow the gaps from the previous run, and write
+what a KB owner reads. Also the ``cluster`` command's ticket clustering, which clusters every ticket of an export
+without a release.
 
 A caller loads the settings once and calls :func:`start_gaps` (which pins the release), reads each ticket
 source (:func:`read_source`), :func:`gather` them, then :func:`cluster` and :func:`score`; or
@@ -18,14 +19,15 @@ from typing import Any
 import numpy as np
 
 from kbcurator.config.tickets import TicketSourceConfig
-from kbcurator.embedding import load_embedder
+from kbcurator.embedding import embedder_for, load_embedder
 from kbcurator.embedding.base import Embedder
 from kbcurator.errors import ConfigError
 from kbcurator.gaps.clustering import LONG_TAIL, TicketClusterer
-from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors
+from kbcurator.gaps.coverage import VERDICTS, CoveragePolicy, ReleaseVectors, TicketJudgement, judge_tickets
 from kbcurator.gaps.labels import gap_title, label_clusters
 from kbcurator.gaps.pipeline import (
     LoadedTickets,
+    cluster_gaps,
     describe_clusters,
     embed_tickets,
     read_tickets,
@@ -33,12 +35,14 @@ from kbcurator.gaps.pipeline import (
     write_cluster_outputs,
 )
 from kbcurator.gaps.report import (
+    ArticleVolume,
     GapStore,
     HitRate,
     HitRateStore,
     LongTailQuestion,
     ScoredGap,
     TicketOutcome,
+    article_volumes,
     gaps_markdown,
     kb_hit_rate,
     score_gaps,
@@ -80,7 +84,11 @@ class TicketSet:
 
 @dataclass(frozen=True, slots=True)
 class Clustering:
-    """Tickets, their vectors and cluster labels (``-1``: long tail), and the described clusters."""
+    """Tickets, their vectors and cluster labels (``-1``: long tail), and the described clusters.
+
+    From a gaps run (:func:`cluster`), ``judgement`` is the per-ticket coverage decision made first, and only the
+    tickets it does not answer carry a cluster label: an answered ticket is ``-1`` but not long tail.
+    """
 
     tickets: tuple[Ticket, ...]
     vectors: np.ndarray
@@ -90,14 +98,26 @@ class Clustering:
     dimension: int
     embedded: int  # texts embedded now (the rest came from the cache)
     noise_share_before: float
+    judgement: TicketJudgement | None = None
+
+    @property
+    def clustered(self) -> int:
+        """How many tickets were clustered: those the release does not answer, or all without a release."""
+        if self.judgement is None:
+            return len(self.tickets)
+        return len(self.tickets) - int(self.judgement.answered.sum())
 
     @property
     def long_tail(self) -> int:
-        return int((self.labels == LONG_TAIL).sum())
+        in_no_cluster = self.labels == LONG_TAIL
+        if self.judgement is not None:
+            in_no_cluster &= ~self.judgement.answered
+        return int(in_no_cluster.sum())
 
     @property
     def long_tail_share(self) -> float:
-        return round(self.long_tail / len(self.tickets), 4)
+        """The long tail's share of the clustered tickets."""
+        return round(self.long_tail / self.clustered, 4) if self.clustered else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +136,8 @@ class GapsResult:
     markdown: str  # gaps.md, also the ``kb-gaps`` artifact
     # The share of the counted tickets the release answers, overall and per source, with the previous run's.
     hit_rate: HitRate | None = None
+    # Per closest article, its tickets by verdict: the answered volume (feeds the failing-article view).
+    articles: tuple[ArticleVolume, ...] = ()
 
     @property
     def open_gaps(self) -> int:
@@ -210,17 +232,40 @@ def cluster_tickets(
     )
 
 
+def coverage_policy(settings: Settings) -> CoveragePolicy:
+    """The per-ticket and per-gap coverage rule, from ``settings.gaps``."""
+    gaps = settings.gaps
+    return CoveragePolicy(
+        answered_lift=gaps.answered_lift, related_lift=gaps.related_lift, covered_share=gaps.covered_share
+    )
+
+
 def cluster(job: GapsJob, tickets: TicketSet, *, embedder: Embedder | None = None) -> Clustering:
-    """Cluster the run's tickets with the release's own embedding model (or ``embedder``, which must be it)."""
+    """Coverage first, then clusters: embed the run's tickets with the release's own model (or ``embedder``, which
+    must be it), decide per ticket whether the pinned release answers it, and cluster only the tickets it does not
+    answer, the partly answered ones apart from the rest, into gaps."""
     embedding = job.settings.embedding
-    embedder = embedder or load_embedder(job.model, embedding.device, embedding.batch_size)
-    return cluster_tickets(
-        tickets.tickets, embedder, EmbeddingCache(job.store), representatives=job.settings.gaps.representatives
+    embedder = embedder or embedder_for(embedding, job.model)
+    vectors, embedded = embed_tickets(tickets.tickets, embedder, EmbeddingCache(job.store))
+    judgement = judge_tickets(vectors, ReleaseVectors(job.store, job.release), coverage_policy(job.settings))
+    gap_labels = cluster_gaps(vectors, judgement.verdicts)
+    texts = [t.text for t in tickets.tickets]
+    names = label_clusters(texts, gap_labels.labels, vectors, n_representatives=job.settings.gaps.representatives)
+    return Clustering(
+        tickets=tuple(tickets.tickets),
+        vectors=vectors,
+        labels=gap_labels.labels,
+        clusters=tuple(describe_clusters(tickets.tickets, gap_labels.labels, names)),
+        model=embedder.name,
+        dimension=embedder.dimension,
+        embedded=embedded,
+        noise_share_before=gap_labels.noise_share_before,
+        judgement=judgement,
     )
 
 
 def score(job: GapsJob, tickets: TicketSet, clustering: Clustering) -> GapsResult:
-    """Score each cluster against the pinned release, store the run beside the previous ones, write the reports."""
+    """Score each gap against the pinned release, store the run beside the previous ones, write the reports."""
     gaps = job.settings.gaps
     summary = {
         "run_id": job.run.run_id,
@@ -233,9 +278,9 @@ def score(job: GapsJob, tickets: TicketSet, clustering: Clustering) -> GapsResul
         "noise_share_before_reassignment": round(clustering.noise_share_before, 4),
         "long_tail_share": clustering.long_tail_share,
     }
-    policy = CoveragePolicy(
-        answered_lift=gaps.answered_lift, related_lift=gaps.related_lift, covered_share=gaps.covered_share
-    )
+    if clustering.judgement is not None:
+        summary["verdicts"] = {v: len(clustering.judgement.rows(v)) for v in VERDICTS}
+    policy = coverage_policy(job.settings)
     kb = ReleaseVectors(job.store, job.release)
     gap_store = GapStore(job.store)
     vectors, labels = clustering.vectors, clustering.labels
@@ -263,11 +308,18 @@ def score(job: GapsJob, tickets: TicketSet, clustering: Clustering) -> GapsResul
     hit_rate = kb_hit_rate(outcomes, run_id=job.run.run_id, release_tag=job.release.tag, previous=hit_rates.latest())
     hit_rates.write(hit_rate, run_at=job.run_at)
     summary["kb_hit_rate"] = hit_rate.as_dict()
+    articles = article_volumes(outcomes)
     run_dir = job.run.run_dir
     write_cluster_outputs(run_dir, clustering.tickets, labels, clustering.clusters, tickets.rejected, summary)
-    exports = write_gap_exports(run_dir, scored, long_tail, tickets=outcomes, hit_rate=hit_rate)
+    exports = write_gap_exports(run_dir, scored, long_tail, tickets=outcomes, hit_rate=hit_rate, articles=articles)
     markdown = gaps_markdown(
-        scored, resolved, release_tag=job.release.tag, summary=summary, long_tail=long_tail, hit_rate=hit_rate
+        scored,
+        resolved,
+        release_tag=job.release.tag,
+        summary=summary,
+        long_tail=long_tail,
+        hit_rate=hit_rate,
+        articles=articles,
     )
     (run_dir / "gaps.md").write_text(markdown, encoding="utf-8")
     return GapsResult(
@@ -282,6 +334,7 @@ def score(job: GapsJob, tickets: TicketSet, clustering: Clustering) -> GapsResul
         exports=exports,
         markdown=markdown,
         hit_rate=hit_rate,
+        articles=tuple(articles),
     )
 
 

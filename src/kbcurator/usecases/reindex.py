@@ -23,18 +23,19 @@ from kbcurator.analysis.corpus import dead_links_from
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.config.retrieval import RetrievalSettings
 from kbcurator.embedding import embedder_for
-from kbcurator.embedding.base import Embedder
+from kbcurator.embedding.base import Embedder, LazyEmbedder
 from kbcurator.errors import EmbeddingError, KBError, SourceError, ValidationFailed
 from kbcurator.gaps.coverage import ReleaseVectors
 from kbcurator.gaps.report import GAPS_TABLE
 from kbcurator.index import golden, schema
 from kbcurator.index.build import ReleaseCandidate, assemble_candidate, plan_build
+from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
 from kbcurator.index.parse_memo import ParseMemo
 from kbcurator.index.publish import publish
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.ingest import read_articles
 from kbcurator.quality import ValidationReport
-from kbcurator.records import Article, IndexRelease, Rejected
+from kbcurator.records import Article, IndexRelease, Rejected, sha256_hex
 from kbcurator.settings import Settings, SourceConfig
 from kbcurator.triage import TriageStore
 from kbcurator.usecases.execution import Executor, InProcess
@@ -225,12 +226,20 @@ def evaluate(job: ReindexJob, candidate: ReleaseCandidate, *, embedder: Embedder
     known = {q.golden_id for q in measured}
     unresolved = tuple(q.question for q in questions if q.golden_id not in known)
     texts = [q.question for q in measured]
-    vectors = embedder_of(candidate.model).embed(texts) if texts else np.zeros((0, candidate.dimension), np.float32)
+
+    def vectors_of(model: str, dimension: int) -> np.ndarray:
+        # Through the embedding cache: a night whose golden questions were embedded before loads no model.
+        lazy = LazyEmbedder(model, dimension, lambda: embedder_of(model))
+        found, _ = embed_with_cache({sha256_hex(t): t for t in texts}, lazy, EmbeddingCache(job.store))
+        return np.stack([found[sha256_hex(t)] for t in texts]) if texts else np.zeros((0, dimension), np.float32)
+
+    vectors = vectors_of(candidate.model, candidate.dimension)
     after = golden.measure(cand_view, measured, vectors, settings.k)
     before, lost = None, []
-    if base_view is not None:
+    if base_view is not None and job.base is not None:
         same_model = base_model == candidate.model or not texts
-        base_vectors = vectors if same_model else embedder_of(base_model).embed(texts)
+        base_dimension = int(manifest_of(job.base).get("dimension") or candidate.dimension)
+        base_vectors = vectors if same_model else vectors_of(base_model, base_dimension)
         before = golden.measure(base_view, measured, base_vectors, settings.k)
         lost = golden.lost_questions(measured, before, after, base_view, cand_view)
     by_origin = dict(Counter(str(q.origin) for q in measured))
