@@ -135,7 +135,7 @@ def grow_index(uri: str, scale: int, seed: int = 7) -> dict[str, Any]:
         column = pa.FixedSizeListArray.from_arrays(pa.array(noisy.reshape(-1)), dimension)
         c = c.set_column(c.schema.get_field_index("vector"), c.schema.field("vector"), column)
         chunk_parts.append(c)
-    grown_articles = pa.concat_tables(article_parts)
+    grown_articles = pa.concat_tables([t.cast(articles.schema) for t in article_parts])
     grown_chunks = pa.concat_tables([t.cast(chunks.schema) for t in chunk_parts])
     stats = BuildStats(grown_articles.num_rows, grown_chunks.num_rows, 0, 0, 0, 0, 0.0, 0.0)
     candidate = ReleaseCandidate(
