@@ -165,6 +165,13 @@ def _as_flow(prefect: bool, settings: Any) -> bool:
     return prefect or settings.execution.distributed
 
 
+def _with_model(settings: Any, model: str | None) -> Any:
+    """The settings with ``--model`` in force (as the flows apply it)."""
+    if not model:
+        return settings
+    return settings.model_copy(update={"embedding": settings.embedding.model_copy(update={"model": model})})
+
+
 def _suites(*args: Any, **kwargs: Any) -> Any:
     """``checks.release_suites_for``, imported at the edge when the checks run (Great Expectations loads then)."""
     return importlib.import_module("checks").release_suites_for(*args, **kwargs)
@@ -210,8 +217,7 @@ def reindex(
     else:
         from kbcurator.usecases.reindex import run_reindex
 
-        if model:
-            settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(update={"model": model})})
+        settings = _with_model(settings, model)
         result = run_reindex(
             settings,
             config,
@@ -262,8 +268,7 @@ def nightly(
     else:
         from kbcurator.usecases.nightly import run_nightly
 
-        if model:
-            settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(update={"model": model})})
+        settings = _with_model(settings, model)
         steps, notes, failure = run_nightly(
             settings,
             config,

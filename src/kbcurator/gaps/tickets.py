@@ -54,7 +54,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -288,37 +288,31 @@ def _from_epoch(seconds: float) -> datetime:
 
 
 def _tags(column: str, value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str) and value.strip().startswith("["):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ParseError(f"column {column!r}: {_quoted(value)} is not a JSON list of tags") from exc
-    if isinstance(value, list):
-        parts = [str(item) for item in value if item is not None]
-    else:
-        text = str(value)
-        separator = "," if "," in text else ";" if ";" in text else None
-        parts = text.split(separator)
-    return list(dict.fromkeys(part.strip() for part in parts if part.strip()))
+    """Tags: a JSON list, or text separated by commas, else semicolons, else whitespace."""
+
+    def split(text: str) -> list[str]:
+        return text.split("," if "," in text else ";" if ";" in text else None)
+
+    return _listed(column, value, "tags", split)
 
 
 def _links(column: str, value: Any) -> list[str]:
     """Article URLs or ids: a JSON list, or text separated by ``|``, commas or whitespace."""
+    return _listed(column, value, "article links", _LINK_SEP.split)
+
+
+def _listed(column: str, value: Any, what: str, split: Callable[[str], list[str]]) -> list[str]:
+    """The distinct non-empty items of a JSON list, or of a text ``split`` cuts, in their order."""
     if value is None:
         return []
     if isinstance(value, str) and value.strip().startswith("["):
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise ParseError(f"column {column!r}: {_quoted(value)} is not a JSON list of article links") from exc
+            raise ParseError(f"column {column!r}: {_quoted(value)} is not a JSON list of {what}") from exc
     if isinstance(value, dict):
-        raise ParseError(f"column {column!r} holds a JSON object, not article links")
-    if isinstance(value, list):
-        parts = [str(item) for item in value if item is not None]
-    else:
-        parts = _LINK_SEP.split(str(value))
+        raise ParseError(f"column {column!r} holds a JSON object, not {what}")
+    parts = [str(item) for item in value if item is not None] if isinstance(value, list) else split(str(value))
     return list(dict.fromkeys(part.strip() for part in parts if part.strip()))
 
 
