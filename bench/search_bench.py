@@ -19,8 +19,19 @@ named so: embedding the ~20,000 replica chunks with MiniLM would take 15-25 min 
 not depend on what the vectors mean (a flat scan reads every row; the queries are still embedded by the real
 model). Both sides of the comparison search the same release, so the HTTP overhead is measured exactly.
 
+Then, per corpus and mode, where the time of an in-process search goes, for both ways of searching a release
+without a vector index, side by side on the same queries: the in-memory exact search (``KBIndex`` under
+``AnnSettings.exact_max_chunks``, the default) and LanceDB's flat scan (``exact_max_chunks=0``). Each query is
+embedded (timed: ``embed_ms``), then searched with that vector (``KBIndex.query(..., vector=...)``, the first
+fetch of the use case, 4k candidates: ``search_ms``); ``service_ms`` is the whole use case
+(``SearchService.search``: embedding, search, de-duplication) and ``own_p50_ms`` what is left of its p50 once the
+embedding's and the search's p50 are taken out (the project's own share; ``releases_ms`` times one part of it
+apart: the release list the use case reads from LanceDB on every search). ``--backend`` picks the embedder that
+builds the index and embeds the queries (``EmbeddingSettings.backend``; its release records it, so the server and
+the use case embed with it too).
+
     python bench/search_bench.py [--corpus sample helpcenters] [--scale 10] [--queries 200] [--workdir DIR]
-                                 [--out bench/results/search.json]
+                                 [--backend torch|onnx|onnx-int8] [--out bench/results/search.json]
 
 Queries are article titles (as bench/build_bench.py), k=10, default de-duplication (one hit per article).
 A --workdir kept between runs reuses the embedding cache, so a second run skips the embedding.
@@ -64,7 +75,9 @@ uvicorn.run(create_app(Settings(index_uri=sys.argv[1])), host="127.0.0.1", port=
 """
 
 
-def build_index(name: str, sources: list[dict[str, Any]], workdir: Path) -> tuple[str, dict[str, Any]]:
+def build_index(
+    name: str, sources: list[dict[str, Any]], workdir: Path, backend: str = "torch"
+) -> tuple[str, dict[str, Any]]:
     from kbcurator.chunking import ChunkPolicy
     from kbcurator.embedding import load_embedder
     from kbcurator.index.build import build_candidate
@@ -73,17 +86,24 @@ def build_index(name: str, sources: list[dict[str, Any]], workdir: Path) -> tupl
     from kbcurator.ingest import read_articles
     from kbcurator.settings import SourceConfig
 
-    uri = str(workdir / f"{name}-index")
+    uri = str(workdir / f"{name}{_suffix(backend)}-index")
     store = IndexStore(uri)
     articles = []
     for source in sources:
         found, _rejected = read_articles(SourceConfig.model_validate(source))
         articles.extend(found)
     started = time.perf_counter()
-    candidate = build_candidate(articles, store=store, embedder=load_embedder(MODEL, "cpu", 64), policy=ChunkPolicy())
+    embedder = load_embedder(MODEL, "cpu", 64, backend)
+    candidate = build_candidate(articles, store=store, embedder=embedder, policy=ChunkPolicy())
     release = publish(store, candidate, checks_passed=True, manifest={"bench": "search_bench"})
     counts = json.loads(release.manifest_json)["counts"]
-    return uri, {**counts, "build_s": round(time.perf_counter() - started, 1), "release": release.tag}
+    built = {**counts, "build_s": round(time.perf_counter() - started, 1), "release": release.tag}
+    return uri, {**built, "model": json.loads(release.manifest_json)["model"]}
+
+
+def _suffix(backend: str) -> str:
+    """Of a workdir's index folders: each backend its own (its vectors), torch's as before this option."""
+    return "" if backend == "torch" else f"-{backend}"
 
 
 def grow_index(uri: str, scale: int, seed: int = 7) -> dict[str, Any]:
@@ -237,10 +257,60 @@ def bench_corpus(name: str, uri: str, built: dict[str, Any], asked: list[str], w
     finally:
         server.terminate()
         server.wait(timeout=30)
+    result["split"] = search_split(uri, asked)
     warnings = [line for line in log.read_text(errors="replace").splitlines() if "WARN" in line or "Deprecat" in line]
     result["server_warning_lines"] = len(warnings)
     result["server_searches"] = 2 + len(MODES) * (1 + len(asked))
     return result
+
+
+def search_split(uri: str, asked: list[str]) -> dict[str, Any]:
+    """Per mode and path (memory: the in-memory exact search; lancedb: its flat scan), the p50/p95 of the query's
+    embedding, of the search with that vector, and of the whole use case; queries interleaved between the paths."""
+    from kbcurator.embedding import embedder_for
+    from kbcurator.index.reader import KBIndex
+    from kbcurator.index.store import IndexStore, manifest_of
+    from kbcurator.settings import Settings
+    from kbcurator.usecases.search import SearchRequest, SearchService
+
+    store = IndexStore(uri)
+    release = store.current()
+    settings = {"memory": Settings(index_uri=uri), "lancedb": Settings(index_uri=uri, ann={"exact_max_chunks": 0})}
+    embedder = embedder_for(settings["memory"].embedding, str(manifest_of(release)["model"]))
+    views = {path: KBIndex(store, release.seq, embedder, ann=s.ann, release=release) for path, s in settings.items()}
+    services = {path: SearchService(s, store=store, embedder=embedder) for path, s in settings.items()}
+    in_memory = {path: view.searches_in_memory for path, view in views.items()}
+    fetch = 40  # the use case's first fetch at k=10 (usecases.search._FETCH_FACTOR)
+    split: dict[str, Any] = {"searched_in_memory": in_memory, "limit": fetch}
+    listing = []
+    for _ in asked:
+        t0 = time.perf_counter()
+        store.releases()
+        listing.append(time.perf_counter() - t0)
+    split["releases_ms"] = figures(listing)
+    for mode in MODES:
+        times: dict[str, dict[str, list[float]]] = {p: {"embed": [], "search": [], "service": []} for p in views}
+        for path in views:  # warm: tables, the in-memory copy, article facets
+            views[path].query(asked[0], mode=mode, limit=fetch)
+            services[path].search(SearchRequest(asked[0], k=10, mode=mode))
+        for text in asked:
+            for path, view in views.items():
+                t0 = time.perf_counter()
+                vector = embedder.embed([text])[0]
+                t1 = time.perf_counter()
+                view.query(text, mode=mode, limit=fetch, vector=vector)
+                t2 = time.perf_counter()
+                services[path].search(SearchRequest(text, k=10, mode=mode))
+                t3 = time.perf_counter()
+                times[path]["embed"].append(t1 - t0)
+                times[path]["search"].append(t2 - t1)
+                times[path]["service"].append(t3 - t2)
+        split[mode] = {}
+        for path, measured in times.items():
+            parts = {f"{part}_ms": figures(seconds) for part, seconds in measured.items()}
+            own = parts["service_ms"]["p50_ms"] - parts["embed_ms"]["p50_ms"] - parts["search_ms"]["p50_ms"]
+            split[mode][path] = {**parts, "own_p50_ms": round(own, 2)}
+    return split
 
 
 def main() -> None:
@@ -249,6 +319,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--scale", type=int, default=10, help="also the help centers grown to this size (1: not)")
     parser.add_argument("--workdir", default=None, help="kept between runs: the embedding cache is reused")
+    parser.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default="torch", help="the embedder's")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "search.json"))
     args = parser.parse_args()
 
@@ -262,18 +333,20 @@ def main() -> None:
                 print(f"skip {name}: ../shared/data is not here", file=sys.stderr)
                 continue
             print(f"{name}: building and searching ...", file=sys.stderr)
-            uri, built = build_index(name, sources, workdir)
+            uri, built = build_index(name, sources, workdir, args.backend)
             asked = queries_of(uri, args.queries)  # the 1x titles: the same queries at 10x
             results.append(bench_corpus(name, uri, built, asked, workdir))
             if name == "helpcenters" and args.scale > 1:
                 print(f"{name} at {args.scale}x: growing and searching ...", file=sys.stderr)
-                grown = str(workdir / f"{name}-{args.scale}x-index")
+                grown = str(workdir / f"{name}{_suffix(args.backend)}-{args.scale}x-index")
                 shutil.rmtree(grown, ignore_errors=True)
                 shutil.copytree(uri, grown)
                 label = f"{name}-{args.scale}x"
-                results.append(bench_corpus(label, grown, grow_index(grown, args.scale), asked, workdir))
+                grown_built = {**grow_index(grown, args.scale), "model": built["model"]}
+                results.append(bench_corpus(label, grown, grown_built, asked, workdir))
 
-    report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "k": 10, "corpora": results}
+    machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    report = {"machine": machine, "k": 10, "backend": args.backend, "corpora": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
     print(
@@ -297,6 +370,22 @@ def main() -> None:
             f"{r['server_first_search_s']} s, warning lines on its stderr over {r['server_searches']}+ searches: "
             f"{r['server_warning_lines']}"
         )
+    print(
+        f"\nwhere an in-process search's time goes ({args.backend}; p50/p95 ms; search: KBIndex.query with the "
+        "query's vector, 40 candidates; own: the use case's p50 less embed's and search's)"
+    )
+    print("| corpus | chunks | mode | path | embed | search | use case | own p50 | of which releases p50 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        for mode in MODES:
+            for path, m in r["split"][mode].items():
+                label = path if r["split"]["searched_in_memory"][path] == (path == "memory") else f"{path} (off)"
+                cells = [f"{m[part]['p50_ms']}/{m[part]['p95_ms']}" for part in ("embed_ms", "search_ms", "service_ms")]
+                listed = r["split"]["releases_ms"]["p50_ms"]
+                print(
+                    f"| {r['corpus']} | {r['chunks']} | {mode} | {label} | {' | '.join(cells)} | {m['own_p50_ms']} "
+                    f"| {listed} |"
+                )
     print(f"\nwritten to {args.out}")
 
 

@@ -7,7 +7,7 @@ reports to; a local cluster inherits this process's settings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -134,8 +134,10 @@ class OnDask:
         embedded = sum(future.result() for future in futures)
         return cache.lookup(model, list(texts_by_hash)), embedded
 
-    def detect(self, corpus: AuditCorpus, release_seq: int | None) -> list[DetectorRun]:
-        names = [detector.name for detector in default_detectors(self._settings.health)]
+    def detect(
+        self, corpus: AuditCorpus, release_seq: int | None, only: Collection[str] | None = None
+    ) -> list[DetectorRun]:
+        names = [d.name for d in default_detectors(self._settings.health) if only is None or d.name in only]
         self._say(f"running {len(names)} detectors on Dask: {', '.join(names)}")
         futures = [
             self._submit(

@@ -219,3 +219,18 @@ def test_the_method_changes_only_at_the_declared_corpus_sizes() -> None:
             changes.append(after)
     assert set(changes) <= set(SIZE_SWITCHES)
     assert {clusterer._params(n).cluster_selection_method for n in (1_000, 4_999, 5_000, 6_000, 50_000)} == {"leaf"}
+
+
+@pytest.mark.parametrize(("n", "k"), [(20, 5), (70, 5), (150, 10), (299, 19)])
+def test_the_small_corpus_projection_is_scikit_learns_pca(n: int, k: int) -> None:
+    """The PCA path projects exactly as scikit-learn's PCA (signs included): it is written out only to spare a cold
+    ``kbcurator gaps`` the import of ``sklearn.decomposition``."""
+    from sklearn.decomposition import PCA
+
+    from kbcurator.gaps.clustering import pca_project
+
+    rng = np.random.default_rng(n)
+    points = rng.normal(size=(n, 384))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    expected = PCA(n_components=k, random_state=0).fit_transform(points)
+    assert np.allclose(pca_project(points, k), expected, atol=1e-9)

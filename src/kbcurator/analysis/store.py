@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from kbcurator import __version__
 from kbcurator.analysis.audit import AuditResult
+from kbcurator.analysis.base import Detector
 from kbcurator.index import schema
 from kbcurator.index.schema import findings_schema
 from kbcurator.index.store import IndexStore, lance_errors
@@ -136,3 +141,71 @@ class FindingStore:
         with lance_errors("cannot write the findings table"):
             table.add(pa.Table.from_pylist(rows, schema=findings_schema()))
         return len(result.findings)
+
+
+# How many memo rows are kept: enough for the current release and a few before it (an audit of an older release
+# by tag), small enough that reading the keys stays cheap.
+_MEMO_ROWS_KEPT = 12
+
+
+class DetectorMemo:
+    """Findings of content-only detectors (duplicates, contradictions) per release, so an audit of a release it
+    has seen, with the same detector code and settings, reuses them instead of running them again.
+
+    Only for detectors whose findings depend on nothing but the release's articles, chunks and vectors and their
+    own settings: not staleness (its age and dated-content rules move with the date, its link and failing-article
+    checks with the crawl and the tickets). The key hashes the release, the detector's name, version, settings,
+    the source of its module and kbcurator's version, so any change to what it would find runs it again.
+    """
+
+    def __init__(self, store: IndexStore) -> None:
+        self._store = store
+
+    @staticmethod
+    def key(detector: Detector, release_tag: str, release_seq: int) -> str:
+        # The detector's whole package: a detector calls helpers beside it (quantities, text rules).
+        module = sys.modules.get(type(detector).__module__)
+        folder = Path(module.__file__).parent if module is not None and module.__file__ else None
+        source = b"".join(p.read_bytes() for p in sorted(folder.glob("*.py"))) if folder is not None else b""
+        settings: Any = getattr(detector, "settings", None)
+        dumped = settings.model_dump_json() if hasattr(settings, "model_dump_json") else repr(settings)
+        parts = [release_tag, str(release_seq), detector.name, getattr(detector, "version", ""), dumped, __version__]
+        digest = hashlib.sha256("\x1f".join(parts).encode())
+        digest.update(hashlib.sha256(source).digest())
+        return digest.hexdigest()
+
+    def get(self, key: str) -> list[Finding] | None:
+        """The findings stored under ``key``, or None when there are none (not the same as no findings)."""
+        for row in self._store.rows(schema.DETECTOR_MEMO, ["memo_key", "findings_json"]):
+            if row["memo_key"] == key:
+                return [_finding_from_json(item) for item in json.loads(row["findings_json"])]
+        return None
+
+    def put(self, key: str, detector: str, release_tag: str, findings: list[Finding]) -> None:
+        rows = [
+            {
+                "memo_key": key,
+                "detector": detector,
+                "release_tag": release_tag,
+                "created_at": datetime.now(UTC),
+                "findings_json": json.dumps([finding_to_row(f) for f in findings], default=_iso, ensure_ascii=False),
+            }
+        ]
+        table = self._store.open_or_create(schema.DETECTOR_MEMO, schema.detector_memo_schema())
+        with lance_errors("cannot write the detector memo"):
+            table.add(pa.Table.from_pylist(rows, schema=schema.detector_memo_schema()))
+            memos = self._store.rows(schema.DETECTOR_MEMO, ["memo_key", "created_at"])
+            old = sorted(memos, key=lambda r: r["created_at"])[:-_MEMO_ROWS_KEPT]
+            if old:  # keys are hex digests: safe to quote
+                table.delete("memo_key IN (" + ", ".join(f"'{r['memo_key']}'" for r in old) + ")")
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _finding_from_json(item: dict[str, Any]) -> Finding:
+    found_at = item.get("found_at")
+    return finding_from_row({**item, "found_at": datetime.fromisoformat(found_at) if found_at else None})

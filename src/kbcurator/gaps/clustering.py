@@ -301,12 +301,23 @@ class TicketClusterer:
                 ).fit_transform(distinct)
             return np.asarray(reduced, dtype=np.float64)[inverse], params
 
-        from sklearn.decomposition import PCA
-
         params = replace(params, n_components=max(1, min(params.n_components, n - 1, dim)), n_neighbors=0)
-        projected = PCA(n_components=params.n_components, random_state=params.random_state).fit_transform(unit)
+        projected = pca_project(unit, params.n_components)
         # Back onto the unit sphere: Euclidean distance then ranks pairs as cosine does.
         return unit_rows(np.asarray(projected, dtype=np.float64)), params
+
+
+def pca_project(points: np.ndarray, n_components: int) -> np.ndarray:
+    """``points`` projected on their first ``n_components`` principal axes, as scikit-learn's ``PCA`` with its
+    exact ("full") solver does, which is what it picks for the corpora this path sees (under 300 points of 384
+    dimensions), signs included. Written out here because importing ``sklearn.decomposition`` costs 1.5-2 s of
+    every cold ``kbcurator gaps`` (it pulls in scikit-learn's linear models and scipy's optimisers)."""
+    centred = np.asarray(points, dtype=np.float64) - np.mean(points, axis=0)
+    u, s, vt = np.linalg.svd(centred, full_matrices=False)
+    # scikit-learn's sign convention (svd_flip on the components): each axis's largest loading is positive.
+    signs = np.sign(vt[np.arange(len(vt)), np.argmax(np.abs(vt), axis=1)])
+    signs[signs == 0] = 1.0
+    return (u[:, :n_components] * s[:n_components]) * signs[:n_components]
 
 
 def _cosine_knn(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

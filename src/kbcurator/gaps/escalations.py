@@ -14,7 +14,7 @@ import numpy as np
 
 from kbcurator.config.tickets import TicketSourceConfig
 from kbcurator.embedding.base import Embedder
-from kbcurator.gaps.coverage import ReleaseVectors
+from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors, judge_tickets
 from kbcurator.gaps.pipeline import embed_tickets
 from kbcurator.gaps.tickets import load_tickets
 from kbcurator.index.embedding_cache import EmbeddingCache
@@ -30,15 +30,16 @@ def escalations_by_article(
     escalated = [i for i, t in enumerate(tickets) if t.escalated]
     if not escalated:
         return {}
-    queries = vectors[escalated]
-    best, rows = kb.best(queries)
-    lift = kb.lift(queries, best)
+    # The gaps run's own per-ticket decision (gaps.coverage): "answered" here is "answered" in the gaps report.
+    policy = CoveragePolicy(answered_lift=min_lift, related_lift=min_lift, covered_share=1.0)
+    judgement = judge_tickets(vectors[escalated], kb, policy)
     found: dict[str, list[tuple[float, str]]] = {}
     for position, ticket_row in enumerate(escalated):
-        row = int(rows[position])
-        if row < 0 or lift[position] < min_lift:
+        row = int(judgement.chunk_rows[position])
+        if row < 0 or judgement.verdicts[position] != "answered":
             continue  # no article answers it: a knowledge gap, not a failing article
-        found.setdefault(kb.article_ids[row], []).append((float(best[position]), tickets[ticket_row].text))
+        similarity = float(judgement.similarity[position])
+        found.setdefault(kb.article_ids[row], []).append((similarity, tickets[ticket_row].text))
     return {article: tuple(text for _, text in sorted(hits, reverse=True)) for article, hits in found.items()}
 
 

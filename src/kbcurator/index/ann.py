@@ -23,10 +23,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kbcurator.config.ann import AnnSettings
 from kbcurator.index import schema
 from kbcurator.index.store import IndexStore, lance_errors
 from kbcurator.records import IndexRelease
-from kbcurator.settings import AnnSettings
 
 VECTOR_COLUMN = "vector"
 # IVF_HNSW_SQ graph degree and build breadth (LanceDB's defaults are m=20, ef_construction=300).

@@ -17,7 +17,8 @@ A new table is not a change: it needs no migration and no new version. ``IndexSt
 when it is first written, in an old database as in a new one, and a kbcurator from before it opens the database
 as before (it never reads the table). Raising the version for it would only make that kbcurator refuse the
 database. ``tickets`` and ``ticket_cursors`` (the helpdesk API's stored tickets and cursors) came this way.
-So did ``golden_questions`` (the retrieval gate's questions) and ``gap_runs`` (each gaps run's KB hit rate).
+So did ``golden_questions`` (the retrieval gate's questions), ``gap_runs`` (each gaps run's KB hit rate) and
+``detector_memo`` (content-only detectors' findings per release, reused by an audit of an unchanged release).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from typing import Any
 import lancedb
 import pyarrow as pa
 
+from kbcurator.config.ann import AnnSettings
 from kbcurator.errors import StaleBase, ValidationFailed
 from kbcurator.index import schema
 from kbcurator.index.ann import build_vector_index
@@ -32,7 +33,6 @@ from kbcurator.index.build import ReleaseCandidate
 from kbcurator.index.publish_lock import check_still_current, publish_lock
 from kbcurator.index.store import IndexStore, lance_errors, tag_for
 from kbcurator.records import IndexRelease
-from kbcurator.settings import AnnSettings
 
 logger = logging.getLogger(__name__)
 

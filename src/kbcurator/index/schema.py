@@ -24,6 +24,7 @@ TICKETS = "tickets"
 TICKET_CURSORS = "ticket_cursors"
 GOLDEN_QUESTIONS = "golden_questions"
 GAP_RUNS = "gap_runs"
+DETECTOR_MEMO = "detector_memo"
 META = "kbcurator_meta"
 
 # Every table of an index written before schema versions, META aside: a database holding any of them and no META
@@ -277,5 +278,19 @@ def meta_schema() -> pa.Schema:
             pa.field("migration", pa.string()),
             pa.field("applied_at", _TS),
             pa.field("applied_by", pa.string()),  # the kbcurator version that applied it
+        ]
+    )
+
+
+def detector_memo_schema() -> pa.Schema:
+    """A content-only detector's findings on one release, kept so an audit of the same release with the same
+    detector code and settings reuses them (``analysis.store.DetectorMemo``). ``memo_key`` hashes all of that."""
+    return pa.schema(
+        [
+            pa.field("memo_key", pa.string(), nullable=False),
+            pa.field("detector", pa.string()),
+            pa.field("release_tag", pa.string()),
+            pa.field("created_at", _TS),
+            pa.field("findings_json", pa.string()),  # finding rows as ``analysis.store.finding_to_row`` writes them
         ]
     )

@@ -8,17 +8,24 @@ A caller loads the settings once and calls :func:`start_audit` (which pins the r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kbcurator.analysis.audit import AuditResult, combine_runs
+from kbcurator.analysis.audit import (
+    CONTENT_ONLY_DETECTORS,
+    AuditResult,
+    DetectorRun,
+    combine_runs,
+    default_detectors,
+)
 from kbcurator.analysis.base import AuditCorpus
 from kbcurator.analysis.corpus import corpus_from_release
 from kbcurator.analysis.pipeline import audit_corpus, read_source_corpus, reviews_of, write_audit_outputs
 from kbcurator.analysis.report import health_markdown
-from kbcurator.analysis.store import FindingStore
+from kbcurator.analysis.store import DetectorMemo, FindingStore
 from kbcurator.config.health import ReviewSettings
 from kbcurator.embedding import embedder_for
 from kbcurator.errors import KBError
@@ -130,9 +137,36 @@ def read_corpus(job: AuditJob, escalated: Escalations) -> AuditCorpus:
     )
 
 
-def detect(job: AuditJob, corpus: AuditCorpus, executor: Executor) -> AuditResult:
-    """Every enabled detector over the corpus, wherever the executor runs them; one that fails is recorded."""
-    return combine_runs(corpus, executor.detect(corpus, job.release.seq))
+def detect(
+    job: AuditJob, corpus: AuditCorpus, executor: Executor, *, on_progress: Callable[[str], None] | None = None
+) -> AuditResult:
+    """Every enabled detector over the corpus, wherever the executor runs them; one that fails is recorded.
+
+    The content-only detectors (duplicates, contradictions) are not run again on a release they have already
+    audited with the same code and settings: their stored findings are reused (``DetectorMemo``). Staleness
+    always runs: its rules move with the date, the crawl and the tickets.
+    """
+    memo = DetectorMemo(job.store)
+    tag, seq = job.release.tag, job.release.seq
+    keys = {
+        d.name: DetectorMemo.key(d, tag, seq)
+        for d in default_detectors(job.settings.health)
+        if d.name in CONTENT_ONLY_DETECTORS
+    }
+    reused: list[DetectorRun] = []
+    for name, key in keys.items():
+        found = memo.get(key)
+        if found is not None:
+            reused.append(DetectorRun(name, found, 0.0, reused=True))
+    if reused and on_progress is not None:
+        on_progress(f"{', '.join(r.detector for r in reused)}: reused from the last audit of {tag} (same content)")
+    names = [d.name for d in default_detectors(job.settings.health)]
+    fresh = executor.detect(corpus, seq, only=[n for n in names if n not in {r.detector for r in reused}])
+    for run in fresh:
+        if run.detector in keys and run.failure is None:
+            memo.put(keys[run.detector], run.detector, tag, run.findings)
+    order = {name: i for i, name in enumerate(names)}
+    return combine_runs(corpus, sorted([*fresh, *reused], key=lambda r: order.get(r.detector, len(order))))
 
 
 def record(job: AuditJob, corpus: AuditCorpus, result: AuditResult) -> AuditOutcome:
@@ -155,13 +189,18 @@ def record(job: AuditJob, corpus: AuditCorpus, result: AuditResult) -> AuditOutc
 
 
 def run_audit(
-    settings: Settings, version: str = "current", *, run_dir: str | None = None, as_of: datetime | None = None
+    settings: Settings,
+    version: str = "current",
+    *,
+    run_dir: str | None = None,
+    as_of: datetime | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> AuditOutcome:
     """The whole audit in this process (the flow runs the same steps, on the executor the settings name)."""
     job = start_audit(settings, version, run_dir=run_dir, as_of=as_of)
     corpus = read_corpus(job, escalations(job))
     with InProcess(settings, job.store) as executor:
-        return record(job, corpus, detect(job, corpus, executor))
+        return record(job, corpus, detect(job, corpus, executor, on_progress=on_progress))
 
 
 @dataclass(frozen=True, slots=True)

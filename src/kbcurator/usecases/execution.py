@@ -7,7 +7,12 @@ cluster (``flows/execution.py``); any object with these methods will do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -19,6 +24,7 @@ from kbcurator.analysis.base import AuditCorpus
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.embedding import embedder_for, embedder_name
 from kbcurator.embedding.base import Embedder
+from kbcurator.errors import KBError
 from kbcurator.index.build import ChunkedBatch, chunk_batch
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
 from kbcurator.index.store import IndexStore, manifest_of
@@ -47,14 +53,18 @@ class Executor(Protocol):
         """A vector for every hash (through the embedding cache) and how many texts were embedded now."""
         ...
 
-    def detect(self, corpus: AuditCorpus, release_seq: int | None) -> list[DetectorRun]:
-        """Every enabled detector's run over the corpus (``release_seq``: the release it was read from)."""
+    def detect(
+        self, corpus: AuditCorpus, release_seq: int | None, only: Collection[str] | None = None
+    ) -> list[DetectorRun]:
+        """Every enabled detector's run over the corpus (``release_seq``: the release it was read from); ``only``:
+        just the detectors of these names."""
         ...
 
 
 class InProcess:
-    """Every stage in this process: one chunking batch, embedding checkpointed into the cache every
-    ``embedding.checkpoint_every`` chunks, detectors one after the other."""
+    """Every stage on this machine: chunking in one batch here, or in spawned processes from
+    ``chunking.parallel_min_articles`` articles; embedding checkpointed into the cache every
+    ``embedding.checkpoint_every`` chunks; detectors one after the other."""
 
     def __init__(self, settings: Settings, store: IndexStore, *, on_progress: Callable[[str], None] | None = None):
         self._settings = settings
@@ -89,7 +99,22 @@ class InProcess:
         return embedder.name, embedder.dimension
 
     def chunk(self, articles: Sequence[Article], policy: ChunkPolicy) -> list[ChunkedBatch]:
-        return [chunk_batch(articles, policy)]
+        """One batch in this process, or contiguous batches in ``chunking.processes`` processes when there are at
+        least ``chunking.parallel_min_articles`` articles (the chunks are the same either way, in the same order).
+
+        Raises:
+            KBError: a chunking process failed or died; the error of the failing batch is chained.
+        """
+        chunking = self._settings.chunking
+        processes = chunk_processes(chunking.processes)
+        if processes < 2 or len(articles) < max(2, chunking.parallel_min_articles):
+            if articles:
+                self._say(f"chunking {len(articles):,} articles in this process")
+            return [chunk_batch(articles, policy)]
+        batches = chunk_batches(articles, processes, self._settings.execution.chunk_batch_articles)
+        processes = min(processes, len(batches))
+        self._say(f"chunking {len(articles):,} articles in {processes} processes ({len(batches)} batches)")
+        return _chunk_in_processes(batches, policy, processes, self._say)
 
     def embed(self, texts_by_hash: dict[str, str], model: str) -> tuple[dict[str, np.ndarray], int]:
         if not texts_by_hash:
@@ -102,5 +127,84 @@ class InProcess:
             on_batch=lambda done, total: self._say(f"embedded {done}/{total} chunks"),
         )
 
-    def detect(self, corpus: AuditCorpus, release_seq: int | None) -> list[DetectorRun]:
-        return [run_detector(corpus, detector) for detector in default_detectors(self._settings.health)]
+    def detect(
+        self, corpus: AuditCorpus, release_seq: int | None, only: Collection[str] | None = None
+    ) -> list[DetectorRun]:
+        detectors = default_detectors(self._settings.health)
+        return [run_detector(corpus, d) for d in detectors if only is None or d.name in only]
+
+
+# With ``chunking.processes`` unset: one chunking process per CPU this process may run on, at most this many. Each
+# process imports unstructured, spaCy, lancedb and the tokenizer on its own (~0.5 GB, seconds of start-up), and
+# chunking is not the only thing a build host runs.
+AUTO_MAX_PROCESSES = 8
+# A batch is at most ``execution.chunk_batch_articles`` articles (the Dask executor's task), and small enough that
+# each process gets about this many: processes take the next batch when they finish one, so a slow batch delays the
+# end by at most a quarter of a process's share.
+BATCHES_PER_PROCESS = 4
+
+
+def chunk_processes(setting: int | None) -> int:
+    """The number of chunking processes ``chunking.processes`` asks for (None: the CPUs this process may use)."""
+    if setting is not None:
+        return max(1, setting)
+    try:
+        available = len(os.sched_getaffinity(0))  # the CPUs this process may run on (taskset, cgroup cpusets)
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, AUTO_MAX_PROCESSES))
+
+
+def chunk_batches(articles: Sequence[Article], processes: int, max_batch: int) -> list[list[Article]]:
+    """Contiguous batches in the articles' order: at most ``max_batch`` articles each, and about
+    ``BATCHES_PER_PROCESS`` per process when the articles are fewer than that would fill."""
+    size = max(1, min(max_batch, math.ceil(len(articles) / (processes * BATCHES_PER_PROCESS))))
+    return [list(articles[start : start + size]) for start in range(0, len(articles), size)]
+
+
+def _chunk_in_processes(
+    batches: list[list[Article]], policy: ChunkPolicy, processes: int, say: Callable[[str], None]
+) -> list[ChunkedBatch]:
+    """``chunk_batch`` over each batch in a pool of spawned processes; the results in the batches' order.
+
+    Spawned, not forked: by now this process may hold threads of its own (OpenBLAS's and pyarrow's jemalloc thread
+    from importing numpy and lancedb, ONNX Runtime's or torch's pools after an embedder was loaded, the tokenizer's),
+    and a fork copies their locks in whatever state they are, which can hang the child. Forkserver would fork from
+    a clean server, but its gain is preloading the imports once, and preloading them starts those same threads in
+    the server; a spawned child imports them itself, all children at once, and the server would outlive the pool.
+    """
+    context = multiprocessing.get_context("spawn")
+    total = sum(len(batch) for batch in batches)
+    pool = ProcessPoolExecutor(max_workers=processes, mp_context=context)
+    try:
+        futures: list[Future[ChunkedBatch]] = [pool.submit(chunk_batch, batch, policy) for batch in batches]
+        pending: set[Future[ChunkedBatch]] = set(futures)
+        sizes = {future: len(batch) for future, batch in zip(futures, batches, strict=True)}
+        done_articles = said = 0
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                error = future.exception()
+                if isinstance(error, KBError):
+                    raise error  # what chunking in this process raises too (e.g. no tokenizer for the token limit)
+                if error is not None:
+                    raise _chunking_failed(error, processes) from error
+                done_articles += sizes[future]
+            if pending and done_articles * 10 // total > said:  # every tenth, not every batch (800 at 100x)
+                said = done_articles * 10 // total
+                say(f"chunked {done_articles:,}/{total:,} articles")
+        return [future.result() for future in futures]
+    finally:
+        # On an error the batches not started are dropped and the running ones end with their batch. Waited for:
+        # shutdown(wait=False) leaves the pool's thread to a Python exit that can raise or hang (CPython gh-83279,
+        # gh-83386, gh-132969), for the second or so the children take to exit.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _chunking_failed(error: BaseException, processes: int) -> KBError:
+    if isinstance(error, BrokenProcessPool):
+        return KBError(
+            f"a chunking process died (killed, out of memory or crashed) while chunking in {processes} processes: "
+            "nothing was built; set chunking.processes: 1 (KB_CHUNKING__PROCESSES=1) to chunk in this process"
+        )
+    return KBError(f"chunking failed in a chunking process: {type(error).__name__}: {error}")

@@ -10,6 +10,7 @@ source (:func:`read_source`), :func:`gather` them, then :func:`cluster` and :fun
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ import numpy as np
 
 from kbcurator.config.tickets import TicketSourceConfig
 from kbcurator.embedding import embedder_for, load_embedder
-from kbcurator.embedding.base import Embedder
+from kbcurator.embedding.base import Embedder, LazyEmbedder
 from kbcurator.errors import ConfigError
 from kbcurator.gaps.clustering import LONG_TAIL, TicketClusterer
 from kbcurator.gaps.coverage import VERDICTS, CoveragePolicy, ReleaseVectors, TicketJudgement, judge_tickets
@@ -245,7 +246,12 @@ def cluster(job: GapsJob, tickets: TicketSet, *, embedder: Embedder | None = Non
     must be it), decide per ticket whether the pinned release answers it, and cluster only the tickets it does not
     answer, the partly answered ones apart from the rest, into gaps."""
     embedding = job.settings.embedding
-    embedder = embedder or embedder_for(embedding, job.model)
+    if embedder is None:
+        # Loaded only if a ticket's text is not in the embedding cache yet: a rerun over the same tickets (or a
+        # night that only adds a few) loads no model when all are cached (seconds of a cold start).
+        dimension = int(manifest_of(job.release).get("dimension") or 0)
+        load = functools.partial(embedder_for, embedding, job.model)
+        embedder = LazyEmbedder(job.model, dimension, load) if dimension else load()
     vectors, embedded = embed_tickets(tickets.tickets, embedder, EmbeddingCache(job.store))
     judgement = judge_tickets(vectors, ReleaseVectors(job.store, job.release), coverage_policy(job.settings))
     gap_labels = cluster_gaps(vectors, judgement.verdicts)

@@ -7,14 +7,17 @@ the first step's error, after the notice went out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbcurator.errors import KBError, ValidationFailed
 from kbcurator.index.store import IndexStore
 from kbcurator.notify import RunNotice, send_notice
 from kbcurator.settings import NoticeKind, Settings
+
+if TYPE_CHECKING:  # the reindex use case is imported when the night runs, not with this module
+    from kbcurator.usecases.reindex import SuiteFactory
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +71,14 @@ def raise_failure(failure: BaseException | None) -> None:
 def run_nightly(
     settings: Settings,
     config_path: str | None,
-    suites: Any,
+    suites: SuiteFactory,
     *,
     force_publish: bool = False,
     audit: bool = True,
     gaps: bool = True,
     allow_retrieval_drop: bool = False,
     environ: Mapping[str, str] | None = None,
-    on_progress: Any = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], tuple[str, ...], BaseException | None]:
     """The night in this process, without Prefect (``kbcurator nightly``'s default; the flow runs the same steps
     as subflows). Returns the steps' results, the notes to print and the night's first failure, for the caller

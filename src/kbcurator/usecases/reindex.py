@@ -13,11 +13,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from kbcurator import quality
 from kbcurator import reindex as steps
 from kbcurator.analysis.corpus import dead_links_from
 from kbcurator.chunking import ChunkPolicy
@@ -25,7 +24,7 @@ from kbcurator.config.retrieval import RetrievalSettings
 from kbcurator.embedding import embedder_for
 from kbcurator.embedding.base import Embedder, LazyEmbedder
 from kbcurator.errors import EmbeddingError, KBError, SourceError, ValidationFailed
-from kbcurator.gaps.coverage import ReleaseVectors
+from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors, judge_tickets
 from kbcurator.gaps.report import GAPS_TABLE
 from kbcurator.index import golden, schema
 from kbcurator.index.build import ReleaseCandidate, assemble_candidate, plan_build
@@ -34,11 +33,13 @@ from kbcurator.index.parse_memo import ParseMemo
 from kbcurator.index.publish import publish
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.ingest import read_articles
-from kbcurator.quality import ValidationReport
 from kbcurator.records import Article, IndexRelease, Rejected, sha256_hex
 from kbcurator.settings import Settings, SourceConfig
 from kbcurator.triage import TriageStore
 from kbcurator.usecases.execution import Executor, InProcess
+
+if TYPE_CHECKING:
+    from kbcurator.quality import ValidationReport
 
 Action = Literal["publish", "unchanged", "blocked"]
 # The release's data contracts for a candidate: ``checks.release_suites_for`` (the top-level ``checks`` package,
@@ -273,14 +274,14 @@ def _resolved_gap_questions(job: ReindexJob, embedder: Callable[[], Embedder]) -
     if not latest:
         return []
     kb = ReleaseVectors(job.store, base)
+    gaps = job.settings.gaps
+    policy = CoveragePolicy(gaps.answered_lift, gaps.related_lift, gaps.covered_share)
     found: list[golden.GoldenQuestion] = []
     for gap_id, row in sorted(latest.items()):
         texts = list(dict.fromkeys(t for t in (row["central_query"], *row["representatives"]) if t))
-        vectors = embedder().embed(texts)
-        best, rows = kb.best(vectors)
-        lift = kb.lift(vectors, best)
-        for text, chunk_row, lf in zip(texts, rows.tolist(), lift.tolist(), strict=True):
-            if chunk_row >= 0 and lf >= job.settings.gaps.answered_lift:
+        judgement = judge_tickets(embedder().embed(texts), kb, policy)
+        for text, chunk_row, verdict in zip(texts, judgement.chunk_rows.tolist(), judgement.verdicts, strict=True):
+            if chunk_row >= 0 and verdict == "answered":
                 expected = (kb.article_ids[chunk_row], kb.urls[chunk_row])
                 found.append(golden.GoldenQuestion(text, expected, "resolved_gap", gap_id, release_tag=base.tag))
     return found
@@ -288,7 +289,22 @@ def _resolved_gap_questions(job: ReindexJob, embedder: Callable[[], Embedder]) -
 
 def check(job: ReindexJob, candidate: ReleaseCandidate, suites: SuiteFactory) -> ValidationReport:
     """Run the release's Great Expectations suites on the candidate; ``validation.json`` and Data Docs go into the
-    run folder. ``suites``: ``checks.release_suites_for``."""
+    run folder. ``suites``: ``checks.release_suites_for``.
+
+    A candidate identical to the base release (and not forced out) is not checked again: it passed these suites
+    when it was published, and nothing is published from it. That is most nights, and the suites (with Great
+    Expectations' import) were the largest part of an unchanged night's cost.
+    """
+    # Imported here: Great Expectations and the suites load only for a run that validates something.
+    from kbcurator import quality
+
+    base = job.base
+    forced = job.force_publish
+    if base is not None and not forced and steps.changes_since_current(job.store, candidate, base=base).unchanged:
+        why = f"the candidate is {base.tag} unchanged, which passed its checks when it was published"
+        report = quality.ValidationReport.not_run(why)
+        (job.run.run_dir / "validation.json").write_text(json.dumps(report.results_json, indent=1))
+        return report
     current_articles, current_chunks = job.base_counts
     built = suites(
         job.settings.checks,
@@ -348,7 +364,8 @@ def run_reindex(
         raise failure
     if audit and result["current"] is not None:
         try:
-            health = run_audit(settings, result["current"], run_dir=str(job.run.run_dir)).as_dict()
+            audited = run_audit(settings, result["current"], run_dir=str(job.run.run_dir), on_progress=on_progress)
+            health = audited.as_dict()
             result["health"] = {k: health[k] for k in ("findings", "new", "resolved", "severity", "exports")}
         except KBError as exc:
             result["health"] = {"error": str(exc)}

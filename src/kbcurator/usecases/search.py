@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ MAX_FILTER_CHARS = 200
 _FETCH_FACTOR = 4
 _FETCH_CAP = 1000
 _VIEWS_KEPT = 8  # releases with an open view (tables, article facets) at a time
+# How long a release list read from object storage answers "current" (a local index knows when it changed): a
+# release published on S3 is searched as current at most this long after its publish.
+_REMOTE_RELEASES_TTL_S = 1.0
 _ALSO_IN_KEPT = 10
 _RELEASE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -163,6 +167,8 @@ class SearchService:
         self._views: OrderedDict[int, KBIndex] = OrderedDict()
         self._lock = threading.RLock()
         self._model_lock = threading.Lock()
+        # (the store's releases stamp, when read, the releases): see _all_releases.
+        self._releases: tuple[int | None, float, list[IndexRelease]] | None = None
 
     # -- releases -----------------------------------------------------------------------------
     def releases(self) -> list[ReleaseRef]:
@@ -171,8 +177,7 @@ class SearchService:
 
     def release(self, ref: str) -> ReleaseInfo:
         """One release and its manifest (model, counts, checks, sources)."""
-        releases = self._all_releases()
-        release = _resolve(releases, ref)
+        releases, release = self._resolved(self._all_releases(), ref)
         current = release.seq == releases[-1].seq
         return ReleaseInfo(release=_ref(release), current=current, manifest=manifest_of(release))
 
@@ -196,7 +201,8 @@ class SearchService:
         for position, request in enumerate(requests):
             try:
                 _check(request)
-                view = self._view(_resolve(releases, request.release))
+                releases, release = self._resolved(releases, request.release)
+                view = self._view(release)
                 if request.mode == "fulltext" and not view.has_fts:
                     raise BadSearch(
                         f"{view.release.tag} has no full-text index: search it in vector mode", field="mode"
@@ -210,8 +216,8 @@ class SearchService:
                 raise type(exc)(f"queries[{position}]: {exc}", field=f"queries[{position}].{exc.field}") from exc
         vectors = self._embed_queries(planned)
         return [
-            self._search_one(request, view, where, vectors.get(position))
-            for position, (request, view, where) in enumerate(planned)
+            self._search_one(request, view, chunk_filter, vectors.get(position))
+            for position, (request, view, chunk_filter) in enumerate(planned)
         ]
 
     def _search_one(
@@ -220,13 +226,12 @@ class SearchService:
         searched_as: Mode = "vector" if request.mode == "hybrid" and not view.has_fts else request.mode
         if chunk_filter is None:  # the filters together leave no article
             return SearchResult(request.query, request.mode, searched_as, _ref(view.release), (), 0)
-        where = chunk_filter.where()
         facets = view.article_facets()
         fetch = min(_FETCH_CAP, max(request.k * _FETCH_FACTOR, request.k + 16))
         while True:
             try:
                 found = view.query(
-                    request.query, mode=_READER_MODE[searched_as], limit=fetch, where=where, vector=vector
+                    request.query, mode=_READER_MODE[searched_as], limit=fetch, chunk_filter=chunk_filter, vector=vector
                 )
             except PublishError as exc:
                 raise SearchUnavailable(str(exc), public=f"search failed on {view.release.tag}") from exc
@@ -251,14 +256,38 @@ class SearchService:
                     raise SearchUnavailable(f"cannot open the index: {exc}", public="cannot open the index") from exc
             return self._store
 
-    def _all_releases(self) -> list[IndexRelease]:
+    def _all_releases(self, *, fresh: bool = False) -> list[IndexRelease]:
+        """Every release, oldest first. Kept between requests while the releases table is unchanged (a local
+        index: its stamp), or for at most ``_REMOTE_RELEASES_TTL_S`` on object storage; ``fresh`` re-reads."""
+        store = self._open_store()
+        stamp = store.releases_stamp()  # read before the rows: a publish in between only costs a second read
+        with self._lock:
+            kept = self._releases
+        if kept is not None and not fresh:
+            kept_stamp, read_at, releases = kept
+            same = kept_stamp == stamp if stamp is not None else time.monotonic() - read_at < _REMOTE_RELEASES_TTL_S
+            if same:
+                return releases
         try:
-            releases = self._open_store().releases()
+            releases = store.releases()
         except PublishError as exc:
             raise SearchUnavailable(f"cannot read the releases: {exc}", public="cannot read the releases") from exc
         if not releases:
             raise SearchUnavailable("no release has been published yet")
+        with self._lock:
+            self._releases = (stamp, time.monotonic(), releases)
         return releases
+
+    def _resolved(self, releases: list[IndexRelease], ref: str) -> tuple[list[IndexRelease], IndexRelease]:
+        """``ref`` among ``releases``; a ref not found there is looked up once more in a fresh read (a release
+        published on object storage within the last second)."""
+        try:
+            return releases, _resolve(releases, ref)
+        except UnknownRelease:
+            if self._store is None or self._store.releases_stamp() is not None:
+                raise
+            releases = self._all_releases(fresh=True)
+            return releases, _resolve(releases, ref)
 
     def _view(self, release: IndexRelease) -> KBIndex:
         with self._lock:
