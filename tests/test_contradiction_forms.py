@@ -84,3 +84,105 @@ def test_figures_in_list_items_are_compared():
     other = "Limits:\n\n- Up to 8 devices per account\n- Up to 10 shared folders"
 
     assert _checks(one, other) == ["quantity"]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        # all the sentence says is in the count: the counted words are what it is about
+        ("You get three rescue codes.", "You get five rescue codes."),
+        # the second figure leaves its noun to the first
+        ("The widget shows four Shortcuts or 8.", "The widget shows four Shortcuts or 16."),
+    ],
+)
+def test_a_count_that_says_what_it_counts_is_compared(one, other):
+    assert _checks(one, other) == ["quantity"]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("You get three rescue codes.", "You get three rescue codes, printed."),
+        ("You get three rescue codes.", "You get five backup keys."),  # another thing counted
+        # the counted noun is the same on both sides, so it says nothing about whose count it is
+        ("Personal accounts can share 2 collections.", "Business accounts can share 20 collections."),
+        ("The widget shows four Shortcuts or 8.", "The widget shows 4 or 8 Shortcuts."),
+    ],
+)
+def test_the_same_count_or_another_thing_counted_is_quiet(one, other):
+    assert _checks(one, other) == []
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        # a reason, a concession and a contrast state facts, as a main clause does
+        (
+            "Because the archive is encrypted, the mail server cannot read it.",
+            "Because the archive is not encrypted, the mail server cannot read it.",
+        ),
+        (
+            "Imports are slow, though you can run them overnight.",
+            "Imports are slow, though you cannot run them overnight.",
+        ),
+        (
+            "Some banks pay out in a day, while others can hold funds.",
+            "Some banks pay out in a day, while others cannot hold funds.",
+        ),
+    ],
+)
+def test_a_denial_in_a_clause_of_reason_concession_or_contrast_is_a_claim(one, other):
+    assert _checks(one, other) == ["polarity"]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        # a "while" of time is a condition, as an "if" is
+        (
+            "While the import is running, the app locks the folder.",
+            "While the import is not running, the app locks the folder.",
+        ),
+        ("While signed out, you can read the folder.", "While not signed out, you can read the folder."),
+        ("While you are offline, edits are queued.", "While you are not offline, edits are queued."),
+    ],
+)
+def test_a_denial_in_a_while_of_time_is_a_condition_and_quiet(one, other):
+    assert _checks(one, other) == []
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        # the main clause starts without a comma, at a new subject and its verb
+        (
+            "Closing the workspace is final and once closed it cannot be reopened.",
+            "Closing the workspace is final and once closed it can be reopened.",
+        ),
+        ("If you lose the token you can't open the archive.", "If you lose the token you can open the archive."),
+        # "you'll" is a pronoun and a verb, not a word of what is said
+        ("When the upload ends you'll get a receipt.", "When the upload ends you won't get a receipt."),
+    ],
+)
+def test_a_main_clause_after_a_condition_without_a_comma_is_a_claim(one, other):
+    assert _checks(one, other) == ["polarity"]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        # what the condition says or holds stays in the condition
+        ("If the reader says it can't connect, restart it.", "If the reader says it can connect, restart it."),
+        ("When you cannot sign in, reset the token.", "When you can sign in, reset the token."),
+        ("If you lose the token you can't open the archive.", "If you keep the token you can't open the archive."),
+    ],
+)
+def test_a_denial_that_stays_in_the_condition_is_quiet(one, other):
+    assert _checks(one, other) == []
+
+
+def test_a_denial_reaches_past_a_figure_to_what_it_denies():
+    assert _checks("The starter kit is a 3-in-1 bundle.", "The starter kit is not a 3-in-1 bundle.") == ["polarity"]
+    assert _checks("The pass is a 12-month membership.", "The pass is not a 12-month membership.") == ["polarity"]
+    # the same denial with another figure is the quantity check's, not a second polarity finding
+    assert _checks("The pass is not a 12-month membership.", "The pass is not a 6-month membership.") == ["quantity"]

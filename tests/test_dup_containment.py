@@ -78,3 +78,56 @@ def test_a_translation_in_the_same_declared_locale_is_not_a_duplicate() -> None:
     corpus = _side_by_side([english, czech, _article("refunds", "Refunds", REFUNDS)], together=(0, 1))
 
     assert _findings(corpus) == []
+
+
+def _at_similarity(articles: Sequence[Article], first: int, second: int, cosine: float) -> AuditCorpus:
+    """A corpus whose article vectors put ``articles[first]`` and ``articles[second]`` at ``cosine``, every
+    other article on an unrelated topic: a model that reads two answers as related, not as the same text."""
+    corpus = _corpus(articles)
+    rng = np.random.default_rng(7)
+    basis, _ = np.linalg.qr(rng.normal(size=(64, 3)))
+    one, across, elsewhere = basis.T
+    place = {
+        articles[first].article_id: one,
+        articles[second].article_id: cosine * one + float(np.sqrt(1 - cosine**2)) * across,
+    }
+    vectors = np.stack([place.get(chunk.article_id, elsewhere) for chunk in corpus.chunks]).astype(np.float32)
+    return dataclasses.replace(corpus, chunk_vectors=vectors)
+
+
+# Two answers to "How do I move my projects to a new workspace?": the old step-by-step one and a current short
+# one that points elsewhere. Few words in common, so neither the shingles nor a 0.92 cosine find them.
+MOVE_OLD = [
+    (
+        "Moving projects",
+        "Open the project, choose Settings and then Transfer. Pick the workspace that should receive it and confirm "
+        "with your password. Comments, files and history travel with the project; shared links stop working.",
+    ),
+]
+MOVE_NEW = [("Moving projects", "Transfers are now handled by workspace owners. Ask an owner, or read Workspaces.")]
+
+
+def test_the_same_question_answered_twice_in_other_words_is_a_semantic_duplicate() -> None:
+    question = "How do I move my projects to a new workspace?"
+    old, new = _article("move-2019", question, MOVE_OLD), _article("move", question, MOVE_NEW)
+    corpus = _at_similarity([old, new, _article("refunds", "Refunds", REFUNDS)], 0, 1, cosine=0.8)
+
+    found = _findings(corpus)
+
+    assert [(f.check, set(f.article_ids)) for f in found] == [("semantic", {old.article_id, new.article_id})]
+    assert any("the same question" in e.detail for e in found[0].evidence)
+
+
+def test_a_shared_label_title_or_an_unrelated_answer_is_not_the_same_question() -> None:
+    # two notes under the same label, quoting different articles
+    tip_export = _article("tip-1", "Tip of the week", [EXPORT[1]])
+    tip_refund = _article("tip-2", "Tip of the week", [REFUNDS[1]])
+    label = _at_similarity([tip_export, tip_refund, _article("other", "Other", EXPORT[2:])], 0, 1, cosine=0.8)
+    # one question, two answers the vectors put far apart (a page reused for something else)
+    question = "How do I move my projects to a new workspace?"
+    apart = _at_similarity(
+        [_article("move-2019", question, MOVE_OLD), _article("move", question, REFUNDS)], 0, 1, cosine=0.5
+    )
+
+    assert _findings(label) == []
+    assert _findings(apart) == []

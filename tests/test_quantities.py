@@ -160,3 +160,22 @@ def test_two_ranges_restate_each_other_only_with_the_same_ends():
 def test_ranges_whose_ends_moved_are_as_far_apart_as_the_ends():
     assert relative_difference(one("2-3 months"), one("2-6 months")) == pytest.approx(0.5)
     assert relative_difference(one("5 days"), one("2-14 days")) == 0.0
+
+
+def test_a_capitalised_name_is_what_a_number_counts_unless_a_plain_noun_follows():
+    assert one("Pin five Shortcuts to the widget.").unit == "shortcut"
+    assert one("Pin five Shortcuts to the widget.").value == 5
+    assert one("Sign in on 3 Linux laptops.").unit == "laptop"  # the name describes the laptops
+    assert extract_quantities("Press 3 Enter to confirm.") == []  # a capitalised word that is not a plural
+
+
+def test_a_second_figure_that_leaves_its_noun_to_the_first_is_the_other_end():
+    elided = one("The widget shows three Shortcuts or 9.")
+    assert (elided.value, elided.high, elided.unit) == (3, 9, "shortcut")
+    assert restates(elided, one("The widget shows 3 or 9 Shortcuts."))
+    assert not restates(elided, one("The widget shows three Shortcuts or 18."))
+    kept = one("Backups are kept 14 days or 28.")
+    assert (kept.value, kept.high) == (one("14 days").value, one("28 days").value)
+    # a second figure with a noun or unit of its own is a quantity of its own
+    assert [q.unit for q in extract_quantities("Invite 2 editors or 4 viewers.")] == ["editor", "viewer"]
+    assert len(extract_quantities("Backups are kept 14 days or 2 weeks.")) == 2

@@ -18,6 +18,7 @@ scores the rule hits and adds an ``nli`` check for aligned sentences the rules p
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -98,7 +99,8 @@ _STOPWORDS = _words(
     very via was we were what when where whether which while who whom why will with within would yet you your
     yours yourself yourselves e g ie eg s t can make makes made one also able least especially approximately
     around nearly almost roughly always usually often sometimes generally typically currently still already
-    simply really"""
+    simply really it's it'll you're you'll you've you'd we're we'll we've they're they'll they've i'm i'll i've
+    that's there's here's what's let's"""
 )
 _NEGATORS = _words(
     """not no never cannot can't won't don't doesn't didn't isn't aren't wasn't weren't shouldn't mustn't hasn't
@@ -192,6 +194,7 @@ class _Token:
     word: str  # normalised
     start: int
     end: int
+    in_figure: bool = False  # a word of a count's span ("AI features" in "two AI features")
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,10 +239,12 @@ def _analyse(text: str, article_id: str, chunk_id: str) -> _Sentence:
     polar = tuple(_polarity(tokens, sub, content, text))
     words = frozenset(c for c in content if c)
     main_words = frozenset(c for c, in_sub in zip(content, sub, strict=True) if c and not in_sub)
+    # what surrounds a figure, less the words a count holds: those are its unit, the same on both sides
+    plain = [k for k, token in enumerate(tokens) if not token.in_figure]
     contexts = []
     for quantity in quantities:
-        placeholder = next(k for k, t in enumerate(tokens) if t.start == quantity.span[0])
-        contexts.append(_near(content, placeholder, 6))
+        placeholder = next(n for n, k in enumerate(plain) if tokens[k].start == quantity.span[0])
+        contexts.append(_near([content[k] for k in plain], placeholder, 6))
     return _Sentence(
         article_id=article_id,
         chunk_id=chunk_id,
@@ -267,7 +272,9 @@ def _near(content: Sequence[str], index: int, width: int) -> frozenset[str]:
 
 
 def _tokens(text: str, quantities: Sequence[Quantity]) -> list[_Token]:
-    """Words of the sentence, each quantity one placeholder token ("<duration>")."""
+    """Words of the sentence, each quantity one placeholder token ("<duration>"). A count keeps the words of
+    what it counts after its placeholder ("two AI features": "<count>", "ai", "feature"): they say what the
+    sentence is about, where a unit ("days") says no more than the dimension."""
     tokens: list[_Token] = []
     position = 0
     for quantity in (*quantities, None):
@@ -277,8 +284,21 @@ def _tokens(text: str, quantities: Sequence[Quantity]) -> list[_Token]:
         if quantity is not None:
             start, end = quantity.span
             tokens.append(_Token(text[start:end], f"<{quantity.dimension}>", start, end))
+            if quantity.dimension == "count":
+                for match in _WORD.finditer(text, start, end):
+                    word = _norm_word(match.group(0))
+                    if word.isalpha() and word not in _NUMBER_WORDS:
+                        tokens.append(_Token(match.group(0), word, match.start(), match.end(), in_figure=True))
             position = end
     return tokens
+
+
+# Number words inside a count's span ("two", "twenty", "dozen"): the figure, which the placeholder stands for.
+_NUMBER_WORDS = _words(
+    """zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
+    seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million
+    billion dozen half a an"""
+)
 
 
 def _content_word(word: str) -> str:
@@ -292,12 +312,17 @@ def _content_word(word: str) -> str:
 
 
 def _subordinate_flags(tokens: Sequence[_Token], text: str) -> list[bool]:
-    """Which tokens sit in a subordinate clause: from a subordinator to the next comma, semicolon or the end."""
+    """Which tokens sit in a subordinate clause: from a subordinator to the next comma, semicolon or the end, or
+    to where a new subject and its verb start the main clause without a comma ("once deleted it cannot be
+    recovered", "if you lose it you can't sign in")."""
     flags = [False] * len(tokens)
     inside = False
+    opened = 0
     for k, token in enumerate(tokens):
         if token.word in _SUBORDINATORS:
-            inside = True
+            inside, opened = True, k
+        elif inside and k - opened >= 2 and _main_clause_starts(tokens, k) and tokens[opened].word not in _RELATIVES:
+            inside = False
         flags[k] = inside
         if inside and k + 1 < len(tokens) and _CLAUSE_BREAK.search(text, token.end, tokens[k + 1].start):
             inside = False
@@ -305,6 +330,28 @@ def _subordinate_flags(tokens: Sequence[_Token], text: str) -> list[bool]:
 
 
 _CLAUSE_BREAK = re.compile(r"[,;:()]")
+_SUBJECTS = _words("it you we they he she i")
+_SUBJECT_AND_VERB = _words("it's it'll you're you'll you've we're we'll we've they're they'll they've i'm i'll")
+_FINITE = _words(
+    """can cannot can't could will won't would may might should shouldn't must is isn't are aren't was wasn't were
+    does doesn't do don't did didn't has hasn't have haven't had need needs"""
+)
+# Words after which a subject and verb are what is said or known, inside the clause ("if the app says it can't")
+_REPORTING = _words(
+    """say says said think thinks know knows sure mean means see sees show shows tell tells find finds notice
+    notices confirm confirms check checks ask asks that whether if and or but"""
+)
+
+
+def _main_clause_starts(tokens: Sequence[_Token], k: int) -> bool:
+    """Whether token ``k`` is a subject pronoun with its verb that begins a new clause, not a word of the one
+    before it (an object pronoun is followed by no verb: "if you lose it you can't")."""
+    word = tokens[k].word
+    if tokens[k - 1].word in _REPORTING:
+        return False
+    if word in _SUBJECT_AND_VERB:
+        return True
+    return word in _SUBJECTS and k + 1 < len(tokens) and tokens[k + 1].word in _FINITE
 
 
 def _polarity(tokens: Sequence[_Token], sub: Sequence[bool], content: Sequence[str], text: str) -> Iterator[_Polar]:
@@ -319,12 +366,12 @@ def _polarity(tokens: Sequence[_Token], sub: Sequence[bool], content: Sequence[s
             continue
         if word == "no" and (k + 1 >= len(tokens) or (tokens[k + 1].start > token.end + 1 and k == 0)):
             continue  # "No, ..." answers a question; the yes_no check reads it
-        for m in range(k + 1, min(len(tokens), k + 5)):
-            if _CLAUSE_BREAK.search(text, tokens[m - 1].end, tokens[m].start):
-                break  # "If you don't, you will be logged out": the denial ends at the comma
+        for m in _reach(tokens, k, text):
             if tokens[m].word in _NEGATION_SKIP or tokens[m].word in _HEDGES or not content[m]:
                 continue
-            if _content_word(tokens[m].word) and not tokens[m].word.startswith("<"):
+            if tokens[m].word.startswith("<"):
+                continue  # "is not a 12-month plan": the denial is of the plan; the figure is the quantity check's
+            if _content_word(tokens[m].word):
                 negated_at[m] = k
             break
     for m, token in enumerate(tokens):
@@ -509,7 +556,8 @@ class ContradictionDetector:
             severity: Severity = "medium"
             if qa.dimension in {"money", "data", "duration", "percent", "length", "temperature", "mass"}:
                 severity = "high" if difference >= 0.25 else "medium" if difference >= 0.1 else "low"
-            thing = _thing(a, ca & cb)
+            # what the figures are about, less the noun a count already names ("three lines" for "open menu")
+            thing = _thing(a, (ca & cb) - {_norm_word(w) for w in _WORD.findall(qa.text)})
             summary = f"'{qa.text}' vs '{qb.text}'" + (f" for {thing}" if thing else "")
             yield _Hit(
                 check="quantity",
@@ -541,7 +589,7 @@ class ContradictionDetector:
                     best = (alike, context, claim_b)
             if best is not None and best[1] >= self.settings.context_overlap:
                 matched.append((claim_a, best[2]))
-        if any(not x.main and x.sign != y.sign and _opener(a, x.index) not in _RELATIVES for x, y in matched):
+        if any(not x.main and x.sign != y.sign and not _states_fact(a, x.index) for x, y in matched):
             return None  # the conditions differ: "if you don't ..., you can't" vs "if you do ..., you can"
         conflicts = sorted(
             ((x, y) for x, y in matched if x.sign != y.sign and not _exclusive(x, y)), key=lambda pair: pair[0].concept
@@ -820,11 +868,22 @@ def _in_denial(s: _Sentence) -> set[int]:
     out: set[int] = set()
     for k, token in enumerate(s.tokens):
         if token.word in _NEGATORS or token.word.endswith("n't"):
-            for m in range(k + 1, min(len(s.tokens), k + 5)):
-                if _CLAUSE_BREAK.search(s.text, s.tokens[m - 1].end, s.tokens[m].start):
-                    break
-                out.add(m)
+            out.update(_reach(s.tokens, k, s.text))
     return out
+
+
+def _reach(tokens: Sequence[_Token], k: int, text: str, words: int = 4) -> Iterator[int]:
+    """Indices of the tokens a negator at ``k`` reaches: the next ``words`` words within its clause ("If you
+    don't, you will be logged out": the denial ends at the comma), a figure not counted among them ("is not a
+    3-in-1 plan" reaches "plan")."""
+    left = words
+    for m in range(k + 1, len(tokens)):
+        if left == 0 or _CLAUSE_BREAK.search(text, tokens[m - 1].end, tokens[m].start):
+            return
+        yield m
+        word = tokens[m].word
+        if not (word.startswith("<") or word.isdigit() or tokens[m].in_figure):
+            left -= 1
 
 
 # A clause these open says something of what it follows ("apps, which do not track you"): a claim, not a
@@ -832,14 +891,51 @@ def _in_denial(s: _Sentence) -> set[int]:
 _RELATIVES = frozenset({"which", "who", "whose"})
 
 
-def _opener(s: _Sentence, index: int) -> str:
-    """The subordinator that opens the clause holding token ``index`` ("" in the main clause)."""
+# A clause these open gives a reason or concedes a fact ("because the link is encrypted", "though you can
+# schedule them"): it states something, as a main clause does, rather than a condition.
+_FACTUAL = frozenset({"because", "although", "though"})
+_MODALS = _words("can cannot can't could will won't would may might should shouldn't must")
+
+
+def _opener_at(s: _Sentence, index: int) -> int | None:
+    """Where the subordinator that opens the clause holding token ``index`` is (None in the main clause)."""
     for k in range(min(index, len(s.tokens) - 1), -1, -1):
         if not s.sub[k]:
-            return ""
+            return None
         if s.tokens[k].word in _SUBORDINATORS:
-            return s.tokens[k].word
-    return ""
+            return k
+    return None
+
+
+def _opener(s: _Sentence, index: int) -> str:
+    """The subordinator that opens the clause holding token ``index`` ("" in the main clause)."""
+    at = _opener_at(s, index)
+    return "" if at is None else s.tokens[at].word
+
+
+def _states_fact(s: _Sentence, index: int) -> bool:
+    """Whether the clause holding token ``index`` states something rather than a condition: the main clause, a
+    relative clause ("apps, which do not track you"), a reason or a concession ("because ...", "though ..."),
+    and a contrasting "while" ("some sites take a day, while others can take weeks"). A "while" of time
+    ("while the VPN is reconnecting", "while signed in", "while you are offline") is a condition."""
+    at = _opener_at(s, index)
+    if at is None:
+        return True
+    word = s.tokens[at].word
+    if word in _RELATIVES or word in _FACTUAL:
+        return True
+    if word != "while":
+        return False
+    clause = [t.word for k, t in enumerate(s.tokens) if k > at and s.sub[k]]
+    if not clause or clause[0].endswith(("ing", "ed")) or " ".join(clause).find("in progress") >= 0:
+        return False  # "while browsing", "while signed in", "while a scan is in progress"
+    verbs = [w for w in clause if w not in _NEGATORS]
+    if any(w in _BE and nxt.endswith("ing") for w, nxt in itertools.pairwise(verbs)):
+        return False  # "while the VPN is attempting to reconnect"
+    return bool(_MODALS & set(clause)) or clause[0] not in {"you", "your", "you're"}
+
+
+_BE = _words("is are was were be been being am 's 're")
 
 
 def _around(s: _Sentence, index: int, width: int = 6) -> frozenset[str]:

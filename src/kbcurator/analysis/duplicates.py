@@ -9,6 +9,9 @@ Four checks, each comparing only what a candidate search puts side by side, neve
   candidates from a k-nearest-neighbour search (``neighbours.candidate_pairs``), except a short page quoting
   the other under a title of its own (a note, an excerpt: containment is not duplication, and the section check
   finds a pasted section) and two pages sharing little of their vocabulary (translations): see ``_unlike``.
+  Two pages asking the same question (the same title, when it is a question or specific enough to name one
+  task, held by a few pages at most) are grouped by title instead and need only a cosine of
+  ``_SAME_QUESTION_SIMILARITY``: an older version left beside a rewritten answer, or two teams' answers to it.
 - ``section``: a section (chunk) with at least ``min_section_chars`` of text outside template blocks, of which
   ``section_threshold`` or more (containment) is also in one section of another article: a section pasted
   inside a longer article. A pasted section is a small part of its new chunk, so its Jaccard with it is too low
@@ -80,6 +83,18 @@ _EXCERPT_QUOTED = 0.4
 # ... or when the two share less than this share of the smaller vocabulary (two languages). On the tuning set
 # (bench/health/duplicate_cases.py) translations shared 0.06-0.41 and paraphrases 0.65-1.0.
 _MIN_SHARED_VOCABULARY = 0.5
+# Two pages asking the same question (the same specific title, see _question_key) answer it twice, however
+# differently they word the answer: an older version left beside the current one, or two teams' answers. Their
+# vectors need only be this close (about the top 3% of all article pairs of a help center); on the tuning set
+# such pairs scored 0.73-1.0, a rewritten answer or a stub pointing elsewhere the lowest.
+_SAME_QUESTION_SIMILARITY = 0.7
+# A title held by more articles than this is a label ("Overview", "Release notes"), not one question.
+_MAX_SAME_TITLE = 4
+_TITLE_STOPWORDS = frozenset(
+    {"a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how", "i", "if", "in"}
+    | {"is", "it", "my", "of", "on", "or", "our", "the", "this", "to", "what", "when", "where", "which", "who"}
+    | {"why", "will", "with", "you", "your"}
+)
 
 
 def normalise(text: str) -> str:
@@ -93,6 +108,7 @@ class _Edge:
     b: int
     check: str
     strength: float
+    same_question: bool = False  # a semantic edge between two pages under the same question (see _question_key)
 
 
 class _Shingler:
@@ -305,6 +321,17 @@ def _unlike(first: Article, second: Article, one: str, two: str, shingler: _Shin
     return _overlap(quoted, shingler(long)) >= _EXCERPT_QUOTED * len(quoted)
 
 
+def _question_key(title: str) -> str:
+    """The normalised title when it names one question or task: a question ("What is a coronavirus?") or three
+    or more content words ("Export vault items to CSV"); "" for a label any page may carry ("Overview", "Tip of
+    the week")."""
+    key = normalise(title)
+    content = [w for w in key.split() if w not in _TITLE_STOPWORDS and not w.isdigit()]
+    if not content or (not title.strip().endswith("?") and len(content) < 3):
+        return ""
+    return key
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -431,6 +458,23 @@ class DuplicateDetector:
             a, b = int(chosen[x]), int(chosen[y])
             if (a, b) not in have and not _unlike(corpus.articles[a], corpus.articles[b], texts[a], texts[b], shingler):
                 edges.append(_Edge(a, b, "semantic", min(1.0, sim)))
+                have |= {(a, b), (b, a)}
+        # The same question asked twice: grouped by title, not searched, so a reworded answer is found too.
+        by_title: dict[str, list[int]] = {}
+        for n, row in enumerate(chosen.tolist()):
+            key = _question_key(corpus.articles[row].title)
+            if key:
+                by_title.setdefault(key, []).append(n)
+        unit = subset / np.maximum(np.linalg.norm(subset, axis=1, keepdims=True), 1e-12)
+        for members in by_title.values():
+            if not 2 <= len(members) <= _MAX_SAME_TITLE:
+                continue
+            for m, x in enumerate(members):
+                for y in members[m + 1 :]:
+                    a, b = int(chosen[x]), int(chosen[y])
+                    sim = float(unit[x] @ unit[y])
+                    if (a, b) not in have and sim >= _SAME_QUESTION_SIMILARITY:
+                        edges.append(_Edge(a, b, "semantic", min(1.0, sim), same_question=True))
         return edges
 
     @staticmethod
@@ -984,6 +1028,8 @@ def _describe(edge: _Edge) -> str:
         return "exact copy of"
     if edge.check == "near":
         return f"{edge.strength:.0%} word overlap with"
+    if edge.same_question:
+        return f"the same question (similarity {edge.strength:.2f}) as"
     return f"similarity {edge.strength:.2f} with"
 
 

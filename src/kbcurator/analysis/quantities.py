@@ -733,7 +733,10 @@ def _parse_at(sentence: str, tokens: list[_Token], i: int) -> tuple[Quantity, in
             if day_kind and dimension == "duration":
                 base, factor = "business day", 1.0
             written = _singular(unit_word) if len(unit_word) > 3 else unit_word
-            return _finish(sentence, tokens, start_i, unit_i + 1, low * factor, high * factor, dimension, base, written)
+            end_i = unit_i + 1
+            if range_end is None and (elided := _elided_figure(tokens, end_i, low)) is not None:
+                high, end_i = elided
+            return _finish(sentence, tokens, start_i, end_i, low * factor, high * factor, dimension, base, written)
         if (
             low == int(low)
             and high == int(high)
@@ -747,8 +750,37 @@ def _parse_at(sentence: str, tokens: list[_Token], i: int) -> tuple[Quantity, in
             noun_i = _count_noun(tokens, unit_i, partitive=low != 1)  # "one of the ways" counts nothing
             if noun_i is not None:
                 noun = _singular(tokens[noun_i].lower)
-                return _finish(sentence, tokens, start_i, noun_i + 1, low, high, "count", noun, noun)
+                end_i = noun_i + 1
+                if range_end is None and (elided := _elided_figure(tokens, end_i, low)) is not None:
+                    high, end_i = elided
+                return _finish(sentence, tokens, start_i, end_i, low, high, "count", noun, noun)
     return None
+
+
+def _elided_figure(tokens: list[_Token], i: int, low: float) -> tuple[float, int] | None:
+    """A second figure after ``or`` that leaves its unit to the first ("four Favorites or 12", "30 days or
+    60"): read as the two ends, as "4 or 12 Favorites" is, and the index after it. A figure with a unit or noun
+    of its own ("2 users or 3 admins", "5 days or 2 weeks") is a quantity apart."""
+    if i + 1 >= len(tokens) or tokens[i].lower != "or":
+        return None
+    k = i + 1
+    if not (tokens[k].is_digits or tokens[k].lower in _UNITS_WORDS or tokens[k].lower in _TENS_WORDS):
+        return None
+    number = _number_at(tokens, k)
+    if number is None or number[0] <= low:
+        return None
+    value, end = number
+    if end < len(tokens) and (
+        tokens[end].text in {"-", "–", "/", "%", "°"}
+        or tokens[end].lower in _UNITS
+        or tokens[end].lower in _CURRENCY_CODES
+        or tokens[end].lower in _CURRENCY_WORDS
+        or _count_noun(tokens, end) is not None
+    ):
+        return None
+    if end < len(tokens) and tokens[end].start == tokens[end - 1].end and tokens[end].text[0].isalnum():
+        return None  # "or 12th", glued to a word
+    return value, end
 
 
 # "in 2020", "since 2008": a year; "2000 users" is a count.
@@ -769,10 +801,23 @@ def _count_noun(tokens: list[_Token], i: int, *, partitive: bool = True) -> int 
     if partitive and i + 2 < len(tokens) and tokens[i].lower == "of" and tokens[i + 1].lower in _OF_DETERMINERS:
         i += 2
     last = None
+    named = None  # a capitalised plural: a UI name counted ("four Favorites"), unless a plain noun follows
     for k in range(i, min(len(tokens), i + 3)):
         word = tokens[k].lower
         if word in _COUNT_MODIFIERS or (tokens[k].text.isupper() and tokens[k].text.isalpha() and len(word) >= 2):
             continue  # "other", "more", an acronym: describes the noun that follows
+        plural = word in _IRREGULAR_PLURALS or (word.endswith("s") and not word.endswith(("ss", "'s", "’s")))
+        if (
+            tokens[k].text.isalpha()
+            and tokens[k].text[0].isupper()
+            and tokens[k].text[1:].islower()
+            and len(word) >= 3
+            and word not in _NOT_COUNT_NOUNS
+            and word not in _UNITS
+        ):
+            if plural and named is None:
+                named = k
+            continue  # "2 Windows devices" counts devices; "3 Pro plans" counts plans
         if (
             not tokens[k].text.isalpha()
             or not tokens[k].text[0].islower()
@@ -782,9 +827,9 @@ def _count_noun(tokens: list[_Token], i: int, *, partitive: bool = True) -> int 
         ):
             break
         last = k
-        if word in _IRREGULAR_PLURALS or (word.endswith("s") and not word.endswith("ss")):
+        if plural:
             return k
-    return last
+    return named if named is not None else last
 
 
 _OF_DETERMINERS = frozenset({"the", "these", "those", "our", "your", "their", "its"})
