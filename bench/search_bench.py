@@ -12,12 +12,13 @@ and whether both paths returned the same chunks.
                   and, with --scale 10 (the default), at 10x as well.
 
 The 10x release (``helpcenters-10x``) is grown from the 1x one at the table level: 9 replicas of every article
-and chunk, each with its own ids and URL, its words renamed and numbers shifted as bench/scale_corpus.py does
-(so full-text search scans real-shaped, distinct text), and as its vector the original chunk's MiniLM vector
-plus Gaussian noise (sigma 0.02 per dimension, renormalised: cosine ~0.93 to the original). That is a stand-in,
-named so: embedding the ~20,000 replica chunks with MiniLM would take 15-25 min on 2 cores, and search cost does
-not depend on what the vectors mean (a flat scan reads every row; the queries are still embedded by the real
-model). Both sides of the comparison search the same release, so the HTTP overhead is measured exactly.
+and chunk, each with its own ids, URL and content hashes, its words renamed and numbers shifted as
+bench/scale_corpus.py does (so full-text search scans real-shaped, distinct text), and as its vector the
+original chunk's MiniLM vector plus Gaussian noise (sigma 0.02 per dimension, renormalised: cosine ~0.93 to the
+original). That is a stand-in, named so: embedding the ~20,000 replica chunks with MiniLM would take 15-25 min on
+2 cores, and search cost does not depend on what the vectors mean (a flat scan reads every row; the queries are
+still embedded by the real model). Both sides of the comparison search the same release, so the HTTP overhead is
+measured exactly.
 
 Then, per corpus and mode, where the time of an in-process search goes, for both ways of searching a release
 without a vector index, side by side on the same queries: the in-memory exact search (``KBIndex`` under
@@ -118,6 +119,7 @@ def grow_index(uri: str, scale: int, seed: int = 7) -> dict[str, Any]:
     from kbcurator.index.build import BuildStats, ReleaseCandidate
     from kbcurator.index.publish import publish
     from kbcurator.index.store import IndexStore, manifest_of
+    from kbcurator.records import sha256_hex
 
     store = IndexStore(uri)
     base = store.current()
@@ -137,11 +139,19 @@ def grow_index(uri: str, scale: int, seed: int = 7) -> dict[str, Any]:
         def suffixed(column: pa.ChunkedArray, replica: int = replica) -> pa.Array:
             return pc.binary_join_element_wise(column, pa.scalar(f"~r{replica:03d}"), "")
 
+        def rehashed(table: pa.Table, column: str, replica: int = replica) -> pa.Array:
+            return pa.array(
+                [None if h is None else sha256_hex(f"{h}~r{replica:03d}") for h in table[column].to_pylist()]
+            )
+
         a = articles
         for name in ("article_id", "url"):
             a = a.set_column(a.schema.get_field_index(name), name, suffixed(a[name]))
         for name in ("title", "text"):
             a = a.set_column(a.schema.get_field_index(name), name, pa.array(changed(a[name].to_pylist())))
+        # A replica's text differs from its original's, so must its hash: with the original's, the search would
+        # take every replica for a copy of one article (one hit for all, the rest in ``also_in``).
+        a = a.set_column(a.schema.get_field_index("content_hash"), "content_hash", rehashed(a, "content_hash"))
         article_parts.append(a)
         c = chunks
         ids = [re.sub(r"#", f"~r{replica:03d}#", v) for v in c["chunk_id"].to_pylist()]
@@ -150,6 +160,7 @@ def grow_index(uri: str, scale: int, seed: int = 7) -> dict[str, Any]:
             c = c.set_column(c.schema.get_field_index(name), name, suffixed(c[name]))
         for name in ("title", "text"):
             c = c.set_column(c.schema.get_field_index(name), name, pa.array(changed(c[name].to_pylist())))
+        c = c.set_column(c.schema.get_field_index("content_hash"), "content_hash", rehashed(c, "content_hash"))
         noisy = vectors + rng.normal(0, 0.02, vectors.shape).astype(np.float32)
         noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
         column = pa.FixedSizeListArray.from_arrays(pa.array(noisy.reshape(-1)), dimension)
