@@ -8,8 +8,8 @@ commands of one row interleaved with their yardstick (A B A B ...) so drift hits
     ``import lancedb``;
   - ``kbcurator gaps`` on the bundled sample (its tickets' vectors cached by a first, uncounted run, as on any
     night after the first);
-  - an unchanged ``kbcurator reindex`` against the full build of the same sources (one full build per backend:
-    it is the slow side; the unchanged runs are the median of --runs), on the two real help centers of
+  - an unchanged ``kbcurator reindex`` against the full build of the same sources (one full build, with the default
+    onnx backend: it is the slow side; the unchanged runs are the median of --runs), on the two real help centers of
     ../shared/data when present, else on the sample.
 
     python bench/cold_starts.py [--runs 3] [--workdir DIR] [--out bench/results/cold_starts.json]

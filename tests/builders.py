@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,3 +71,16 @@ def published_sample(index_dir: str, dimension: int = 256) -> tuple[Any, Any, An
     embedder = FakeHashingEmbedder(dimension=dimension)
     candidate = build_candidate(sample_articles(), store=store, embedder=embedder, policy=ChunkPolicy())
     return store, publish(store, candidate, checks_passed=True, manifest={}), embedder
+
+
+SECTION_RULES = "Passwords must be twelve characters long and mix letters with digits. " * 12
+
+
+def sectioned_article(slug: str, title: str, *, marked: bool = False) -> Article:
+    """An article of three long sections, so of several chunks. ``marked``: each section also ends with its number
+    and the slug, so no two sections (of this or another such article) have the same text."""
+    mark = (lambda i: f" {i} {slug}") if marked else (lambda i: "")
+    article = make_article(slug, title, SECTION_RULES)
+    html = f"<h1>{title}</h1>" + "".join(f"<h2>Rule {i}</h2><p>{SECTION_RULES}{mark(i)}</p>" for i in range(3))
+    text = f"{title}\n\n" + "\n\n".join(f"Rule {i}\n\n{SECTION_RULES}{mark(i)}" for i in range(3))
+    return replace(article, body_html=html, text=text, content_hash=sha256_hex(f"{title}\n{text}"))

@@ -17,7 +17,7 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 import pytest
-from builders import make_article, sample_articles
+from builders import make_article, sample_articles, sectioned_article
 
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.index import schema
@@ -25,11 +25,10 @@ from kbcurator.index.build import build_candidate
 from kbcurator.index.publish import publish
 from kbcurator.index.reader import ChunkFilter, KBIndex, SearchHit, _InMemory, _top
 from kbcurator.index.store import IndexStore
-from kbcurator.records import Article, make_article_id, sha256_hex
+from kbcurator.records import Article, make_article_id
 from kbcurator.settings import AnnSettings
 
 _WORD = re.compile(r"[a-z0-9]+")
-_RULES = "Passwords must be twelve characters long and mix letters with digits. " * 12
 QUERIES = [
     "refund within 30 days of purchase",
     "reset password link email",
@@ -72,11 +71,8 @@ class DenseFake:
         return out
 
 
-def _long(slug: str, title: str) -> Article:
-    article = make_article(slug, title, _RULES)
-    html = f"<h1>{title}</h1>" + "".join(f"<h2>Rule {i}</h2><p>{_RULES} {i} {slug}</p>" for i in range(3))
-    text = f"{title}\n\n" + "\n\n".join(f"Rule {i}\n\n{_RULES} {i} {slug}" for i in range(3))
-    return replace(article, body_html=html, text=text, content_hash=sha256_hex(f"{title}\n{text}"))
+def _marked(slug: str, title: str) -> Article:
+    return sectioned_article(slug, title, marked=True)
 
 
 def _articles() -> list[Article]:
@@ -94,7 +90,7 @@ def _articles() -> list[Article]:
         replace(billing, section="Billing"),
         replace(german, locale="de-de"),
         replace(undated, updated_at=None),  # null updated_at: never "updated after" anything
-        _long("password-rules", "Password rules"),
+        _marked("password-rules", "Password rules"),
     ]
 
 

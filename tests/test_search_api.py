@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from app_server import running
-from builders import make_article, sample_articles
+from builders import make_article, sample_articles, sectioned_article
 from fakes import FakeHashingEmbedder
 from fastapi import FastAPI
 
@@ -25,14 +25,13 @@ from kbcurator.chunking import ChunkPolicy
 from kbcurator.index.build import build_candidate
 from kbcurator.index.publish import publish
 from kbcurator.index.store import IndexStore
-from kbcurator.records import Article, make_article_id, sha256_hex
+from kbcurator.records import Article, make_article_id
 from kbcurator.settings import Settings
 from kbcurator.usecases.search import BadSearch, SearchRequest, SearchService
 from kbcurator.web import create_app
 from kbcurator.web.api import API_PREFIX, search_api
 
 TOKEN = "s3cret-read-token-for-tests"
-_RULES = "Passwords must be twelve characters long and mix letters with digits. " * 12
 
 
 class ImportableFake(FakeHashingEmbedder):
@@ -46,14 +45,6 @@ def _copy(article: Article, slug: str) -> Article:
     """The same page published again under another URL: an exact duplicate."""
     url = f"https://help.example.com/articles/{slug}"
     return replace(article, url=url, article_id=make_article_id(article.source_id, url))
-
-
-def _long(slug: str, title: str) -> Article:
-    """An article of three sections, so of several chunks."""
-    article = make_article(slug, title, _RULES)
-    html = f"<h1>{title}</h1>" + "".join(f"<h2>Rule {i}</h2><p>{_RULES}</p>" for i in range(3))
-    text = f"{title}\n\n" + "\n\n".join(f"Rule {i}\n\n{_RULES}" for i in range(3))
-    return replace(article, body_html=html, text=text, content_hash=sha256_hex(f"{title}\n{text}"))
 
 
 def _articles() -> list[Article]:
@@ -72,7 +63,7 @@ def _articles() -> list[Article]:
         _copy(reset, "reset-password-copy"),
         replace(billing, section="Billing"),
         replace(german, locale="de-de"),
-        _long("password-rules", "Password rules"),
+        sectioned_article("password-rules", "Password rules"),
     ]
 
 

@@ -188,7 +188,7 @@ class DetectorMemo:
                 "detector": detector,
                 "release_tag": release_tag,
                 "created_at": datetime.now(UTC),
-                "findings_json": json.dumps([finding_to_row(f) for f in findings], default=_iso, ensure_ascii=False),
+                "findings_json": json.dumps([finding_to_row(f) for f in findings], default=str, ensure_ascii=False),
             }
         ]
         table = self._store.open_or_create(schema.DETECTOR_MEMO, schema.detector_memo_schema())
@@ -198,12 +198,6 @@ class DetectorMemo:
             old = sorted(memos, key=lambda r: r["created_at"])[:-_MEMO_ROWS_KEPT]
             if old:  # keys are hex digests: safe to quote
                 table.delete("memo_key IN (" + ", ".join(f"'{r['memo_key']}'" for r in old) + ")")
-
-
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _finding_from_json(item: dict[str, Any]) -> Finding:
