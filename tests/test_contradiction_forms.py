@@ -1,5 +1,7 @@
 """Contradictions in the forms issue 17 found missed on an unseen help center: ranges, a modal or auxiliary verb
-denied, a denial in a relative clause, and answers in list items; and their agreeing look-alikes."""
+denied, a denial in a relative clause, answers in list items, versions written with a comparison or a release
+name, a named setting's value, a count before a superlative, a denied function word ("cannot do more"), a line
+whose figures overlap; and their agreeing look-alikes."""
 
 from __future__ import annotations
 
@@ -186,3 +188,122 @@ def test_a_denial_reaches_past_a_figure_to_what_it_denies():
     assert _checks("The pass is a 12-month membership.", "The pass is not a 12-month membership.") == ["polarity"]
     # the same denial with another figure is the quantity check's, not a second polarity finding
     assert _checks("The pass is not a 12-month membership.", "The pass is not a 6-month membership.") == ["quantity"]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        # a version compared with a number ("prior to", "newer than") is still that product's version
+        (
+            "Firefox versions older than 102, the sidebar is missing.",
+            "Firefox versions older than 115, the sidebar is missing.",
+        ),
+        (
+            "If your tablet runs a Kobo version prior to 4.2, sideload the app.",
+            "If your tablet runs a Kobo version prior to 4.6, sideload the app.",
+        ),
+        # a release name between the product and its number in brackets
+        (
+            "The scanner app needs macOS Ventura (13.0) or later.",
+            "The scanner app needs macOS Ventura (14.0) or later.",
+        ),
+        ("Offline maps need Android 11, or a newer phone.", "Offline maps need Android 13, or a newer phone."),
+    ],
+)
+def test_versions_written_with_a_comparison_or_a_release_name_are_compared(one, other):
+    assert _checks(one, other) == ["quantity"]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("Firefox versions older than 102 lose the sidebar.", "Firefox versions earlier than 102 lose the sidebar."),
+        ("The scanner app needs macOS Ventura (13.0) or later.", "The scanner app needs macOS Ventura (13) or later."),
+        ("Chrome versions newer than 120 get the new menu.", "Chrome versions later than 120 get the new menu."),
+    ],
+)
+def test_the_same_version_written_another_way_is_quiet(one, other):
+    assert _checks(one, other) == []
+
+
+def test_a_named_setting_given_two_values_is_a_quantity_contradiction():
+    one = "Idle sessions close after a while. By default, session_idleTimeoutMinutes=20 ."
+    other = "Idle sessions close after a while. By default, session_idleTimeoutMinutes=45 ."
+
+    findings = detect([make_article("a", "Sessions", one), make_article("b", "Timeouts", other)])
+
+    assert [f.check for f in findings] == ["quantity"]
+    assert "session_idleTimeoutMinutes=20" in findings[0].summary
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        # the same value with spaces around the sign
+        ("By default, the worker reads QUEUE_BATCH_SIZE=50 .", "By default, the worker reads QUEUE_BATCH_SIZE = 50 ."),
+        # two settings: their values are not one figure
+        ("By default, the worker reads QUEUE_BATCH_SIZE=50 .", "By default, the worker reads QUEUE_RETRY_LIMIT=5 ."),
+        # a link's query is no setting
+        (
+            "The list is at https://example.org/a?page=2 for admins.",
+            "The list is at https://example.org/a?page=3 for admins.",
+        ),
+    ],
+)
+def test_the_same_setting_another_setting_or_a_link_query_is_quiet(one, other):
+    assert _checks(one, other) == []
+
+
+def test_a_count_before_a_superlative_counts_the_noun_after_it():
+    one = "Monthly reports cover the three most recent invoices of each client."
+    other = "Monthly reports cover the five most recent invoices of each client."
+
+    assert _checks(one, other) == ["quantity"]
+    assert _checks(one, other.replace("five", "3")) == []
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        # a denial that reaches function words only denies the first that is not an auxiliary
+        (
+            "Guests can do more than just read the shared notes.",
+            "Guests cannot do more than just read the shared notes.",
+        ),
+        (
+            "The templates here can also be used with older editors.",
+            "The templates here cannot also be used with older editors.",
+        ),
+    ],
+)
+def test_a_denied_function_word_verb_is_a_polarity_contradiction(one, other):
+    assert _checks(one, other) == ["polarity"]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        (
+            "Guests cannot do more than just read the shared notes.",
+            "Guests can't do more than just read the shared notes.",
+        ),
+        ("If you cannot do more than read, ask an admin.", "If you can do more than read, ask an admin."),
+        # "more" said again elsewhere in a sentence is not what was denied
+        ("Guests cannot do more than just read the shared notes.", "Guests read the shared notes, and more."),
+    ],
+)
+def test_the_same_denied_function_word_or_a_condition_is_quiet(one, other):
+    assert _checks(one, other) == []
+
+
+def test_a_line_whose_figures_all_overlap_is_a_statement_not_a_template():
+    days = ["30", "30", "30", "30", "30 to 60", "30 to 90"]
+    articles = [
+        make_article(f"device-{n}", f"Sign-in method {n}", f"Tick Trust this laptop to skip the code for {d} days.")
+        for n, d in enumerate(days)
+    ]
+
+    findings = detect(articles, neighbours=30)
+
+    # 30 days sits inside both ranges; the two ranges with different ends conflict
+    assert [sorted(f.article_ids) for f in findings] == [sorted([articles[4].article_id, articles[5].article_id])]

@@ -179,3 +179,46 @@ def test_a_second_figure_that_leaves_its_noun_to_the_first_is_the_other_end():
     # a second figure with a noun or unit of its own is a quantity of its own
     assert [q.unit for q in extract_quantities("Invite 2 editors or 4 viewers.")] == ["editor", "viewer"]
     assert len(extract_quantities("Backups are kept 14 days or 2 weeks.")) == 2
+
+
+def test_a_version_compared_with_a_number_keeps_the_comparison():
+    older = one("Tablets on a Kobo version prior to 4.2 need the old app.")
+    assert (older.dimension, older.unit, older.qualifier) == ("version", "kobo", "at_most")
+    assert one("Firefox versions newer than 115 sync tabs.").qualifier == "at_least"
+    assert not agree(older, one("Tablets on a Kobo version prior to 4.6 need the old app."))
+    # a comma right after the number ends the clause; it is not part of the number
+    assert one("If your phone runs iOS 16, update the app.").describe() == "ios 16"
+
+
+def test_a_release_name_and_a_bracketed_number_is_a_version_of_the_product():
+    ventura = one("The scanner needs macOS Ventura (13.0) or later.")
+    assert (ventura.dimension, ventura.unit) == ("version", "macos")
+    assert agree(ventura, one("The scanner needs macOS 13 or later."))
+    # the bracket must close on the number: "64-bit" is a build, not a release
+    assert [q.dimension for q in extract_quantities("Get the Windows (64-bit) installer.")] == ["data"]
+
+
+def test_a_named_settings_number_is_keyed_by_the_setting():
+    batch = one("By default, QUEUE_BATCH_SIZE=50 .")
+    assert (batch.dimension, batch.unit, batch.describe()) == ("setting", "QUEUE_BATCH_SIZE", "QUEUE_BATCH_SIZE=50")
+    assert agree(batch, one("Set QUEUE_BATCH_SIZE = 50 to match."))
+    assert not agree(batch, one("By default, QUEUE_BATCH_SIZE=20 ."))
+    assert not comparable(batch, one("By default, QUEUE_RETRY_LIMIT=50 ."))
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The list is at https://example.org/a?page=2 for admins.",  # a link's query
+        "Set TIMEOUT=30s in the file.",  # a value with a unit glued on is not a plain number
+        "Solve x=5 first.",  # too short to be a setting's name
+    ],
+)
+def test_link_queries_glued_values_and_short_names_are_no_settings(sentence):
+    assert all(q.dimension != "setting" for q in extract_quantities(sentence))
+
+
+def test_a_count_before_a_superlative_counts_the_noun_after_it():
+    assert one("Reports cover the three most recent invoices.").unit == "invoice"
+    assert one("The 4 least used widgets are hidden.").describe() == "4 widgets"
+    assert extract_quantities("The two most popular are pinned.") == []  # no noun counted

@@ -31,6 +31,7 @@ from kbcurator.analysis.base import AuditCorpus
 from kbcurator.analysis.neighbours import candidate_pairs
 from kbcurator.analysis.quantities import (
     Quantity,
+    agree,
     comparable,
     extract_quantities,
     relative_difference,
@@ -284,7 +285,7 @@ def _tokens(text: str, quantities: Sequence[Quantity]) -> list[_Token]:
         if quantity is not None:
             start, end = quantity.span
             tokens.append(_Token(text[start:end], f"<{quantity.dimension}>", start, end))
-            if quantity.dimension == "count":
+            if quantity.dimension in {"count", "setting"}:  # a setting keeps its name, as a count its noun
                 for match in _WORD.finditer(text, start, end):
                     word = _norm_word(match.group(0))
                     if word.isalpha() and word not in _NUMBER_WORDS:
@@ -366,14 +367,23 @@ def _polarity(tokens: Sequence[_Token], sub: Sequence[bool], content: Sequence[s
             continue
         if word == "no" and (k + 1 >= len(tokens) or (tokens[k + 1].start > token.end + 1 and k == 0)):
             continue  # "No, ..." answers a question; the yes_no check reads it
+        plain = None  # the first word it reaches that is not an auxiliary: what it denies when no content word is
         for m in _reach(tokens, k, text):
-            if tokens[m].word in _NEGATION_SKIP or tokens[m].word in _HEDGES or not content[m]:
+            word_m = tokens[m].word
+            if plain is None and word_m.isalpha() and not (word_m in _NEGATION_SKIP or word_m in _HEDGES):
+                plain = m
+            if word_m in _NEGATION_SKIP or word_m in _HEDGES or not content[m]:
                 continue
-            if tokens[m].word.startswith("<"):
+            if word_m.startswith("<"):
                 continue  # "is not a 12-month plan": the denial is of the plan; the figure is the quantity check's
-            if _content_word(tokens[m].word):
+            if _content_word(word_m):
                 negated_at[m] = k
             break
+        else:
+            # a denial of function words only still denies something: "cannot do more than" denies "more",
+            # "cannot also be used" denies "used"
+            if plain is not None:
+                negated_at[plain] = k
     for m, token in enumerate(tokens):
         if token.word in _LEXICON:
             concept, sign = _LEXICON[token.word]
@@ -741,19 +751,33 @@ class ContradictionDetector:
 def _drop_templates(sentences: list[list[_Sentence]], min_articles: int) -> list[list[_Sentence]]:
     """Leave out template lines: the same words in ``min_articles`` or more articles with a figure that varies
     from page to page ("Updated 3 days ago", "12 of 15 found this helpful"). One page that states a policy
-    differently from five others still differs from a single shared wording, so it is kept."""
+    differently from five others still differs from a single shared wording, so it is kept; so is a line whose
+    figures all overlap ("30 days", "30-60 days", "30-90 days"): one figure stated more or less exactly, not a
+    figure that changes with the page, as a date or a vote count does."""
     articles: dict[tuple[str, frozenset[tuple[str, str]]], set[str]] = {}
-    values: dict[tuple[str, frozenset[tuple[str, str]]], set[tuple[str, ...]]] = {}
+    values: dict[tuple[str, frozenset[tuple[str, str]]], dict[tuple[str, ...], tuple[Quantity, ...]]] = {}
     for chunk in sentences:
         for s in chunk:
             if s.quantities:
                 key = (s.masked, s.quantity_keys)  # "3 lines" and "3 dots" are not one line's values
                 articles.setdefault(key, set()).add(s.article_id)
-                values.setdefault(key, set()).add(tuple(q.describe() for q in s.quantities))
-    template = {key for key, ids in articles.items() if len(ids) >= min_articles and len(values[key]) >= 3}
+                values.setdefault(key, {})[tuple(q.describe() for q in s.quantities)] = s.quantities
+    template = {
+        key
+        for key, ids in articles.items()
+        if len(ids) >= min_articles and len(values[key]) >= 3 and not _overlapping(list(values[key].values()))
+    }
     if not template:
         return sentences
     return [[s for s in chunk if (s.masked, s.quantity_keys) not in template] for chunk in sentences]
+
+
+def _overlapping(stated: Sequence[tuple[Quantity, ...]]) -> bool:
+    """Whether every two of the figures a line states, position by position, can both be true."""
+    return all(
+        len(x) == len(y) and all(comparable(p, q) and agree(p, q) for p, q in zip(x, y, strict=True))
+        for x, y in itertools.combinations(stated, 2)
+    )
 
 
 def _url(corpus: AuditCorpus, article_id: str) -> str:
@@ -855,7 +879,14 @@ def _claims(s: _Sentence, other: _Sentence) -> list[_Claim]:
     explicit = {(p.concept, p.end) for p in s.polar}
     wanted = {p.concept for p in other.polar if p.concept not in _LEXICON_CONCEPTS}
     denied = _in_denial(s)
-    for k, word in enumerate(s.content):
+    # a function word denied ("cannot do more") is said plainly by the same words ("can do more"), not by the
+    # word alone in another phrase ("and more")
+    led = {(p.concept, other.tokens[p.index - 1].word) for p in other.polar if not other.content[p.index]}
+    plain = [
+        c or (t.word if k > 0 and (t.word, s.tokens[k - 1].word) in led else "")
+        for k, (c, t) in enumerate(zip(s.content, s.tokens, strict=True))
+    ]
+    for k, word in enumerate(plain):
         # "does not support unsolicited assertions" does not state "unsolicited" plainly
         if word in wanted and (word, s.tokens[k].end) not in explicit and k not in denied:
             context = _near(s.content, k, _POLAR_WIDTH)

@@ -8,8 +8,10 @@ same value in the same base unit. What is recognised:
 - data sizes (base: bytes, binary: 1 KB = 1024 B, 1 GB = 1024 MB; see :data:`CONVERTED_TOLERANCE` for
   why "1 GB" also agrees with "1000 MB"), and bits apart from bytes;
 - percentages, lengths (metres), masses (grams), temperatures (Celsius);
-- version numbers ("version 2.3", "v2.3.1", "iOS 14", "Android 8.0 or later"), keyed by product;
-- counts with a unit noun ("5 users", "two devices"), keyed by the noun.
+- version numbers ("version 2.3", "v2.3.1", "iOS 14", "Android 8.0 or later", "Safari versions prior to 14",
+  "macOS Monterey (12.0)"), keyed by product;
+- counts with a unit noun ("5 users", "two devices", "the two most recent versions"), keyed by the noun;
+- the number a named setting is given ("MAX_UPLOADS=5"), keyed by the setting's name.
 
 Numbers may be digits ("1,024", "2.5") or words ("two", "fourteen", "twenty-one", "a dozen", "half an hour",
 "a week" after "within/for/in/after"). Ranges ("2-14 days", "2 to 14 days", "between 2 and 14 days") keep
@@ -43,8 +45,9 @@ class Quantity:
         value: the (lower) value in the base unit of ``unit``.
         unit: the base unit, which is also what makes two quantities comparable: "second", "business day",
             "byte", "bit", "%", "metre", "gram", "celsius", a currency ("USD", "EUR/month"), a product for a
-            version ("ios", "version"), the singular noun for a count ("user").
-        dimension: "duration", "money", "data", "percent", "length", "mass", "temperature", "version", "count".
+            version ("ios", "version"), the singular noun for a count ("user"), the name of a setting.
+        dimension: "duration", "money", "data", "percent", "length", "mass", "temperature", "version", "count",
+            "setting".
         span: character offsets of ``text`` in the sentence.
         text: the quantity as written ("two weeks", "$9.99/month", "2-14 days").
         high: the upper value of a range; equal to ``value`` for a single value.
@@ -246,7 +249,7 @@ _DETERMINERS_BEFORE_ONE = {"the", "this", "that", "any", "each", "every", "which
 
 _TOKEN = re.compile(
     r"(?<!\d)\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d.,])"  # 7 000 (a space between thousands)
-    r"|\d[\d,]*(?:\.\d+)*(?![\d])"  # 1,024 / 2.5 / 2.3.1
+    r"|\d(?:[\d,]*\d)?(?:\.\d+)*(?![\d])"  # 1,024 / 2.5 / 2.3.1; a comma after a number ends the clause
     r"|[A-Za-z]+(?:['’][A-Za-z]+)?"
     r"|°\s?[CF]\b|[$€£¥₹%°+~/–—-]"
     r"|\S",
@@ -631,6 +634,8 @@ def _parse_at(sentence: str, tokens: list[_Token], i: int) -> tuple[Quantity, in
     version = _version_at(sentence, tokens, i)
     if version is not None:
         return version
+    if token.is_digits and not currency and (setting := _setting_at(sentence, tokens, i)) is not None:
+        return setting
 
     word = token.lower
     if not token.is_digits and word not in _UNITS_WORDS and word not in _TENS_WORDS:
@@ -802,10 +807,14 @@ def _count_noun(tokens: list[_Token], i: int, *, partitive: bool = True) -> int 
         i += 2
     last = None
     named = None  # a capitalised plural: a UI name counted ("four Favorites"), unless a plain noun follows
+    superlative = False
     for k in range(i, min(len(tokens), i + 3)):
         word = tokens[k].lower
         if word in _COUNT_MODIFIERS or (tokens[k].text.isupper() and tokens[k].text.isalpha() and len(word) >= 2):
             continue  # "other", "more", an acronym: describes the noun that follows
+        if word in {"most", "least"} and k + 1 < len(tokens) and _plain_word(tokens[k + 1]):
+            superlative = True
+            continue  # "the two most recent versions" counts versions; "the two most popular" counts nothing named
         plural = word in _IRREGULAR_PLURALS or (word.endswith("s") and not word.endswith(("ss", "'s", "’s")))
         if (
             tokens[k].text.isalpha()
@@ -829,7 +838,11 @@ def _count_noun(tokens: list[_Token], i: int, *, partitive: bool = True) -> int 
         last = k
         if plural:
             return k
-    return named if named is not None else last
+    return named if named is not None else None if superlative else last
+
+
+def _plain_word(token: _Token) -> bool:
+    return token.text.isalpha() and token.text.islower() and token.lower not in _NOT_COUNT_NOUNS
 
 
 _OF_DETERMINERS = frozenset({"the", "these", "those", "our", "your", "their", "its"})
@@ -905,6 +918,7 @@ def _version_at(sentence: str, tokens: list[_Token], i: int) -> tuple[Quantity, 
     token = tokens[i]
     product = ""
     start_i = i
+    qualifier: Qualifier = ""
     if token.lower == "v" and i + 1 < len(tokens) and tokens[i + 1].is_digits and tokens[i + 1].start == token.end:
         product = tokens[i - 1].lower if i > 0 and tokens[i - 1].text[:1].isupper() else "version"
         i += 1
@@ -918,6 +932,14 @@ def _version_at(sentence: str, tokens: list[_Token], i: int) -> tuple[Quantity, 
     elif i > 0 and tokens[i - 1].lower in _PRODUCTS:
         product = _PRODUCTS[tokens[i - 1].lower]
         start_i = i - 1
+    elif (compared := _version_compared(tokens, i)) is not None:
+        start_i, qualifier = compared
+        product = "version"
+        if start_i > 0 and tokens[start_i - 1].text[:1].isupper() and tokens[start_i - 1].lower not in {"the", "a"}:
+            product = tokens[start_i - 1].lower
+    elif (named := _release_named(tokens, i)) is not None:
+        product = _PRODUCTS[tokens[named].lower]
+        start_i = named
     elif token.text.count(".") >= 2:
         product = tokens[i - 1].lower if i > 0 and tokens[i - 1].text[:1].isupper() else "version"
     else:
@@ -932,7 +954,9 @@ def _version_at(sentence: str, tokens: list[_Token], i: int) -> tuple[Quantity, 
     for n, part in enumerate(parts[:4]):
         value += part * 1000.0 ** (3 - n)
     quantity, end = _finish(sentence, tokens, start_i, i + 1, value, value, "version", product, "")
-    if quantity.qualifier == "at_most" and tokens[start_i - 1].lower in {"under", "below", "within"}:
+    if qualifier:
+        quantity = Quantity(value, product, "version", quantity.span, quantity.text, qualifier=qualifier)
+    elif quantity.qualifier == "at_most" and tokens[start_i - 1].lower in {"under", "below", "within"}:
         quantity = Quantity(
             value=value,
             unit=product,
@@ -942,6 +966,62 @@ def _version_at(sentence: str, tokens: list[_Token], i: int) -> tuple[Quantity, 
             written_unit="",
         )
     return quantity, end
+
+
+# "versions prior to 14", "a version newer than 2.3": the comparison says which side of the number is meant.
+_VERSION_COMPARISONS: tuple[tuple[tuple[str, ...], Qualifier], ...] = (
+    *((phrase, "at_most") for phrase in _phrases("prior to|earlier than|older than|lower than|before|below")),
+    *((phrase, "at_least") for phrase in _phrases("later than|newer than|higher than|after|above")),
+)
+
+
+def _version_compared(tokens: list[_Token], i: int) -> tuple[int, Qualifier] | None:
+    """A version word, a comparison and the number at ``i`` ("Safari versions prior to 14"): the index of the
+    version word and the comparison as a qualifier."""
+    for phrase, qualifier in _VERSION_COMPARISONS:
+        at = i - len(phrase) - 1
+        if at >= 0 and _words_before(tokens, i, phrase) and tokens[at].lower in _VERSION_WORDS:
+            return at, qualifier
+    return None
+
+
+def _release_named(tokens: list[_Token], i: int) -> int | None:
+    """A product, the name of its release and the number in brackets ("macOS Monterey (12.0)", "Android Oreo
+    (8.1+)"): the index of the product. The bracket must close on the number, so "Windows (64-bit)" is not
+    a release."""
+    closes = i + 1 < len(tokens) and (
+        tokens[i + 1].text == ")" or (tokens[i + 1].text == "+" and i + 2 < len(tokens) and tokens[i + 2].text == ")")
+    )
+    if not closes or i < 2 or tokens[i - 1].text != "(":
+        return None
+    if tokens[i - 2].lower in _PRODUCTS:
+        return i - 2
+    if i >= 3 and tokens[i - 2].text[:1].isupper() and tokens[i - 3].lower in _PRODUCTS:
+        return i - 3
+    return None
+
+
+# A named setting given a number ("MAX_UPLOADS=5", "server.timeout = 30"): the name, not in a link's query
+# ("?page=2") and of three characters or more, so "x=5" in a formula is not a setting.
+_SETTING_NAME = re.compile(r"(?:^|(?<=[\s`'\"(]))([A-Za-z_][\w.]*\w)[ \t]?=[ \t]?$")
+
+
+def _setting_at(sentence: str, tokens: list[_Token], i: int) -> tuple[Quantity, int] | None:
+    """The value of a named setting: the number after ``name=``, keyed by the name, so two pages that give one
+    setting different defaults disagree. The number must be the whole value ("TIMEOUT=30s" is left out)."""
+    token = tokens[i]
+    if "=" not in sentence[max(0, token.start - 2) : token.start]:
+        return None
+    match = _SETTING_NAME.search(sentence, 0, token.start)
+    if match is None or len(match.group(1)) < 3:
+        return None
+    if token.end < len(sentence) and (sentence[token.end].isalnum() or sentence[token.end] in "&/-:_"):
+        return None
+    value = _digits_value(token.text)
+    start_i = next((k for k in range(i) if tokens[k].start == match.start(1)), None)
+    if value is None or start_i is None:
+        return None
+    return _finish(sentence, tokens, start_i, i + 1, value, value, "setting", match.group(1), "")
 
 
 def _version_text(value: float) -> str:
@@ -996,6 +1076,8 @@ def _describe_value(value: float, unit: str, dimension: str) -> str:
         return f"{currency} {value:.2f}".replace(".00", "") + (f"/{period}" if period else "")
     if dimension == "percent":
         return f"{_number_text(value)}%"
+    if dimension == "setting":
+        return f"{unit}={_number_text(value)}"
     if dimension == "length":
         return f"{_number_text(round(value, 3))} m"
     if dimension == "temperature":
