@@ -97,8 +97,8 @@ def combine_runs(corpus: AuditCorpus, runs: Sequence[DetectorRun]) -> AuditResul
             if kept is None or finding.score > kept.score:
                 findings[finding.finding_id] = finding
     # A duplicate set's suggested canonical must not be an article that contradicts another member: settled here,
-    # once every detector has run, wherever they ran. Imported here: the duplicates module loads datasketch (and
-    # scipy through it, ~2 s), which readers of stored findings (triage, the review app) do not need.
+    # once every detector has run, wherever they ran. Imported here: readers of stored findings (triage, the review
+    # app) need none of the detectors' modules (datasketch, imported by the duplicates module only where it hashes).
     from kbcurator.analysis.duplicates import settle_canonicals
 
     findings = {f.finding_id: f for f in settle_canonicals(corpus, list(findings.values()))}

@@ -51,15 +51,18 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
 
 from kbcurator.analysis.base import AuditCorpus, severity_for
 from kbcurator.analysis.neighbours import candidate_pairs
 from kbcurator.config.health import DuplicateSettings
 from kbcurator.records import Article, Chunk, Evidence, Finding, Severity, make_finding_id
+
+if TYPE_CHECKING:
+    from datasketch import MinHash
 
 _WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -162,6 +165,10 @@ def _counted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _minhashes(shingle_sets: Sequence[np.ndarray], num_perm: int) -> list[MinHash]:
+    # Imported here: datasketch loads scipy (1-2.5 s), which an audit that reuses this detector's findings, or only
+    # settles canonicals, never needs.
+    from datasketch import MinHash
+
     # The shingles are already 32-bit hashes: hashing them again would only cost time.
     return MinHash.bulk((s.tolist() for s in shingle_sets), num_perm=num_perm, hashfunc=int)
 
@@ -170,6 +177,8 @@ def _lsh_candidates(minhashes: Sequence[MinHash], threshold: float, num_perm: in
     """Index pairs ``(i, j)``, ``i < j``, that share an LSH bucket at about ``threshold`` Jaccard."""
     if len(minhashes) < 2:
         return set()
+    from datasketch import MinHashLSH
+
     lsh = MinHashLSH(threshold=min(max(threshold, 0.05), 0.99), num_perm=num_perm)
     with lsh.insertion_session() as session:
         for key, minhash in enumerate(minhashes):
