@@ -10,9 +10,12 @@ commands of one row interleaved with their yardstick (A B A B ...) so drift hits
     night after the first);
   - an unchanged ``kbcurator reindex`` against the full build of the same sources (one full build, with the default
     onnx backend: it is the slow side; the unchanged runs are the median of --runs), on the two real help centers of
-    ../shared/data when present, else on the sample.
+    ../shared/data when present, else on the sample; with ``--reindex-scale 10`` on those help centers grown tenfold
+    as bench/scale.py grows them (perturbed replicas written as Markdown folders, read by the real folder source and
+    embedded by the real model: the full build takes 10-15 min here).
 
-    python bench/cold_starts.py [--runs 3] [--workdir DIR] [--out bench/results/cold_starts.json]
+    python bench/cold_starts.py [--runs 3] [--workdir DIR] [--reindex-scale 1] [--only-reindex]
+                                [--out bench/results/cold_starts.json]
 
 The machine's load average is printed beside the figures: these are CPU timings on shared cores.
 """
@@ -100,33 +103,58 @@ def config_for(workdir: Path, name: str, sources: list[dict[str, Any]], backend:
     return path
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "cold_starts.json")
-    args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kb-cold-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    rows: dict[str, Any] = {"load_before": os.getloadavg(), "runs": args.runs}
+def cold_rows(rows: dict[str, Any], workdir: Path, runs: int) -> None:
+    """The reader's import, a cold search per backend and a gaps run, each against its yardstick."""
     lancedb = [PYTHON, "-c", "import lancedb"]
-
-    rows["import kbcurator.index vs import lancedb"] = paired(
-        [PYTHON, "-c", "import kbcurator.index"], lancedb, args.runs, {}
-    )
+    reader = [PYTHON, "-c", "import kbcurator.index"]
+    rows["import kbcurator.index vs import lancedb"] = paired(reader, lancedb, runs, {})
     sample = config_for(workdir, "sample", corpus_sources("sample") or [], "onnx")
     for backend in ("onnx", "torch"):
         config = sample if backend == "onnx" else config_for(workdir, "sample", corpus_sources("sample") or [], backend)
         timed([KBCURATOR, "reindex", "--config", str(config)], {})
         rows[f"cold search, {backend} release, vs import lancedb"] = paired(
-            [KBCURATOR, "search", QUERY, "-k", "3", "--config", str(config)], lancedb, args.runs, {}
+            [KBCURATOR, "search", QUERY, "-k", "3", "--config", str(config)], lancedb, runs, {}
         )
-    rows["kbcurator gaps on the sample (onnx)"] = paired(
-        [KBCURATOR, "gaps", "--config", str(sample)], None, args.runs, {}
-    )
+    rows["kbcurator gaps on the sample (onnx)"] = paired([KBCURATOR, "gaps", "--config", str(sample)], None, runs, {})
+
+
+def grown_sources(workdir: Path, scale: int) -> list[dict[str, Any]]:
+    """The help centers' folder sources grown ``scale`` times (bench/scale.py's corpus, generated once per workdir)."""
+    from scale import base_trees, corpus_dir
+
+    corpus, _ = corpus_dir(workdir, scale, seed=7)
+    return [
+        {
+            "id": tree.source_id,
+            "kind": "folder",
+            "location": str(corpus / tree.source_id),
+            "include": ["**/*.md"],
+            "base_url": tree.base_url,
+            **({"permalink": tree.permalink} if tree.permalink else {}),
+        }
+        for tree in base_trees() or []
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--reindex-scale", type=int, default=1, help="the help centers grown this many times")
+    parser.add_argument("--only-reindex", action="store_true", help="only the unchanged reindex against the full one")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "cold_starts.json")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kb-cold-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, Any] = {"load_before": os.getloadavg(), "runs": args.runs}
+
+    if not args.only_reindex:
+        cold_rows(rows, workdir, args.runs)
 
     name = "helpcenters" if corpus_sources("helpcenters") else "sample"
     sources = corpus_sources(name) or []
+    if args.reindex_scale > 1 and name == "helpcenters":
+        name, sources = f"helpcenters-{args.reindex_scale}x", grown_sources(workdir, args.reindex_scale)
     for backend in ("onnx",):
         config = config_for(workdir, f"{name}-reindex", sources, backend)
         reindex = [KBCURATOR, "reindex", "--config", str(config)]

@@ -9,13 +9,15 @@ and whether both paths returned the same chunks.
 
   - sample:       the bundled sample help center (kb_sources/sample.yaml's sources);
   - helpcenters:  DuckDuckGo's and Bitwarden's help centers from ../shared/data (skipped if absent), at 1x
-                  and, with --scale 10 (the default), at 10x as well.
+                  and, with --scale 10 (the default), at 10x as well (--scale 10 100: at 10x and 100x).
 
 The 10x release (``helpcenters-10x``) is grown from the 1x one at the table level: 9 replicas of every article
 and chunk, each with its own ids, URL and content hashes, its words renamed and numbers shifted as
 bench/scale_corpus.py does (so full-text search scans real-shaped, distinct text), and as its vector the
 original chunk's MiniLM vector plus Gaussian noise (sigma 0.02 per dimension, renormalised: cosine ~0.93 to the
-original). That is a stand-in, named so: embedding the ~20,000 replica chunks with MiniLM would take 15-25 min on
+original). At 100x (99 replicas, ~205,000 chunks: past ``ann.min_rows``) the publish trains the vector index, so
+that row is the approximate search (and past ``ann.exact_max_chunks``, so no in-memory path). That is a stand-in,
+named so: embedding the ~20,000 replica chunks with MiniLM would take 15-25 min on
 2 cores, and search cost does not depend on what the vectors mean (a flat scan reads every row; the queries are
 still embedded by the real model). Both sides of the comparison search the same release, so the HTTP overhead is
 measured exactly.
@@ -31,7 +33,7 @@ apart: the release list the use case reads from LanceDB on every search). ``--ba
 builds the index and embeds the queries (``EmbeddingSettings.backend``; its release records it, so the server and
 the use case embed with it too).
 
-    python bench/search_bench.py [--corpus sample helpcenters] [--scale 10] [--queries 200] [--workdir DIR]
+    python bench/search_bench.py [--corpus sample helpcenters] [--scale 10 [100]] [--queries 200] [--workdir DIR]
                                  [--backend torch|onnx|onnx-int8] [--out bench/results/search.json]
 
 Queries are article titles (as bench/build_bench.py), k=10, default de-duplication (one hit per article).
@@ -116,6 +118,7 @@ def grow_index(uri: str, scale: int, seed: int = 7) -> dict[str, Any]:
     import pyarrow.compute as pc
     from scale_corpus import WORD, renamer, shift_numbers
 
+    from kbcurator.config.ann import AnnSettings
     from kbcurator.index.build import BuildStats, ReleaseCandidate
     from kbcurator.index.publish import publish
     from kbcurator.index.store import IndexStore, manifest_of
@@ -173,12 +176,15 @@ def grow_index(uri: str, scale: int, seed: int = 7) -> dict[str, Any]:
         grown_articles, grown_chunks, manifest["model"], dimension, manifest.get("chunk_policy", ""), stats
     )
     started = time.perf_counter()
-    release = publish(store, candidate, checks_passed=True, manifest={"bench": f"search_bench {scale}x stand-in"})
+    # The default ANN settings, as a reindex publishes: a vector index from ``min_rows`` chunks (the 100x stand-in).
+    bench_manifest = {"bench": f"search_bench {scale}x stand-in"}
+    release = publish(store, candidate, checks_passed=True, manifest=bench_manifest, ann=AnnSettings())
     return {
         "articles": grown_articles.num_rows,
         "chunks": grown_chunks.num_rows,
         "build_s": round(time.perf_counter() - started, 1),
         "release": release.tag,
+        "ann": manifest_of(release).get("ann") or {},
     }
 
 
@@ -328,7 +334,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", nargs="+", default=["sample", "helpcenters"])
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--scale", type=int, default=10, help="also the help centers grown to this size (1: not)")
+    parser.add_argument(
+        "--scale", type=int, nargs="+", default=[10], help="also the help centers grown to these sizes (1: not)"
+    )
     parser.add_argument("--workdir", default=None, help="kept between runs: the embedding cache is reused")
     parser.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default="torch", help="the embedder's")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "search.json"))
@@ -347,13 +355,13 @@ def main() -> None:
             uri, built = build_index(name, sources, workdir, args.backend)
             asked = queries_of(uri, args.queries)  # the 1x titles: the same queries at 10x
             results.append(bench_corpus(name, uri, built, asked, workdir))
-            if name == "helpcenters" and args.scale > 1:
-                print(f"{name} at {args.scale}x: growing and searching ...", file=sys.stderr)
-                grown = str(workdir / f"{name}{_suffix(args.backend)}-{args.scale}x-index")
+            for scale in sorted(set(args.scale) - {1}) if name == "helpcenters" else []:
+                print(f"{name} at {scale}x: growing and searching ...", file=sys.stderr)
+                grown = str(workdir / f"{name}{_suffix(args.backend)}-{scale}x-index")
                 shutil.rmtree(grown, ignore_errors=True)
                 shutil.copytree(uri, grown)
-                label = f"{name}-{args.scale}x"
-                grown_built = {**grow_index(grown, args.scale), "model": built["model"]}
+                label = f"{name}-{scale}x"
+                grown_built = {**grow_index(grown, scale), "model": built["model"]}
                 results.append(bench_corpus(label, grown, grown_built, asked, workdir))
 
     machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}

@@ -1,4 +1,5 @@
-"""The import contracts in pyproject.toml hold for the code as it is, and break when a forbidden import is added."""
+"""The import contracts in pyproject.toml hold for the code as it is, and break when a forbidden import is added; the
+modules a reader and an unchanged night load first import no heavy library."""
 
 from __future__ import annotations
 
@@ -94,3 +95,30 @@ def test_a_new_module_must_be_given_a_layer(tmp_path: Path) -> None:
     result = lint_imports(project)
     assert result.returncode != 0
     assert "kbcurator.newcomer" in result.stdout + result.stderr
+
+
+def test_the_reader_the_search_use_case_and_the_audit_modules_import_no_heavy_library() -> None:
+    """What a RAG service imports, and an unchanged night's audit before any detector runs, stay light: each of
+    these libraries costs seconds of a cold process and is imported inside the step that needs it."""
+    heavy = (
+        "prefect",
+        "great_expectations",
+        "unstructured",
+        "torch",
+        "sentence_transformers",
+        "transformers",
+        "onnxruntime",
+        "datasketch",
+        "scipy",
+        "sklearn",
+        "hdbscan",
+    )
+    script = (
+        "import sys\n"
+        "import kbcurator.index, kbcurator.index.reader, kbcurator.usecases.search\n"
+        "import kbcurator.analysis.audit, kbcurator.analysis.duplicates, kbcurator.analysis.contradictions\n"
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
