@@ -198,26 +198,21 @@ class _InMemory:
         ranks = self.rank if candidates is None else self.rank[candidates]
         top = _top(scores, ranks, limit)
         picked = top if candidates is None else candidates[top]
-        columns = self.columns.items()
         rows: list[dict[str, Any]] = []
         for position, score in zip(picked.tolist(), scores[top].tolist(), strict=True):
-            row = {name: values[position] for name, values in columns}
-            row["updated_at"] = (
-                _EPOCH + timedelta(microseconds=int(self.updated_us[position]))
-                if self.updated_valid[position]
-                else None
-            )
+            row = self.row(position)
             row["_distance"] = 1.0 - score
             row["similarity"] = score
             rows.append(row)
         return rows
 
-    def similarity(self, chunk_id: str, vector: np.ndarray) -> float | None:
-        """Cosine similarity of a chunk's stored vector to ``vector``; None for a chunk not in the release."""
-        position = self.positions.get(chunk_id)
-        if position is None:
-            return None
-        return float(self.unit[position] @ _unit(np.asarray(vector, dtype=np.float32).reshape(-1)))
+    def row(self, position: int) -> dict[str, Any]:
+        """The hit columns of row ``position``, as LanceDB returns them."""
+        row = {name: values[position] for name, values in self.columns.items()}
+        row["updated_at"] = (
+            _EPOCH + timedelta(microseconds=int(self.updated_us[position])) if self.updated_valid[position] else None
+        )
+        return row
 
     def mask(self, chunk_filter: ChunkFilter | None) -> np.ndarray | None:
         """The rows a search may return under ``chunk_filter`` (None: every row)."""
@@ -457,13 +452,8 @@ class KBIndex:
                 if "index" not in str(exc).lower():
                     raise
                 return _hits(vector_rows, "similarity", vector)
-            if memory is not None:  # each full-text hit's similarity from the vectors in memory
-                for row in fts_rows:
-                    similarity = memory.similarity(row["chunk_id"], vector)
-                    if similarity is None:  # not in the release's rows: cannot be, but ask LanceDB then
-                        fts_rows = self._fts_rows(text, limit, where, with_vector=True)
-                        break
-                    row["similarity"] = similarity
+            if memory is not None:
+                fts_rows = self._fts_rows_from(memory, text, limit, where, vector)
             return _fused(vector_rows, fts_rows, vector, limit)
 
     def _vector_rows(self, vector: np.ndarray, limit: int, where: str | None) -> list[dict[str, Any]]:
@@ -474,6 +464,27 @@ class KBIndex:
         for row in rows:
             row["similarity"] = 1.0 - float(row["_distance"])
         return list(rows)
+
+    def _fts_rows_from(
+        self, memory: _InMemory, text: str, limit: int, where: str | None, vector: np.ndarray
+    ) -> list[dict[str, Any]]:
+        """Full-text hits whose columns and similarity come from the release in memory: LanceDB returns only chunk
+        ids and scores, so it does not read 40 rows' text from disk (about half of a full-text search's time)."""
+        query = self._table().search(text, query_type="fts")
+        if where:
+            query = query.where(where, prefilter=True)
+        found = query.select(["chunk_id", "_score"]).limit(limit).to_arrow()
+        unit = _unit(np.asarray(vector, dtype=np.float32).reshape(-1))
+        rows: list[dict[str, Any]] = []
+        for chunk_id, score in zip(found["chunk_id"].to_pylist(), found["_score"].to_pylist(), strict=True):
+            position = memory.positions.get(chunk_id)
+            if position is None:  # not in the release's rows: cannot be, but ask LanceDB then
+                return self._fts_rows(text, limit, where, with_vector=True)
+            row = memory.row(position)
+            row["_score"] = score
+            row["similarity"] = float(memory.unit[position] @ unit)
+            rows.append(row)
+        return rows
 
     def _fts_rows(self, text: str, limit: int, where: str | None, *, with_vector: bool = False) -> list[dict[str, Any]]:
         query = self._table().search(text, query_type="fts")
