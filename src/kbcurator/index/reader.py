@@ -447,13 +447,14 @@ class KBIndex:
             if mode == "vector" or not self.has_fts:
                 return _hits(vector_rows, "similarity", vector)
             try:
-                fts_rows = self._fts_rows(text, limit, where, with_vector=memory is None)
+                if memory is not None:
+                    fts_rows = self._fts_rows_from(memory, text, limit, where, vector)
+                else:
+                    fts_rows = self._fts_rows(text, limit, where, with_vector=True)
             except (RuntimeError, ValueError) as exc:  # the full-text index missing at this version
                 if "index" not in str(exc).lower():
                     raise
                 return _hits(vector_rows, "similarity", vector)
-            if memory is not None:
-                fts_rows = self._fts_rows_from(memory, text, limit, where, vector)
             return _fused(vector_rows, fts_rows, vector, limit)
 
     def _vector_rows(self, vector: np.ndarray, limit: int, where: str | None) -> list[dict[str, Any]]:
