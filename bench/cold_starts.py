@@ -120,20 +120,10 @@ def cold_rows(rows: dict[str, Any], workdir: Path, runs: int) -> None:
 
 def grown_sources(workdir: Path, scale: int) -> list[dict[str, Any]]:
     """The help centers' folder sources grown ``scale`` times (bench/scale.py's corpus, generated once per workdir)."""
-    from scale import base_trees, corpus_dir
+    from scale import corpus_dir, folder_sources
 
     corpus, _ = corpus_dir(workdir, scale, seed=7)
-    return [
-        {
-            "id": tree.source_id,
-            "kind": "folder",
-            "location": str(corpus / tree.source_id),
-            "include": ["**/*.md"],
-            "base_url": tree.base_url,
-            **({"permalink": tree.permalink} if tree.permalink else {}),
-        }
-        for tree in base_trees() or []
-    ]
+    return folder_sources(corpus)
 
 
 def main() -> None:

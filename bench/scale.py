@@ -86,8 +86,9 @@ def base_trees() -> list[SourceTree] | None:
     ]
 
 
-def write_config(path: Path, corpus: Path, index: Path, model: str, execution: dict[str, Any] | None = None) -> Path:
-    sources = [
+def folder_sources(corpus: Path) -> list[dict[str, Any]]:
+    """The folder sources that read a grown corpus (one folder per help center under ``corpus``)."""
+    return [
         {
             "id": tree.source_id,
             "kind": "folder",
@@ -98,10 +99,13 @@ def write_config(path: Path, corpus: Path, index: Path, model: str, execution: d
         }
         for tree in base_trees() or []
     ]
+
+
+def write_config(path: Path, corpus: Path, index: Path, model: str, execution: dict[str, Any] | None = None) -> Path:
     settings: dict[str, Any] = {
         "index_uri": str(index),
         "runs_dir": str(index.parent / f"{index.name}-runs"),
-        "sources": sources,
+        "sources": folder_sources(corpus),
         "embedding": {"model": model},
     }
     if execution:

@@ -200,43 +200,40 @@ def test_the_recorded_name_loads_the_same_backend_and_reuses_the_export(
     assert model_file.stat().st_mtime_ns == made_at
 
 
-@pytest.mark.model
-def test_a_query_on_a_torch_release_imports_torch_but_not_sentence_transformers(onnx_dir: Path) -> None:
-    expected = load_embedder(MODEL, backend="torch", onnx_dir=str(onnx_dir)).embed(["reset my password"])[0]
+_WATCHED = ("torch", "sentence_transformers", "transformers")
+
+
+def _query_in_a_fresh_process(load: str) -> tuple[list[str], np.ndarray]:
+    """Embed one query in a new interpreter, the embedder built by the expression ``load``: the watched heavy
+    modules it imported and the vector. DeprecationWarnings are errors there (torch.jit's stays in the loader)."""
     script = (
         "import json, sys, warnings\n"
-        "warnings.simplefilter('error', DeprecationWarning)\n"  # torch.jit's deprecation stays inside the loader
+        "warnings.simplefilter('error', DeprecationWarning)\n"
         "from kbcurator.embedding import load_embedder\n"
-        f"e = load_embedder({MODEL!r}, backend='torch', onnx_dir={str(onnx_dir)!r})\n"
-        "v = e.embed(['reset my password'])[0]\n"
-        "heavy = [m for m in ('sentence_transformers', 'transformers') if m in sys.modules]\n"
-        "print(json.dumps({'heavy': heavy, 'torch': 'torch' in sys.modules, 'vector': v.tolist()}))\n"
+        f"v = ({load}).embed(['reset my password'])[0]\n"
+        f"print(json.dumps({{'loaded': [m for m in {_WATCHED!r} if m in sys.modules], 'vector': v.tolist()}}))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found["heavy"] == [] and found["torch"] is True
-    assert np.allclose(found["vector"], expected, atol=1e-6)
+    return found["loaded"], np.asarray(found["vector"], dtype=np.float32)
+
+
+@pytest.mark.model
+def test_a_query_on_a_torch_release_imports_torch_but_not_sentence_transformers(onnx_dir: Path) -> None:
+    expected = load_embedder(MODEL, backend="torch", onnx_dir=str(onnx_dir)).embed(["reset my password"])[0]
+    loaded, vector = _query_in_a_fresh_process(f"load_embedder({MODEL!r}, backend='torch', onnx_dir={str(onnx_dir)!r})")
+    assert loaded == ["torch"]
+    assert np.allclose(vector, expected, atol=1e-6)
 
 
 @pytest.mark.model
 def test_a_query_with_an_existing_export_imports_no_torch(onnx_dir: Path) -> None:
     expected = load_embedder(MODEL, backend="onnx-int8", onnx_dir=str(onnx_dir)).embed(["reset my password"])[0]
-    script = (
-        "import json, sys\n"
-        "from kbcurator.embedding import load_embedder\n"
-        f"e = load_embedder({MODEL + '@onnx-int8'!r}, onnx_dir={str(onnx_dir)!r})\n"
-        "v = e.embed(['reset my password'])[0]\n"
-        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
-        "print(json.dumps({'heavy': heavy, 'vector': v.tolist()}))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found["heavy"] == []
-    assert np.allclose(found["vector"], expected, atol=1e-6)
+    loaded, vector = _query_in_a_fresh_process(f"load_embedder({MODEL + '@onnx-int8'!r}, onnx_dir={str(onnx_dir)!r})")
+    assert loaded == []
+    assert np.allclose(vector, expected, atol=1e-6)
 
 
 @pytest.mark.model
