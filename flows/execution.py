@@ -7,7 +7,7 @@ reports to; a local cluster inherits this process's settings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -111,10 +111,10 @@ class OnDask:
         name, dimension = self._submit(embedder_identity_task, embedding=self._settings.embedding).result()
         return name, dimension
 
-    def chunk(self, articles: Sequence[Article], policy: ChunkPolicy) -> list[ChunkedBatch]:
+    def chunk(self, articles: Sequence[Article], policy: ChunkPolicy) -> Iterator[ChunkedBatch]:
         size = self._settings.execution.chunk_batch_articles
         futures = [self._submit(chunk_batch_task, articles=batch, policy=policy) for batch in _batches(articles, size)]
-        return [future.result() for future in futures]
+        return (future.result() for future in futures)  # in order; the build embeds one while the rest run
 
     def embed(self, texts_by_hash: dict[str, str], model: str) -> tuple[dict[str, np.ndarray], int]:
         cache = EmbeddingCache(self._store)

@@ -11,6 +11,7 @@ from pathlib import Path
 import great_expectations as gx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from checks import (
@@ -28,6 +29,7 @@ from kbcurator.quality import (
     NO_SUITES,
     SUITE_ERROR,
     ValidationReport,
+    frames_from_tables,
     prepare_for_checks,
     raise_if_failed,
     run_suites,
@@ -301,6 +303,40 @@ def test_one_bad_clause_fails_with_that_expectation_named(case: str, suites: dic
     # Exactly the broken clause fails; every other expectation still passes on the same frames.
     assert _failed(report) == expected, report.summary_markdown()
     assert report.results_json["success"] is False
+
+
+def _as_tables(articles: pd.DataFrame, chunks: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
+    """The frames as the Arrow tables a build makes: vectors a fixed-size list (null where missing) when every one
+    has the dimension, else a plain list (a vector of another dimension)."""
+    vectors = list(chunks["vector"])
+    chunk_table = pa.Table.from_pandas(chunks.drop(columns=["vector"]), preserve_index=False)
+    fixed = all(v is None or len(v) == DIM for v in vectors)
+    values = [None if v is None else [float(x) for x in v] for v in vectors]
+    vector_type = pa.list_(pa.float32(), DIM) if fixed else pa.list_(pa.float32())
+    chunk_table = chunk_table.append_column("vector", pa.array(values, type=vector_type))
+    return pa.Table.from_pandas(articles, preserve_index=False), chunk_table
+
+
+@pytest.mark.parametrize("case", ["good", *BAD_CASES])
+def test_the_checks_of_arrow_tables_give_the_verdicts_of_pandas_frames(
+    case: str, suites: dict[str, gx.ExpectationSuite]
+) -> None:
+    # What a reindex checks: its candidate's Arrow tables, without a pandas copy of their text and vectors.
+    articles = _articles()
+    chunks = _chunks(articles)
+    if case != "good":
+        BAD_CASES[case][0](articles, chunks)
+    article_table, chunk_table = _as_tables(articles, chunks)
+
+    light = frames_from_tables(article_table, chunk_table)
+    from_pandas = run_suites(prepare_for_checks(articles, chunks), suites)
+    from_arrow = run_suites(light, suites)
+
+    assert _failed(from_arrow) == _failed(from_pandas)
+    assert from_arrow.success is (case == "good")
+    assert not {"text", "body_html", "vector", "links", "heading_path"} & {
+        column for frame in light.values() for column in frame.columns
+    }
 
 
 @pytest.mark.parametrize(

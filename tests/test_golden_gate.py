@@ -15,7 +15,7 @@ from fakes import FakeHashingEmbedder
 
 from kbcurator.chunking import ChunkPolicy
 from kbcurator.errors import ConfigError, ValidationFailed
-from kbcurator.index import schema
+from kbcurator.index import golden, schema
 from kbcurator.index.build import build_candidate
 from kbcurator.index.golden import GoldenStore, read_golden_file
 from kbcurator.index.store import IndexStore, manifest_of
@@ -269,3 +269,33 @@ def test_tickets_that_link_their_solving_article_become_golden_questions_and_gua
     assert {q["question"] for q in decision.retrieval["lost"]} == {"How do I get my money back for an order?"}
     assert {q["origin"] for q in decision.retrieval["lost"]} == {"ticket_link"}
     assert IndexStore(settings.index_uri).current().tag == first.tag
+
+
+def test_article_scores_read_the_chunks_a_block_at_a_time_with_the_scores_of_one_matrix() -> None:
+    # A release's vectors are never held whole: its chunks come in blocks, and an article's chunks may sit in
+    # several. Each article's score is still its best chunk's similarity, whatever the blocks.
+    rng = np.random.default_rng(3)
+    articles = pa.table(
+        {
+            "article_id": [f"a{i}" for i in range(7)],
+            "title": [f"T{i}" for i in range(7)],
+            "url": [f"https://help.example.com/{i}" for i in range(7)],
+            "locale": ["en"] * 7,
+            "content_hash": ["h"] * 7,
+        }
+    )
+    owners = [f"a{i % 6}" for i in rng.permutation(40)] + ["gone"]  # a6 has no chunk; "gone" no article
+    vectors = rng.standard_normal((41, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = pa.table({"article_id": owners, "vector": pa.FixedSizeListArray.from_arrays(vectors.reshape(-1), 8)})
+    queries = rng.standard_normal((3, 8)).astype(np.float32)
+
+    expected = np.full((3, 7), -np.inf, dtype=np.float32)
+    for row, owner in enumerate(owners):
+        if owner != "gone":
+            column = int(owner[1:])
+            expected[:, column] = np.maximum(expected[:, column], queries @ vectors[row])
+    for rows in (1, 5, 41):
+        view = golden.view_of("candidate", articles, lambda rows=rows: chunks.to_batches(max_chunksize=rows))
+        np.testing.assert_allclose(golden.article_scores(view, queries, block_rows=3), expected, rtol=1e-6)
+    assert np.isneginf(expected[:, 6]).all()

@@ -55,7 +55,7 @@ def _chunk(settings: Settings, articles: list[Article]) -> tuple[list[ChunkedBat
     messages: list[str] = []
     store = cast(IndexStore, None)  # chunking never touches the store
     with InProcess(settings, store, on_progress=messages.append) as executor:
-        batches = executor.chunk(articles, ChunkPolicy())
+        batches = list(executor.chunk(articles, ChunkPolicy()))
     return batches, messages
 
 
@@ -158,4 +158,4 @@ def test_a_kbcurator_error_in_a_chunking_process_is_raised_as_it_is(articles: li
     # As chunking in this process raises it: the policy's token limit cannot be resolved (no such model).
     executor = InProcess(_settings(processes=2, parallel_min_articles=0), cast(IndexStore, None))
     with pytest.raises(EmbeddingError, match="no-such-model"):
-        executor.chunk(articles[:2], ChunkPolicy(model="no-such-model"))
+        list(executor.chunk(articles[:2], ChunkPolicy(model="no-such-model")))

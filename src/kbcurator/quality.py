@@ -23,7 +23,7 @@ import copy
 import functools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kbcurator.errors import ValidationFailed
 
@@ -157,6 +159,64 @@ def prepare_for_checks(articles: pd.DataFrame, chunks: pd.DataFrame) -> dict[str
         known = set(articles["article_id"].dropna()) if "article_id" in articles.columns else set()
         checked_chunks["article_present"] = chunks["article_id"].isin(known).to_numpy(dtype=bool)
     return {ARTICLES_FRAME: checked_articles, CHUNKS_FRAME: checked_chunks}
+
+
+# Article and chunk columns no expectation reads: only their lengths are checked (``text_length``).
+_HEAVY_TEXT_COLUMNS = ("text", "body_html")
+_VECTOR_BLOCK_ROWS = 65_536
+
+
+def frames_from_tables(
+    articles: pa.Table | Iterable[pa.RecordBatch], chunks: pa.Table | Iterable[pa.RecordBatch]
+) -> dict[str, pd.DataFrame]:
+    """:func:`prepare_for_checks` for a candidate's Arrow tables, without a pandas copy of its text and vectors.
+
+    Each table is given whole, or as its rows a batch at a time (a staged candidate: it is never read whole; the
+    batches carry the table's columns). ``text_length``, ``vector_dim`` and ``vector_finite`` are derived from the
+    Arrow columns as :func:`prepare_for_checks` derives them from pandas ones; the text, the HTML and the vectors
+    themselves never reach pandas (at 200k chunks, their pandas copy held about 1.5 GB, a small array a vector).
+    """
+    return prepare_for_checks(_light_frames(articles), _light_frames(chunks))
+
+
+def _light_frames(rows: pa.Table | Iterable[pa.RecordBatch]) -> pd.DataFrame:
+    if isinstance(rows, pa.Table):
+        return _light_frame(rows)
+    parts = [_light_frame(pa.Table.from_batches([batch])) for batch in rows]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _light_frame(table: pa.Table) -> pd.DataFrame:
+    derived: dict[str, pa.Array | pa.ChunkedArray | np.ndarray] = {}
+    if "text" in table.column_names:
+        derived["text_length"] = pc.fill_null(pc.utf8_length(table["text"]), 0).cast(pa.int64())
+    if "vector" in table.column_names:
+        derived["vector_dim"], derived["vector_finite"] = _vector_columns(table["vector"])
+    light = table.drop_columns([c for c in (*_HEAVY_TEXT_COLUMNS, *_LIST_COLUMNS) if c in table.column_names])
+    frame = light.to_pandas()
+    for name, values in derived.items():
+        frame[name] = values if isinstance(values, np.ndarray) else values.to_numpy(zero_copy_only=False)
+    return frame
+
+
+def _vector_columns(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, as :func:`_vector_stats` says it: the vector's dimension (0 when missing) and whether it is a
+    non-empty vector of finite numbers."""
+    array = column.combine_chunks()
+    count = len(array)
+    valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    if not pa.types.is_fixed_size_list(array.type):  # variable lists: rare (a hand-made table), row by row
+        stats = [_vector_stats(value) for value in array.to_pylist()]
+        return np.array([d for d, _ in stats], dtype=np.int64), np.array([f for _, f in stats], dtype=bool)
+    dimension = array.type.list_size
+    dims = np.where(valid, dimension, 0).astype(np.int64)
+    finite = valid & (dimension > 0)
+    values = array.values.slice(array.offset * dimension, count * dimension)
+    matrix = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(count, dimension)
+    for start in range(0, count, _VECTOR_BLOCK_ROWS):  # bounds the boolean matrix
+        block = slice(start, start + _VECTOR_BLOCK_ROWS)
+        finite[block] &= np.isfinite(matrix[block]).all(axis=1)
+    return dims, finite
 
 
 def run_suites(

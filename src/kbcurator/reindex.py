@@ -14,6 +14,7 @@ from typing import Any
 from kbcurator.errors import ConfigError, SourceError
 from kbcurator.index.build import ReleaseCandidate
 from kbcurator.index.golden import LostQuestion
+from kbcurator.index.staging import columns_of
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.index.versions import IdChanges, compare_hashes, hashes_of
 from kbcurator.markdown import table_cell
@@ -48,14 +49,9 @@ def require_sources(settings: Settings, config_path: str | None) -> list[SourceC
 
 def source_snapshot(sources: Sequence[SourceConfig], candidate: ReleaseCandidate) -> dict[str, Any]:
     """What the release was built from: each source's declaration and a digest of the content read."""
-    hashes = sorted(
-        zip(
-            candidate.articles["article_id"].to_pylist(),
-            candidate.articles["content_hash"].to_pylist(),
-            strict=True,
-        )
-    )
-    per_source = Counter(candidate.articles["source_id"].to_pylist())
+    articles = columns_of(candidate.articles, ["article_id", "content_hash", "source_id"])
+    hashes = sorted(zip(articles["article_id"].to_pylist(), articles["content_hash"].to_pylist(), strict=True))
+    per_source = Counter(articles["source_id"].to_pylist())
     return {
         "sources": [
             {
@@ -93,8 +89,8 @@ _CURRENT: Any = object()
 def changes_since_current(store: IndexStore, candidate: ReleaseCandidate, base: Any = _CURRENT) -> Changes:
     """What the candidate adds, changes and removes against ``base`` (default: the current release)."""
     current: IndexRelease | None = store.current() if base is _CURRENT else base
-    new_articles = hashes_of(candidate.articles, "article_id")
-    new_chunks = hashes_of(candidate.chunks, "chunk_id")
+    new_articles = hashes_of(columns_of(candidate.articles, ["article_id", "content_hash"]), "article_id")
+    new_chunks = hashes_of(columns_of(candidate.chunks, ["chunk_id", "content_hash"]), "chunk_id")
     if current is None:
         return Changes(None, compare_hashes({}, new_articles), compare_hashes({}, new_chunks))
     manifest = manifest_of(current)

@@ -22,6 +22,7 @@ from kbcurator.chunking import ChunkPolicy, chunk_articles, embedding_input
 from kbcurator.embedding.base import Embedder
 from kbcurator.index import schema
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
+from kbcurator.index.staging import Rows, StagedRows
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.records import Article, Chunk, IndexRelease, Rejected, RejectionCode
 
@@ -44,8 +45,10 @@ class BuildStats:
 class ReleaseCandidate:
     """Everything a publish needs, before the checks have run."""
 
-    articles: pa.Table
-    chunks: pa.Table
+    # Each an Arrow table (assembled in memory), or the run's staging table (a reindex): read them through
+    # ``kbcurator.index.staging`` (columns_of, batches_of, reader_of), which take either.
+    articles: Rows
+    chunks: Rows
     model: str
     dimension: int
     chunk_policy: str
@@ -145,13 +148,19 @@ class BuildPlan:
     """What a build starts from: the unique articles, and which of them the current release already holds."""
 
     ordered: tuple[Article, ...]
-    reused_rows: tuple[dict[str, Any], ...]  # chunk rows copied from the current release, without their vectors
-    reused_vectors: np.ndarray  # (len(reused_rows), dimension): their vectors, in that order
+    # The current release's chunk rows of the unchanged articles, as stored (vectors included): Arrow columns, not
+    # Python rows (as dicts they took ~12 KB a row, gigabytes at 100k+ chunks). ``CandidateParts`` refreshes them.
+    reused_chunks: pa.Table | None
     reuse_ids: frozenset[str]
     to_chunk: tuple[Article, ...]
     rejected: tuple[Rejected, ...]
     current_tag: str
     current_seq: int = 0
+
+    @property
+    def reused_count(self) -> int:
+        """How many chunk rows the build takes from the current release."""
+        return self.reused_chunks.num_rows if self.reused_chunks is not None else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,21 +187,9 @@ def plan_build(articles: Iterable[Article], *, store: IndexStore, model: str, po
     ordered = tuple(unique.values())
     current = store.current()
     reuse_ids, reused_chunks = _reusable_article_ids(store, current, ordered, model, policy.policy_hash)
-    rows: list[dict[str, Any]] = []
-    reused_vectors = np.zeros((0, 0), dtype=np.float32)
-    if reused_chunks is not None:
-        # Vectors stay one float32 matrix: as Python lists (to_pylist) they took ~12 KB a row, gigabytes at 100k+.
-        reused_vectors = vector_matrix(reused_chunks["vector"])
-        for row in reused_chunks.drop_columns(["vector"]).to_pylist():
-            article = unique[row["article_id"]]
-            # Metadata copied from the article may change without the text changing (updated_at, url).
-            for name in _ARTICLE_FIELDS_ON_CHUNKS:
-                row[name] = getattr(article, name)
-            rows.append(row)
     return BuildPlan(
         ordered=ordered,
-        reused_rows=tuple(rows),
-        reused_vectors=reused_vectors,
+        reused_chunks=reused_chunks,
         reuse_ids=frozenset(reuse_ids),
         to_chunk=tuple(a for a in ordered if a.article_id not in reuse_ids),
         rejected=tuple(rejected),
@@ -226,53 +223,102 @@ def chunk_batch(articles: Iterable[Article], policy: ChunkPolicy) -> ChunkedBatc
     )
 
 
-def assemble_candidate(
-    plan: BuildPlan,
-    batches: Sequence[ChunkedBatch],
-    vectors: Mapping[str, np.ndarray],
-    *,
-    model: str,
-    dimension: int,
-    policy: ChunkPolicy,
-    chunks_embedded: int,
-    chunk_seconds: float,
-    embed_seconds: float,
-) -> ReleaseCandidate:
-    """The release candidate from the reused rows, the chunked batches and a vector for every new chunk hash."""
-    rows = [dict(row) for row in plan.reused_rows]
-    matrices = [plan.reused_vectors] if rows else []
-    new_hashes: set[str] = set()
-    for batch in batches:
+class CandidateParts:
+    """The chunks table of a candidate, assembled part by part as the build goes: the rows reused from the current
+    release, then each chunked batch with its vectors. Each part becomes Arrow columns when it is added, so a build
+    holds its chunk rows as Python objects one batch at a time, not all at once."""
+
+    _SLICE_ROWS = 4096  # reused rows refreshed this many at a time (as Python rows, briefly)
+
+    def __init__(self, plan: BuildPlan, dimension: int, *, staged: tuple[StagedRows, StagedRows] | None = None) -> None:
+        """``staged``: the (chunks, articles) tables to write the parts to as they come (a reindex), not to tables
+        in memory."""
+        self._plan = plan
+        self._dimension = dimension
+        self._staged = staged
+        self._parts: list[pa.Table] = []
+        self._article_ids: set[str] = set(plan.reuse_ids)
+        self._new_hashes: set[str] = set()
+        self._rejected: list[Rejected] = list(plan.rejected)
+        if plan.reused_chunks is not None and plan.reused_chunks.num_rows:
+            self._add_reused(plan.reused_chunks)
+
+    def _add_reused(self, reused: pa.Table) -> None:
+        articles = {a.article_id: a for a in self._plan.ordered if a.article_id in self._plan.reuse_ids}
+        for start in range(0, reused.num_rows, self._SLICE_ROWS):
+            part = reused.slice(start, self._SLICE_ROWS)
+            rows = part.drop_columns(["vector"]).to_pylist()
+            for row in rows:
+                article = articles[row["article_id"]]
+                # Metadata copied from the article may change without the text changing (updated_at, url).
+                for name in _ARTICLE_FIELDS_ON_CHUNKS:
+                    row[name] = getattr(article, name)
+            self._append(rows, vector_matrix(part["vector"]))
+
+    def add(self, batch: ChunkedBatch, vectors: Mapping[str, np.ndarray]) -> None:
+        """A chunked batch, with a vector for each of its chunks' content hashes."""
+        self._article_ids.update(batch.article_ids)
+        self._new_hashes.update(batch.texts_by_hash)
+        self._rejected.extend(batch.rejected)
         if batch.rows:
-            rows.extend(dict(row) for row in batch.rows)
-            matrices.append(np.stack([vectors[row["content_hash"]] for row in batch.rows]))
-        new_hashes.update(batch.texts_by_hash)
-    for row in rows:
-        row["row_hash"] = _row_hash(row)
-    matrix = np.vstack(matrices) if matrices else np.zeros((0, dimension), dtype=np.float32)
-    kept_ids = set(plan.reuse_ids).union(*(batch.article_ids for batch in batches))
-    kept_in_order = [a for a in plan.ordered if a.article_id in kept_ids]
-    rejected = [*plan.rejected, *(r for batch in batches for r in batch.rejected)]
-    stats = BuildStats(
-        articles=len(kept_in_order),
-        chunks=len(rows),
-        articles_reused=len(plan.reuse_ids),
-        articles_chunked=len(plan.to_chunk),
-        chunks_embedded=chunks_embedded,
-        chunks_from_cache=len(new_hashes) - chunks_embedded,
-        chunk_seconds=round(chunk_seconds, 3),
-        embed_seconds=round(embed_seconds, 3),
-    )
-    return ReleaseCandidate(
-        articles=articles_to_table(kept_in_order, policy.policy_hash),
-        chunks=chunks_table(rows, matrix, dimension),
-        model=model,
-        dimension=dimension,
-        chunk_policy=policy.policy_hash,
-        stats=stats,
-        rejected=tuple(rejected),
-        base_seq=plan.current_seq,
-    )
+            matrix = np.stack([vectors[row["content_hash"]] for row in batch.rows])
+            self._append([dict(row) for row in batch.rows], matrix)
+
+    def _append(self, rows: list[dict[str, Any]], matrix: np.ndarray) -> None:
+        for row in rows:
+            row["row_hash"] = _row_hash(row)
+        part = chunks_table(rows, matrix, self._dimension)
+        if self._staged is not None:
+            self._staged[0].append(part)
+        else:
+            self._parts.append(part)
+
+    def candidate(
+        self,
+        *,
+        model: str,
+        policy: ChunkPolicy,
+        chunks_embedded: int,
+        chunk_seconds: float,
+        embed_seconds: float,
+    ) -> ReleaseCandidate:
+        """The release candidate of every part added."""
+        plan = self._plan
+        kept_in_order = [a for a in plan.ordered if a.article_id in self._article_ids]
+        chunks: Rows
+        articles: Rows
+        if self._staged is not None:
+            chunks, articles = self._staged
+            for start in range(0, len(kept_in_order), self._SLICE_ROWS):  # Arrow a slice at a time, not all at once
+                articles.append(articles_to_table(kept_in_order[start : start + self._SLICE_ROWS], policy.policy_hash))
+            chunks.flush()
+            articles.flush()
+        else:
+            articles = articles_to_table(kept_in_order, policy.policy_hash)
+            if self._parts:
+                chunks = pa.concat_tables(self._parts).combine_chunks()
+            else:
+                chunks = chunks_table([], np.zeros((0, self._dimension), dtype=np.float32), self._dimension)
+        stats = BuildStats(
+            articles=len(kept_in_order),
+            chunks=chunks.num_rows,
+            articles_reused=len(plan.reuse_ids),
+            articles_chunked=len(plan.to_chunk),
+            chunks_embedded=chunks_embedded,
+            chunks_from_cache=len(self._new_hashes) - chunks_embedded,
+            chunk_seconds=round(chunk_seconds, 3),
+            embed_seconds=round(embed_seconds, 3),
+        )
+        return ReleaseCandidate(
+            articles=articles,
+            chunks=chunks,
+            model=model,
+            dimension=self._dimension,
+            chunk_policy=policy.policy_hash,
+            stats=stats,
+            rejected=tuple(self._rejected),
+            base_seq=plan.current_seq,
+        )
 
 
 def build_candidate(
@@ -294,10 +340,8 @@ def build_candidate(
     """
     say = on_progress or (lambda _message: None)
     plan = plan_build(articles, store=store, model=embedder.name, policy=policy)
-    say(
-        f"reusing {len(plan.reuse_ids)} unchanged articles ({len(plan.reused_rows)} chunks) "
-        f"from {plan.current_tag or '-'}"
-    )
+    say(f"reusing {len(plan.reuse_ids)} unchanged articles ({plan.reused_count} chunks) from {plan.current_tag or '-'}")
+    parts = CandidateParts(plan, embedder.dimension)
     batch = chunk_batch(plan.to_chunk, policy)
     say(f"chunked {len(plan.to_chunk)} new or changed articles into {len(batch.rows)} chunks in {batch.seconds:.1f} s")
     started = time.perf_counter()
@@ -308,12 +352,9 @@ def build_candidate(
         batch_size=checkpoint_every,
         on_batch=lambda done, total: say(f"embedded {done}/{total} chunks"),
     )
-    return assemble_candidate(
-        plan,
-        [batch],
-        vectors,
+    parts.add(batch, vectors)
+    return parts.candidate(
         model=embedder.name,
-        dimension=embedder.dimension,
         policy=policy,
         chunks_embedded=embedded,
         chunk_seconds=batch.seconds,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ import pyarrow as pa
 from kbcurator.errors import ConfigError
 from kbcurator.index import schema
 from kbcurator.index.build import ReleaseCandidate, vector_matrix
+from kbcurator.index.staging import batches_of, columns_of
 from kbcurator.index.store import IndexStore, lance_errors
 from kbcurator.records import IndexRelease, Ticket, sha256_hex
 
@@ -180,8 +181,9 @@ class ReleaseView:
     """One release's chunk vectors and article facts: what ranking articles for a question needs."""
 
     label: str  # the release tag, or "candidate"
-    matrix: np.ndarray  # (chunks, dimension), unit rows
-    chunk_article: np.ndarray  # per chunk row: its article's position in ``article_ids``
+    # The chunks a block at a time: (vectors, unit rows; per row, its article's position in ``article_ids``, -1 for
+    # none). Read when a question is ranked, never held whole: at 200k chunks the vectors are ~330 MB a release.
+    chunk_blocks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
     article_ids: tuple[str, ...]
     titles: tuple[str, ...]
     urls: tuple[str, ...]
@@ -199,13 +201,22 @@ def _url_key(url: str) -> str:
     return url.split("#", 1)[0].rstrip("/").casefold()
 
 
-def view_of(label: str, articles: pa.Table, chunks: pa.Table) -> ReleaseView:
-    """A view of a release's ``articles`` and ``chunks`` tables (the chunks with their vectors)."""
+_BLOCK_ROWS = 65_536
+
+
+def view_of(label: str, articles: pa.Table, chunk_batches: Callable[[], Iterable[pa.RecordBatch]]) -> ReleaseView:
+    """A view of a release's ``articles`` table and its chunks, which ``chunk_batches`` reads (``article_id`` and
+    ``vector`` columns, a batch at a time) each time the view ranks questions."""
     article_ids = tuple(articles["article_id"].to_pylist())
     position = {a: i for i, a in enumerate(article_ids)}
-    chunk_article = np.asarray([position.get(a, -1) for a in chunks["article_id"].to_pylist()], dtype=np.int64)
-    matrix = vector_matrix(chunks["vector"]) if chunks.num_rows else np.zeros((0, 1), dtype=np.float32)
-    keep = chunk_article >= 0  # a chunk whose article is not in the release cannot be ranked
+
+    def chunk_blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for batch in chunk_batches():
+            if not batch.num_rows:
+                continue
+            owners = np.asarray([position.get(a, -1) for a in batch["article_id"].to_pylist()], dtype=np.int64)
+            yield vector_matrix(batch["vector"]), owners
+
     urls = tuple(u or "" for u in articles["url"].to_pylist())
     by_ref: dict[str, int] = {}
     for i, (article_id, url) in enumerate(zip(article_ids, urls, strict=True)):
@@ -213,8 +224,7 @@ def view_of(label: str, articles: pa.Table, chunks: pa.Table) -> ReleaseView:
         by_ref.setdefault(_url_key(url), i)
     return ReleaseView(
         label=label,
-        matrix=matrix[keep],
-        chunk_article=chunk_article[keep],
+        chunk_blocks=chunk_blocks,
         article_ids=article_ids,
         titles=tuple(t or "" for t in articles["title"].to_pylist()),
         urls=urls,
@@ -228,29 +238,39 @@ _ARTICLE_COLUMNS = ["article_id", "title", "url", "locale", "content_hash"]
 
 
 def candidate_view(candidate: ReleaseCandidate) -> ReleaseView:
-    return view_of("candidate", candidate.articles.select(_ARTICLE_COLUMNS), candidate.chunks)
+    chunks = candidate.chunks
+    return view_of(
+        "candidate",
+        columns_of(candidate.articles, _ARTICLE_COLUMNS),
+        lambda: batches_of(chunks, ["article_id", "vector"], batch_rows=_BLOCK_ROWS),
+    )
 
 
 def release_view(store: IndexStore, release: IndexRelease) -> ReleaseView:
     articles = store.read_table(schema.ARTICLES, release.articles_version, _ARTICLE_COLUMNS)
-    chunks = store.read_table(schema.CHUNKS, release.chunks_version, ["article_id", "vector"])
-    return view_of(release.tag, articles, chunks)
+    return view_of(
+        release.tag,
+        articles,
+        lambda: store.batches(schema.CHUNKS, release.chunks_version, ["article_id", "vector"], batch_rows=_BLOCK_ROWS),
+    )
 
 
-def article_scores(view: ReleaseView, queries: np.ndarray, *, block_rows: int = 65_536) -> np.ndarray:
+def article_scores(view: ReleaseView, queries: np.ndarray, *, block_rows: int = _BLOCK_ROWS) -> np.ndarray:
     """(questions, articles): each article's best chunk similarity to each question; -inf for no chunk."""
     scores = np.full((len(queries), len(view.article_ids)), -np.inf, dtype=np.float32)
-    if not len(queries) or not len(view.matrix):
+    if not len(queries):
         return scores
-    order = np.argsort(view.chunk_article, kind="stable")
-    matrix, owners = view.matrix[order], view.chunk_article[order]
-    for start in range(0, len(matrix), block_rows):  # bounds the question x chunk matrix
-        block = queries @ matrix[start : start + block_rows].T
-        codes = owners[start : start + block_rows]
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-        best = np.maximum.reduceat(block, starts, axis=1)
-        columns = codes[starts]
-        scores[:, columns] = np.maximum(scores[:, columns], best)
+    for vectors, owners in view.chunk_blocks():
+        keep = owners >= 0  # a chunk whose article is not in the release cannot be ranked
+        order = np.argsort(owners[keep], kind="stable")
+        matrix, codes_all = vectors[keep][order], owners[keep][order]
+        for start in range(0, len(matrix), block_rows):  # bounds the question x chunk matrix
+            block = queries @ matrix[start : start + block_rows].T
+            codes = codes_all[start : start + block_rows]
+            starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+            best = np.maximum.reduceat(block, starts, axis=1)
+            columns = codes[starts]
+            scores[:, columns] = np.maximum(scores[:, columns], best)
     return scores
 
 

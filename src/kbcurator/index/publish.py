@@ -31,13 +31,14 @@ from kbcurator.index import schema
 from kbcurator.index.ann import build_vector_index
 from kbcurator.index.build import ReleaseCandidate
 from kbcurator.index.publish_lock import check_still_current, publish_lock
+from kbcurator.index.staging import reader_of
 from kbcurator.index.store import IndexStore, lance_errors, tag_for
 from kbcurator.records import IndexRelease
 
 logger = logging.getLogger(__name__)
 
 
-def _merge(table: Any, data: pa.Table, key: str, *, only_changed: bool) -> None:
+def _merge(table: Any, data: pa.Table | pa.RecordBatchReader, key: str, *, only_changed: bool) -> None:
     merge = table.merge_insert(key)
     merge = (
         merge.when_matched_update_all(where="target.row_hash != source.row_hash")
@@ -142,9 +143,9 @@ def _publish(
     articles = store.open_or_create(schema.ARTICLES, schema.articles_schema())
     chunks = _chunks_table(store, candidate.dimension)
     with lance_errors("cannot write the articles table"):
-        _merge(articles, candidate.articles, "article_id", only_changed=False)
+        _merge(articles, reader_of(candidate.articles), "article_id", only_changed=False)
     with lance_errors("cannot write the chunks table"):
-        _merge(chunks, candidate.chunks, "chunk_id", only_changed=True)
+        _merge(chunks, reader_of(candidate.chunks), "chunk_id", only_changed=True)
     if fts and candidate.chunks.num_rows:
         try:
             chunks.create_index("text", config=lancedb.index.FTS(), replace=True)

@@ -26,6 +26,10 @@ GOLDEN_QUESTIONS = "golden_questions"
 GAP_RUNS = "gap_runs"
 DETECTOR_MEMO = "detector_memo"
 META = "kbcurator_meta"
+# A reindex run's candidate (its chunks, its articles), written a batch at a time as it is built, then checked and
+# published from there (kbcurator.index.staging): "staged_chunks_<run id>", "staged_articles_<run id>", dropped when
+# the run ends. Transient, not data a release points at: not versioned, not in TABLES.
+STAGED_PREFIX = "staged_"
 
 # Every table of an index written before schema versions, META aside: a database holding any of them and no META
 # was written before versions. Tables added since (TICKETS, TICKET_CURSORS) are not listed: no such database

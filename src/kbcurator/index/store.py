@@ -99,6 +99,17 @@ class IndexStore:
             migrations.stamp_new(self.db)  # the first table of a new database: it starts at the current version
             return self.db.create_table(name, schema=table_schema, exist_ok=True)
 
+    def create_staged(self, name: str, table_schema: pa.Schema) -> Any:
+        """An empty table ``name`` for a run's staged rows (``schema.STAGED_PREFIX``), replacing any."""
+        with lance_errors(f"cannot create the staging table {name!r} in {self.uri}"):
+            migrations.stamp_new(self.db)  # as open_or_create: a new database starts at the current version
+            return self.db.create_table(name, schema=table_schema, mode="overwrite")
+
+    def drop_table(self, name: str) -> None:
+        """Remove table ``name`` and its data (a run's staging table; no table a release points at)."""
+        with lance_errors(f"cannot remove the table {name!r} from {self.uri}"):
+            self.db.drop_table(name)
+
     def schema_version(self) -> int:
         """The schema version recorded in the database (0 before its first table is created)."""
         with lance_errors(f"cannot read the schema version of {self.uri}"):
@@ -223,6 +234,14 @@ class IndexStore:
         with lance_errors(f"cannot read {name!r} at version {version}"):
             data = table.to_arrow()
         return data.select(columns) if columns else data
+
+    def batches(
+        self, name: str, version: int, columns: list[str], *, batch_rows: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        """``columns`` of ``name`` at ``version``, a batch of at most ``batch_rows`` rows at a time."""
+        table = self.open_at(name, version)
+        with lance_errors(f"cannot read {name!r} at version {version}"):
+            yield from table.search().select(columns).limit(None).to_batches(batch_rows)
 
     def scan(self, name: str, version: int, *, batch_rows: int = 4096) -> int:
         """Read every column of every row of ``name`` at ``version``, keeping none of it; returns the row count.

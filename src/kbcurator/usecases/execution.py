@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -45,8 +45,9 @@ class Executor(Protocol):
         """(name, dimension) of the embedder the settings name."""
         ...
 
-    def chunk(self, articles: Sequence[Article], policy: ChunkPolicy) -> list[ChunkedBatch]:
-        """Chunk the articles, in one batch or many; the batches keep the articles' order."""
+    def chunk(self, articles: Sequence[Article], policy: ChunkPolicy) -> Iterator[ChunkedBatch]:
+        """Chunk the articles, in one batch or many; the batches come in the articles' order, each as soon as it
+        and those before it are done (the build embeds and stores one while the next is chunked)."""
         ...
 
     def embed(self, texts_by_hash: dict[str, str], model: str) -> tuple[dict[str, np.ndarray], int]:
@@ -98,7 +99,7 @@ class InProcess:
         embedder = self._embedder()
         return embedder.name, embedder.dimension
 
-    def chunk(self, articles: Sequence[Article], policy: ChunkPolicy) -> list[ChunkedBatch]:
+    def chunk(self, articles: Sequence[Article], policy: ChunkPolicy) -> Iterator[ChunkedBatch]:
         """One batch in this process, or contiguous batches in ``chunking.processes`` processes when there are at
         least ``chunking.parallel_min_articles`` articles (the chunks are the same either way, in the same order).
 
@@ -110,7 +111,7 @@ class InProcess:
         if processes < 2 or len(articles) < max(2, chunking.parallel_min_articles):
             if articles:
                 self._say(f"chunking {len(articles):,} articles in this process")
-            return [chunk_batch(articles, policy)]
+            return iter([chunk_batch(articles, policy)])
         batches = chunk_batches(articles, processes, self._settings.execution.chunk_batch_articles)
         processes = min(processes, len(batches))
         self._say(f"chunking {len(articles):,} articles in {processes} processes ({len(batches)} batches)")
@@ -164,8 +165,9 @@ def chunk_batches(articles: Sequence[Article], processes: int, max_batch: int) -
 
 def _chunk_in_processes(
     batches: list[list[Article]], policy: ChunkPolicy, processes: int, say: Callable[[str], None]
-) -> list[ChunkedBatch]:
-    """``chunk_batch`` over each batch in a pool of spawned processes; the results in the batches' order.
+) -> Iterator[ChunkedBatch]:
+    """``chunk_batch`` over each batch in a pool of spawned processes; the results in the batches' order, each
+    yielded as soon as it and every batch before it are done (and then let go: the pool keeps no finished batch).
 
     Spawned, not forked: by now this process may hold threads of its own (OpenBLAS's and pyarrow's jemalloc thread
     from importing numpy and lancedb, ONNX Runtime's or torch's pools after an embedder was loaded, the tokenizer's),
@@ -177,23 +179,29 @@ def _chunk_in_processes(
     total = sum(len(batch) for batch in batches)
     pool = ProcessPoolExecutor(max_workers=processes, mp_context=context)
     try:
-        futures: list[Future[ChunkedBatch]] = [pool.submit(chunk_batch, batch, policy) for batch in batches]
-        pending: set[Future[ChunkedBatch]] = set(futures)
-        sizes = {future: len(batch) for future, batch in zip(futures, batches, strict=True)}
-        done_articles = said = 0
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        futures: list[Future[ChunkedBatch] | None] = [pool.submit(chunk_batch, batch, policy) for batch in batches]
+        pending: set[Future[ChunkedBatch]] = {future for future in futures if future is not None}
+        sizes = {future: len(batch) for future, batch in zip(futures, batches, strict=True) if future is not None}
+        done_articles = said = given = 0
+        while given < len(futures):
+            done, pending = wait(pending, return_when=FIRST_COMPLETED) if pending else (set(), pending)
             for future in done:
                 error = future.exception()
                 if isinstance(error, KBError):
                     raise error  # what chunking in this process raises too (e.g. no tokenizer for the token limit)
                 if error is not None:
                     raise _chunking_failed(error, processes) from error
-                done_articles += sizes[future]
+                done_articles += sizes.pop(future)
             if pending and done_articles * 10 // total > said:  # every tenth, not every batch (800 at 100x)
                 said = done_articles * 10 // total
                 say(f"chunked {done_articles:,}/{total:,} articles")
-        return [future.result() for future in futures]
+            while given < len(futures):
+                head = futures[given]
+                if head is None or head in pending:
+                    break
+                futures[given] = None  # the pool's future is the only other holder of the batch's rows
+                given += 1
+                yield head.result()
     finally:
         # On an error the batches not started are dropped and the running ones end with their batch. Waited for:
         # shutdown(wait=False) leaves the pool's thread to a Python exit that can raise or hang (CPython gh-83279,

@@ -27,10 +27,11 @@ from kbcurator.errors import EmbeddingError, KBError, SourceError, ValidationFai
 from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors, judge_tickets
 from kbcurator.gaps.report import GAPS_TABLE
 from kbcurator.index import golden, schema
-from kbcurator.index.build import ReleaseCandidate, assemble_candidate, plan_build
+from kbcurator.index.build import CandidateParts, ReleaseCandidate, plan_build
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
 from kbcurator.index.parse_memo import ParseMemo
 from kbcurator.index.publish import publish
+from kbcurator.index.staging import batches_of, drop_staging, drop_stale_staging, staged_articles, staged_chunks
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.ingest import read_articles
 from kbcurator.records import Article, IndexRelease, Rejected, sha256_hex
@@ -91,6 +92,7 @@ def start_reindex(
     store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
     base = store.current()
     run = steps.start_run(settings.runs_dir)
+    drop_stale_staging(store)
     return ReindexJob(settings, store, tuple(sources), run, base, force_publish, allow_retrieval_drop)
 
 
@@ -126,9 +128,11 @@ def build(
 ) -> ReleaseCandidate:
     """Chunk and embed the articles into a release candidate (nothing is published here).
 
-    One sequence wherever the work runs: plan what the base release already holds, chunk the rest, embed the
-    chunks the embedding cache lacks, assemble. ``executor`` decides where each stage runs (in this process, or
-    as tasks on a Dask cluster). Duplicate article ids (the same canonical URL reached twice) keep the first.
+    One sequence wherever the work runs: plan what the base release already holds, chunk the rest, embed each
+    chunked batch's chunks that the embedding cache lacks as the batch comes back, and add it to the candidate as
+    Arrow columns (a batch's rows are Python objects only until then). ``executor`` decides where each stage runs
+    (in this process, in chunking processes, or as tasks on a Dask cluster). Duplicate article ids (the same
+    canonical URL reached twice) keep the first.
     """
     say = on_progress or (lambda _message: None)
     policy = ChunkPolicy.from_settings(job.settings)
@@ -138,33 +142,47 @@ def build(
     if before and before != model:
         # A new model or backend ("<model>@onnx-int8"): vectors of two never mix in one release.
         say(f"the embedding model changed from {before} to {model}: every chunk is embedded again")
-    reused = f"{len(plan.reuse_ids)} unchanged articles ({len(plan.reused_rows)} chunks)"
-    say(f"reusing {reused} from {plan.current_tag or '-'}")
-    clock = time.perf_counter()
-    batches = executor.chunk(plan.to_chunk, policy)
-    chunk_s = time.perf_counter() - clock
-    texts_by_hash = {h: text for batch in batches for h, text in batch.texts_by_hash.items()}
+    say(f"reusing {len(plan.reuse_ids)} unchanged articles ({plan.reused_count} chunks) from {plan.current_tag or '-'}")
+    # The candidate's chunks go to the run's staging table as they are embedded; the run drops it in ``finish``.
+    run_id = job.run.run_id
+    staged = (staged_chunks(job.store, run_id, dimension), staged_articles(job.store, run_id))
+    parts = CandidateParts(plan, dimension, staged=staged)
+    chunk_s = embed_s = 0.0
+    embedded = chunks = texts = batch_count = 0
+    batches = iter(executor.chunk(plan.to_chunk, policy))
+    try:
+        while True:
+            clock = time.perf_counter()
+            batch = next(batches, None)
+            chunk_s += time.perf_counter() - clock  # waiting for chunks: chunking, less what ran beside the embedding
+            if batch is None:
+                break
+            clock = time.perf_counter()
+            vectors, now = executor.embed(batch.texts_by_hash, model)
+            embed_s += time.perf_counter() - clock
+            lost = len(set(batch.texts_by_hash) - set(vectors))
+            if lost:  # a worker that died after its task was counted done, or a cache write that did not land
+                raise EmbeddingError(f"{lost} chunk vectors are missing from the embedding cache after embedding")
+            parts.add(batch, vectors)
+            embedded += now
+            chunks += len(batch.rows)
+            texts += len(batch.texts_by_hash)
+            batch_count += 1
+    except BaseException:
+        for table in staged:
+            table.drop()
+        raise
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:  # a generator over a process pool: stops its processes on an error here
+            close()
     say(
-        f"chunked {len(plan.to_chunk)} new or changed articles into {sum(len(b.rows) for b in batches)} chunks "
-        f"in {len(batches)} batches ({chunk_s:.1f} s)"
+        f"chunked {len(plan.to_chunk)} new or changed articles into {chunks} chunks in {batch_count} batches "
+        f"({chunk_s:.1f} s waiting for chunks)"
     )
-    clock = time.perf_counter()
-    vectors, embedded = executor.embed(texts_by_hash, model)
-    embed_s = time.perf_counter() - clock
-    lost = len(set(texts_by_hash) - set(vectors))
-    if lost:  # a worker that died after its task was counted done, or a cache write that did not land
-        raise EmbeddingError(f"{lost} chunk vectors are missing from the embedding cache after the embedding tasks")
-    say(f"embedded {embedded} chunks, {len(texts_by_hash) - embedded} from the cache ({embed_s:.1f} s)")
-    return assemble_candidate(
-        plan,
-        batches,
-        vectors,
-        model=model,
-        dimension=dimension,
-        policy=policy,
-        chunks_embedded=embedded,
-        chunk_seconds=chunk_s,
-        embed_seconds=embed_s,
+    say(f"embedded {embedded} chunks, {texts - embedded} from the cache ({embed_s:.1f} s)")
+    return parts.candidate(
+        model=model, policy=policy, chunks_embedded=embedded, chunk_seconds=chunk_s, embed_seconds=embed_s
     )
 
 
@@ -313,7 +331,7 @@ def check(job: ReindexJob, candidate: ReleaseCandidate, suites: SuiteFactory) ->
         current_chunks=current_chunks,
     )
     run_dir = job.run.run_dir
-    frames = quality.prepare_for_checks(candidate.articles.to_pandas(), candidate.chunks.to_pandas())
+    frames = quality.frames_from_tables(batches_of(candidate.articles), batches_of(candidate.chunks))
     report = quality.run_suites(frames, built, docs_dir=run_dir / "data_docs")
     (run_dir / "validation.json").write_text(json.dumps(report.results_json, indent=1, default=str))
     return report
@@ -342,23 +360,31 @@ def run_reindex(
     clock = time.perf_counter()
     reads = [_read_with_retries(job, source) for source in job.sources]
     timings["read_s"] = time.perf_counter() - clock
+    rejected = [r for read in reads for r in read.rejected]
+    articles = [a for read in reads for a in read.articles]
+    del reads  # the articles are let go once built: the candidate holds them in its staging table
     clock = time.perf_counter()
     with InProcess(settings, job.store, on_progress=on_progress) as executor:
-        candidate = build(job, [a for read in reads for a in read.articles], executor, on_progress=on_progress)
+        candidate = build(job, articles, executor, on_progress=on_progress)
+    del articles
     timings["build_s"] = time.perf_counter() - clock
-    rejected = [r for read in reads for r in read.rejected] + list(candidate.rejected)
-    steps.write_rejections(job.run.run_dir, rejected)
-    clock = time.perf_counter()
-    report = check(job, candidate, suites)
-    timings["check_s"] = time.perf_counter() - clock
-    decision = decide(job, candidate, rejected, report, evaluate(job, candidate))
-    clock = time.perf_counter()
-    release, failure = None, None
+    rejected += candidate.rejected
     try:
-        release = publish_decided(job, candidate, decision)
-    except KBError as exc:
-        failure = exc
-    timings["publish_s"] = time.perf_counter() - clock
+        steps.write_rejections(job.run.run_dir, rejected)
+        clock = time.perf_counter()
+        report = check(job, candidate, suites)
+        timings["check_s"] = time.perf_counter() - clock
+        decision = decide(job, candidate, rejected, report, evaluate(job, candidate))
+        clock = time.perf_counter()
+        release, failure = None, None
+        try:
+            release = publish_decided(job, candidate, decision)
+        except KBError as exc:
+            failure = exc
+        timings["publish_s"] = time.perf_counter() - clock
+    except BaseException:
+        release_staging(candidate)  # finish would have
+        raise
     result, _summary = finish(job, candidate, rejected, report, decision, release, timings)
     if failure is not None:
         raise failure
@@ -501,7 +527,9 @@ def finish(
     release: IndexRelease | None,
     timings: dict[str, float],
 ) -> tuple[dict[str, Any], str]:
-    """Write the run folder's summary.md, result.json (and vanished.json when blocked); returns (result, summary)."""
+    """Write the run folder's summary.md, result.json (and vanished.json when blocked); returns (result, summary).
+    The candidate's staging table is dropped: the run is over."""
+    release_staging(candidate)
     run_dir = job.run.run_dir
     outcome = f"published {release.tag}" if release is not None else decision.outcome
     current = job.store.current()
@@ -546,6 +574,12 @@ def finish(
     (run_dir / "summary.md").write_text(summary)
     write_result(job, result)
     return result, summary
+
+
+def release_staging(candidate: ReleaseCandidate) -> None:
+    """Drop the candidate's staging table, if it has one (its rows are published, or not to be)."""
+    drop_staging(candidate.chunks)
+    drop_staging(candidate.articles)
 
 
 def write_result(job: ReindexJob, result: dict[str, Any]) -> None:
