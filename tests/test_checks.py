@@ -29,6 +29,7 @@ from kbcurator.quality import (
     NO_SUITES,
     SUITE_ERROR,
     ValidationReport,
+    columns_read,
     frames_from_tables,
     prepare_for_checks,
     raise_if_failed,
@@ -329,14 +330,21 @@ def test_the_checks_of_arrow_tables_give_the_verdicts_of_pandas_frames(
     article_table, chunk_table = _as_tables(articles, chunks)
 
     light = frames_from_tables(article_table, chunk_table)
+    read = columns_read(suites)
+    batched = frames_from_tables(
+        article_table.to_batches(max_chunksize=2), chunk_table.to_batches(max_chunksize=5), columns=read
+    )
     from_pandas = run_suites(prepare_for_checks(articles, chunks), suites)
-    from_arrow = run_suites(light, suites)
 
-    assert _failed(from_arrow) == _failed(from_pandas)
-    assert from_arrow.success is (case == "good")
-    assert not {"text", "body_html", "vector", "links", "heading_path"} & {
-        column for frame in light.values() for column in frame.columns
-    }
+    for frames in (light, batched):
+        from_arrow = run_suites(frames, suites)
+        assert _failed(from_arrow) == _failed(from_pandas)
+        assert from_arrow.success is (case == "good")
+        assert not {"text", "body_html", "vector", "links", "heading_path"} & {
+            column for frame in frames.values() for column in frame.columns
+        }
+    for name, frame in batched.items():  # only what the suite reads (and the ids)
+        assert set(frame.columns) <= read[name] | {"article_id"}, name
 
 
 @pytest.mark.parametrize(

@@ -166,8 +166,20 @@ _HEAVY_TEXT_COLUMNS = ("text", "body_html")
 _VECTOR_BLOCK_ROWS = 65_536
 
 
+def columns_read(suites: Mapping[str, gx.ExpectationSuite]) -> dict[str, set[str]]:
+    """Per frame, the columns its suite's expectations read, and the ids that name a row in a failure's sample."""
+    read: dict[str, set[str]] = {}
+    for name, suite in suites.items():
+        columns = (getattr(expectation, "column", None) for expectation in suite.expectations)
+        read[name] = {str(column) for column in columns if column} | set(_ID_COLUMNS)
+    return read
+
+
 def frames_from_tables(
-    articles: pa.Table | Iterable[pa.RecordBatch], chunks: pa.Table | Iterable[pa.RecordBatch]
+    articles: pa.Table | Iterable[pa.RecordBatch],
+    chunks: pa.Table | Iterable[pa.RecordBatch],
+    *,
+    columns: Mapping[str, set[str]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """:func:`prepare_for_checks` for a candidate's Arrow tables, without a pandas copy of its text and vectors.
 
@@ -175,27 +187,35 @@ def frames_from_tables(
     batches carry the table's columns). ``text_length``, ``vector_dim`` and ``vector_finite`` are derived from the
     Arrow columns as :func:`prepare_for_checks` derives them from pandas ones; the text, the HTML and the vectors
     themselves never reach pandas (at 200k chunks, their pandas copy held about 1.5 GB, a small array a vector).
+    ``columns``: per frame, the only columns to keep (:func:`columns_read` of the suites); default: every scalar one.
     """
-    return prepare_for_checks(_light_frames(articles), _light_frames(chunks))
+    keep = columns or {}
+    return prepare_for_checks(
+        _light_frames(articles, keep.get(ARTICLES_FRAME)), _light_frames(chunks, keep.get(CHUNKS_FRAME))
+    )
 
 
-def _light_frames(rows: pa.Table | Iterable[pa.RecordBatch]) -> pd.DataFrame:
+def _light_frames(rows: pa.Table | Iterable[pa.RecordBatch], keep: set[str] | None) -> pd.DataFrame:
     if isinstance(rows, pa.Table):
-        return _light_frame(rows)
-    parts = [_light_frame(pa.Table.from_batches([batch])) for batch in rows]
+        return _light_frame(rows, keep)
+    parts = [_light_frame(pa.Table.from_batches([batch]), keep) for batch in rows]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def _light_frame(table: pa.Table) -> pd.DataFrame:
-    derived: dict[str, pa.Array | pa.ChunkedArray | np.ndarray] = {}
+def _light_frame(table: pa.Table, keep: set[str] | None) -> pd.DataFrame:
+    derived: dict[str, np.ndarray] = {}
     if "text" in table.column_names:
-        derived["text_length"] = pc.fill_null(pc.utf8_length(table["text"]), 0).cast(pa.int64())
+        lengths = pc.fill_null(pc.utf8_length(table["text"]), 0).cast(pa.int64())
+        derived["text_length"] = np.asarray(lengths.to_numpy(zero_copy_only=False), dtype=np.int64)
     if "vector" in table.column_names:
         derived["vector_dim"], derived["vector_finite"] = _vector_columns(table["vector"])
-    light = table.drop_columns([c for c in (*_HEAVY_TEXT_COLUMNS, *_LIST_COLUMNS) if c in table.column_names])
-    frame = light.to_pandas()
+    dropped = {*_HEAVY_TEXT_COLUMNS, *_LIST_COLUMNS}
+    # article_id stays: prepare_for_checks derives the chunks' article_present from both frames' ids.
+    wanted = [c for c in table.column_names if c not in dropped and (keep is None or c in keep or c == "article_id")]
+    frame = table.select(wanted).to_pandas()
     for name, values in derived.items():
-        frame[name] = values if isinstance(values, np.ndarray) else values.to_numpy(zero_copy_only=False)
+        if keep is None or name in keep:
+            frame[name] = values
     return frame
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,24 +123,29 @@ def _chunk_row(article: Article, chunk: Chunk) -> dict[str, Any]:
     }
 
 
+_REUSE_READ_ROWS = 8_192
+
+
 def _reusable_article_ids(
     store: IndexStore, current: IndexRelease | None, articles: Sequence[Article], model: str, policy: str
-) -> tuple[set[str], pa.Table | None]:
+) -> tuple[set[str], int]:
+    """The unchanged articles the current release holds under this model and policy, and how many chunks it has
+    of them (only the chunks' article ids are read here)."""
     if current is None:
-        return set(), None
+        return set(), 0
     manifest = manifest_of(current)
     if manifest.get("model") != model or manifest.get("chunk_policy") != policy:
-        return set(), None
+        return set(), 0
     previous = store.read_table(
         schema.ARTICLES, current.articles_version, ["article_id", "content_hash", "chunk_policy"]
     )
     previous_hash = dict(zip(previous["article_id"].to_pylist(), previous["content_hash"].to_pylist(), strict=True))
     reuse = {a.article_id for a in articles if previous_hash.get(a.article_id) == a.content_hash}
     if not reuse:
-        return set(), None
-    chunks = store.read_table(schema.CHUNKS, current.chunks_version)
-    mask = pc.is_in(chunks["article_id"], value_set=pa.array(sorted(reuse), type=pa.string()))
-    return reuse, chunks.filter(mask)
+        return set(), 0
+    owners = store.read_table(schema.CHUNKS, current.chunks_version, ["article_id"])["article_id"]
+    count = pc.sum(pc.is_in(owners, value_set=pa.array(sorted(reuse), type=pa.string()))).as_py()
+    return reuse, int(count or 0)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -148,19 +153,15 @@ class BuildPlan:
     """What a build starts from: the unique articles, and which of them the current release already holds."""
 
     ordered: tuple[Article, ...]
-    # The current release's chunk rows of the unchanged articles, as stored (vectors included): Arrow columns, not
-    # Python rows (as dicts they took ~12 KB a row, gigabytes at 100k+ chunks). ``CandidateParts`` refreshes them.
-    reused_chunks: pa.Table | None
     reuse_ids: frozenset[str]
     to_chunk: tuple[Article, ...]
     rejected: tuple[Rejected, ...]
     current_tag: str
     current_seq: int = 0
-
-    @property
-    def reused_count(self) -> int:
-        """How many chunk rows the build takes from the current release."""
-        return self.reused_chunks.num_rows if self.reused_chunks is not None else 0
+    reused_count: int = 0  # the current release's chunks of the unchanged articles
+    # Those chunk rows, as stored (vectors included), read a batch at a time when the candidate takes them: Arrow
+    # columns, never the whole table at once (at 200k chunks, ~0.5 GB).
+    reused_batches: Callable[[], Iterator[pa.Table]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,15 +187,28 @@ def plan_build(articles: Iterable[Article], *, store: IndexStore, model: str, po
         unique[article.article_id] = article
     ordered = tuple(unique.values())
     current = store.current()
-    reuse_ids, reused_chunks = _reusable_article_ids(store, current, ordered, model, policy.policy_hash)
+    reuse_ids, reused_count = _reusable_article_ids(store, current, ordered, model, policy.policy_hash)
+    reused_batches = None
+    if current is not None and reuse_ids:
+        wanted = pa.array(sorted(reuse_ids), type=pa.string())
+        version = current.chunks_version
+
+        def reused_batches() -> Iterator[pa.Table]:
+            for batch in store.batches(schema.CHUNKS, version, None, batch_rows=_REUSE_READ_ROWS):
+                rows = pa.Table.from_batches([batch])
+                kept = rows.filter(pc.is_in(rows["article_id"], value_set=wanted))
+                if kept.num_rows:
+                    yield kept
+
     return BuildPlan(
         ordered=ordered,
-        reused_chunks=reused_chunks,
         reuse_ids=frozenset(reuse_ids),
         to_chunk=tuple(a for a in ordered if a.article_id not in reuse_ids),
         rejected=tuple(rejected),
         current_tag=current.tag if current else "",
         current_seq=current.seq if current else 0,
+        reused_count=reused_count,
+        reused_batches=reused_batches,
     )
 
 
@@ -228,7 +242,7 @@ class CandidateParts:
     release, then each chunked batch with its vectors. Each part becomes Arrow columns when it is added, so a build
     holds its chunk rows as Python objects one batch at a time, not all at once."""
 
-    _SLICE_ROWS = 4096  # reused rows refreshed this many at a time (as Python rows, briefly)
+    _SLICE_ROWS = 4096  # articles made Arrow rows this many at a time
 
     def __init__(self, plan: BuildPlan, dimension: int, *, staged: tuple[StagedRows, StagedRows] | None = None) -> None:
         """``staged``: the (chunks, articles) tables to write the parts to as they come (a reindex), not to tables
@@ -240,13 +254,12 @@ class CandidateParts:
         self._article_ids: set[str] = set(plan.reuse_ids)
         self._new_hashes: set[str] = set()
         self._rejected: list[Rejected] = list(plan.rejected)
-        if plan.reused_chunks is not None and plan.reused_chunks.num_rows:
-            self._add_reused(plan.reused_chunks)
+        if plan.reused_batches is not None:
+            self._add_reused(plan.reused_batches())
 
-    def _add_reused(self, reused: pa.Table) -> None:
+    def _add_reused(self, reused: Iterable[pa.Table]) -> None:
         articles = {a.article_id: a for a in self._plan.ordered if a.article_id in self._plan.reuse_ids}
-        for start in range(0, reused.num_rows, self._SLICE_ROWS):
-            part = reused.slice(start, self._SLICE_ROWS)
+        for part in reused:
             rows = part.drop_columns(["vector"]).to_pylist()
             for row in rows:
                 article = articles[row["article_id"]]

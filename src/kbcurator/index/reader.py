@@ -18,7 +18,6 @@ LanceDB would read them from disk one row and column at a time (about 40% of a v
 
 from __future__ import annotations
 
-import ctypes
 import math
 import re
 import threading
@@ -39,6 +38,7 @@ from kbcurator.index import schema
 from kbcurator.index.ann import VECTOR_COLUMN, has_vector_index, is_hnsw, tune_query
 from kbcurator.index.store import CURRENT, IndexStore, lance_errors, manifest_of
 from kbcurator.records import IndexRelease
+from kbcurator.runtime import release_freed_memory
 
 SearchMode = Literal["vector", "hybrid", "fts"]
 
@@ -448,7 +448,9 @@ class KBIndex:
                         columns = _HitColumns(
                             table.search().select(_HIT_COLUMNS).with_row_id(True).limit(None).to_arrow()
                         )
-                        _return_freed_memory()
+                        # LanceDB's scan frees its buffers once copied; glibc keeps them (231k chunks: ~630 MB
+                        # more after the read, ~250 MB once trimmed: the columns' 226 MB and a little).
+                        release_freed_memory()
             self._columns = (release.seq, columns)
             return columns
 
@@ -660,17 +662,6 @@ class KBIndex:
             query = query.where(where, prefilter=True)
         selected = [*_HIT_COLUMNS, "_score", *(["vector"] if vectors_except is not None else [])]
         return list(query.select(selected).limit(limit).to_arrow().to_pylist())
-
-
-def _return_freed_memory() -> None:
-    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing): LanceDB's scan
-    of the hit columns frees its buffers once they are copied, but glibc keeps them (231k chunks: the process holds
-    ~630 MB more after the read, ~250 MB once trimmed, the columns' 226 MB and a little)."""
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError, TypeError):  # no glibc (musl, macOS), or no CDLL(None) (Windows)
-        return
-    trim(0)
 
 
 def _async_handle(table: Any) -> Any | None:

@@ -236,12 +236,13 @@ class IndexStore:
         return data.select(columns) if columns else data
 
     def batches(
-        self, name: str, version: int, columns: list[str], *, batch_rows: int = 65_536
+        self, name: str, version: int, columns: list[str] | None, *, batch_rows: int = 65_536
     ) -> Iterator[pa.RecordBatch]:
-        """``columns`` of ``name`` at ``version``, a batch of at most ``batch_rows`` rows at a time."""
+        """``columns`` (None: all) of ``name`` at ``version``, a batch of at most ``batch_rows`` rows at a time."""
         table = self.open_at(name, version)
         with lance_errors(f"cannot read {name!r} at version {version}"):
-            yield from table.search().select(columns).limit(None).to_batches(batch_rows)
+            query = table.search()
+            yield from (query.select(columns) if columns else query).limit(None).to_batches(batch_rows)
 
     def scan(self, name: str, version: int, *, batch_rows: int = 4096) -> int:
         """Read every column of every row of ``name`` at ``version``, keeping none of it; returns the row count.

@@ -35,6 +35,7 @@ from kbcurator.index.staging import batches_of, drop_staging, drop_stale_staging
 from kbcurator.index.store import IndexStore, manifest_of
 from kbcurator.ingest import read_articles
 from kbcurator.records import Article, IndexRelease, Rejected, sha256_hex
+from kbcurator.runtime import release_freed_memory
 from kbcurator.settings import Settings, SourceConfig
 from kbcurator.triage import TriageStore
 from kbcurator.usecases.execution import Executor, InProcess
@@ -181,9 +182,11 @@ def build(
         f"({chunk_s:.1f} s waiting for chunks)"
     )
     say(f"embedded {embedded} chunks, {texts - embedded} from the cache ({embed_s:.1f} s)")
-    return parts.candidate(
+    candidate = parts.candidate(
         model=model, policy=policy, chunks_embedded=embedded, chunk_seconds=chunk_s, embed_seconds=embed_s
     )
+    release_freed_memory()  # the batches' rows are gone: the checks and the publish need not start from their peak
+    return candidate
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +308,9 @@ def _resolved_gap_questions(job: ReindexJob, embedder: Callable[[], Embedder]) -
     return found
 
 
+_CHECK_BATCH_ROWS = 8_192
+
+
 def check(job: ReindexJob, candidate: ReleaseCandidate, suites: SuiteFactory) -> ValidationReport:
     """Run the release's Great Expectations suites on the candidate; ``validation.json`` and Data Docs go into the
     run folder. ``suites``: ``checks.release_suites_for``.
@@ -331,8 +337,16 @@ def check(job: ReindexJob, candidate: ReleaseCandidate, suites: SuiteFactory) ->
         current_chunks=current_chunks,
     )
     run_dir = job.run.run_dir
-    frames = quality.frames_from_tables(batches_of(candidate.articles), batches_of(candidate.chunks))
+    # A few thousand rows at a time, and only the columns the suites read: the frames GX checks hold no text, no
+    # vector and no column it does not look at.
+    frames = quality.frames_from_tables(
+        batches_of(candidate.articles, batch_rows=_CHECK_BATCH_ROWS),
+        batches_of(candidate.chunks, batch_rows=_CHECK_BATCH_ROWS),
+        columns=quality.columns_read(built),
+    )
     report = quality.run_suites(frames, built, docs_dir=run_dir / "data_docs")
+    del frames
+    release_freed_memory()
     (run_dir / "validation.json").write_text(json.dumps(report.results_json, indent=1, default=str))
     return report
 
