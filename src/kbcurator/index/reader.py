@@ -22,10 +22,10 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +44,8 @@ SearchMode = Literal["vector", "hybrid", "fts"]
 
 # Reciprocal rank fusion's constant, as in LanceDB's RRFReranker and the original paper (Cormack et al., 2009).
 RRF_K = 60
+_Loaded = TypeVar("_Loaded")  # what a view reads once per release (its chunks, or its hit columns)
+
 _HIT_COLUMNS = [
     "chunk_id",
     "article_id",
@@ -403,24 +405,33 @@ class KBIndex:
     def _in_memory(self) -> _InMemory | None:
         """The release's chunks in memory, read on first use; None where vector searches go to LanceDB (a vector
         index, more chunks than ``exact_max_chunks``, or the path turned off)."""
-        cached = self._memory
+        return self._once_per_release("_memory", self._read_in_memory)
+
+    def _read_in_memory(self, release: IndexRelease) -> _InMemory | None:
+        limit = self._ann.exact_max_chunks
+        if limit <= 0 or self.has_vector_index:
+            return None
+        table = self._table()
+        with lance_errors(f"cannot read the chunks of {release.tag}"):
+            if table.count_rows() > limit:
+                return None
+            columns = list(dict.fromkeys([*_HIT_COLUMNS, "vector"]))
+            return _InMemory(table.search().select(columns).limit(None).to_arrow())
+
+    def _once_per_release(self, slot: str, read: Callable[[IndexRelease], _Loaded | None]) -> _Loaded | None:
+        """What ``read`` makes of the view's release, kept in attribute ``slot`` as (release seq, value) and read
+        again only when the view moves to another release (one thread reads; the others wait for it)."""
+        cached = getattr(self, slot)
         if cached is not None and cached[0] == self.release.seq:
-            return cached[1]
+            return cast("_Loaded | None", cached[1])
         with self._memory_lock:
             release = self.release
-            cached = self._memory
+            cached = getattr(self, slot)
             if cached is not None and cached[0] == release.seq:
-                return cached[1]
-            memory: _InMemory | None = None
-            limit = self._ann.exact_max_chunks
-            if limit > 0 and not self.has_vector_index:
-                table = self._table()
-                with lance_errors(f"cannot read the chunks of {release.tag}"):
-                    if table.count_rows() <= limit:
-                        columns = list(dict.fromkeys([*_HIT_COLUMNS, "vector"]))
-                        memory = _InMemory(table.search().select(columns).limit(None).to_arrow())
-            self._memory = (release.seq, memory)
-            return memory
+                return cast("_Loaded | None", cached[1])
+            value = read(release)
+            setattr(self, slot, (release.seq, value))
+            return value
 
     @property
     def hit_columns_in_memory(self) -> bool:
@@ -431,28 +442,21 @@ class KBIndex:
     def _hit_columns(self) -> _HitColumns | None:
         """The release's hit columns in memory, read on first use; None where LanceDB reads them (no vector index,
         more chunks than ``hit_columns_max_chunks``, or the path turned off)."""
-        cached = self._columns
-        if cached is not None and cached[0] == self.release.seq:
-            return cached[1]
-        with self._memory_lock:
-            release = self.release
-            cached = self._columns
-            if cached is not None and cached[0] == release.seq:
-                return cached[1]
-            columns: _HitColumns | None = None
-            limit = self._ann.hit_columns_max_chunks
-            if limit > 0 and self.has_vector_index:
-                table = self._table()
-                with lance_errors(f"cannot read the chunks of {release.tag}"):
-                    if table.count_rows() <= limit:
-                        columns = _HitColumns(
-                            table.search().select(_HIT_COLUMNS).with_row_id(True).limit(None).to_arrow()
-                        )
-                        # LanceDB's scan frees its buffers once copied; glibc keeps them (231k chunks: ~630 MB
-                        # more after the read, ~250 MB once trimmed: the columns' 226 MB and a little).
-                        release_freed_memory()
-            self._columns = (release.seq, columns)
-            return columns
+        return self._once_per_release("_columns", self._read_hit_columns)
+
+    def _read_hit_columns(self, release: IndexRelease) -> _HitColumns | None:
+        limit = self._ann.hit_columns_max_chunks
+        if limit <= 0 or not self.has_vector_index:
+            return None
+        table = self._table()
+        with lance_errors(f"cannot read the chunks of {release.tag}"):
+            if table.count_rows() > limit:
+                return None
+            columns = _HitColumns(table.search().select(_HIT_COLUMNS).with_row_id(True).limit(None).to_arrow())
+        # LanceDB's scan frees its buffers once copied; glibc keeps them (231k chunks: ~630 MB more after the read,
+        # ~250 MB once trimmed: the columns' 226 MB and a little).
+        release_freed_memory()
+        return columns
 
     def _tuned(self, query: Any, k: int) -> Any:
         query = query.distance_type("cosine")  # the metric the index was trained with, and the one we report
