@@ -9,6 +9,8 @@ empty index, as ``kbcurator reindex`` runs it, and samples its own resident memo
 the step running: read, build, check, evaluate, publish. The chunking processes' peak is reported apart
 (``ru_maxrss`` of the largest child): it depends on the batch, not on the help center.
 
+Linux only: it reads /proc/self/status.
+
 Embedder: bench/scale.py's stand-in (``bench-lexical-hashing-384``, hashed words, 384 dimensions), named so: MiniLM
 would take hours at 100x on 2 cores, and a build's memory does not depend on what the vectors mean, only on their
 number and size, which are the same.

@@ -139,14 +139,18 @@ def reindex_flow(
     timings: dict[str, float] = {}
     candidate, rejected = _read_and_build(job, timings)
     rejected += candidate.rejected
-    reindex.write_rejections(job.run.run_dir, rejected)
-    clock = time.perf_counter()
-    report = check_task(job, candidate)
-    timings["check_s"] = time.perf_counter() - clock
-    decision = usecase.decide(job, candidate, rejected, report, evaluate_task(job, candidate))
-    clock = time.perf_counter()
-    published = publish_task(job, candidate, decision, return_state=True)
-    timings["publish_s"] = time.perf_counter() - clock
+    try:
+        reindex.write_rejections(job.run.run_dir, rejected)
+        clock = time.perf_counter()
+        report = check_task(job, candidate)
+        timings["check_s"] = time.perf_counter() - clock
+        decision = usecase.decide(job, candidate, rejected, report, evaluate_task(job, candidate))
+        clock = time.perf_counter()
+        published = publish_task(job, candidate, decision, return_state=True)
+        timings["publish_s"] = time.perf_counter() - clock
+    except BaseException:
+        usecase.release_staging(candidate)  # finish would have dropped the candidate's staging tables
+        raise
     release = published.result(raise_on_failure=False) if published.is_completed() else None
     result, summary = usecase.finish(job, candidate, rejected, report, decision, release, timings)
     create_markdown_artifact(markdown=summary, key="kb-reindex", description=result["outcome"])

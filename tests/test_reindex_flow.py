@@ -311,3 +311,20 @@ def test_a_missing_golden_questions_file_is_one_line_before_prefect_starts(tmp_p
         f"error: retrieval.golden_file not found: {tmp_path / 'no-golden.csv'}"
     ]
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_flow_whose_check_task_fails_leaves_no_staging_table(tmp_path, help_center, monkeypatch) -> None:
+    # Between the build and ``finish`` (which drops them), a task that raises must not leave the run's staging
+    # tables (the candidate's chunks and articles) in the index database.
+    import flows.reindex as flow_module
+    from kbcurator.index import schema
+
+    def broken_check(job, candidate, suites):
+        raise RuntimeError("the checks' host went away")
+
+    monkeypatch.setattr(flow_module.usecase, "check", broken_check)
+    with pytest.raises(RuntimeError, match="went away"):
+        _reindex(_config(tmp_path, [_folder(help_center)]), audit=False)
+    store = IndexStore(str(tmp_path / "index"))
+    assert [name for name in store.table_names() if name.startswith(schema.STAGED_PREFIX)] == []
+    assert store.current() is None

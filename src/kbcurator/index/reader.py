@@ -36,6 +36,7 @@ from kbcurator.embedding.base import Embedder
 from kbcurator.errors import PublishError
 from kbcurator.index import schema
 from kbcurator.index.ann import VECTOR_COLUMN, has_vector_index, is_hnsw, tune_query
+from kbcurator.index.build import vector_matrix
 from kbcurator.index.store import CURRENT, IndexStore, lance_errors, manifest_of
 from kbcurator.records import IndexRelease
 from kbcurator.runtime import release_freed_memory
@@ -681,10 +682,7 @@ def _vectors_by_row_id(table: Any, row_ids: list[int]) -> dict[int, np.ndarray]:
     if not row_ids:
         return {}
     taken = table.take_row_ids(row_ids).select(["vector"]).with_row_id().to_arrow()
-    vectors = taken["vector"].combine_chunks()
-    dimension = vectors.type.list_size
-    values = vectors.values.slice(vectors.offset * dimension, len(vectors) * dimension)
-    matrix = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(vectors), dimension)
+    matrix = vector_matrix(taken["vector"])
     asked = set(row_ids)
     return {row_id: matrix[i] for i, row_id in enumerate(taken["_rowid"].to_pylist()) if row_id in asked}
 
