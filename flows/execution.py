@@ -7,6 +7,7 @@ reports to; a local cluster inherits this process's settings.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -76,6 +77,11 @@ def _batches(items: Sequence[Any], size: int) -> list[list[Any]]:
     return [list(items[start : start + size]) for start in range(0, len(items), max(1, size))]
 
 
+# Chunking batches in flight on a cluster whose size this process does not know (one at ``dask_address``); a local
+# cluster gets two per worker when that is more.
+_DASK_BATCHES_AHEAD = 16
+
+
 class OnDask:
     """The use cases' stages as tasks on a Dask cluster (see :class:`kbcurator.usecases.execution.Executor`).
 
@@ -112,9 +118,19 @@ class OnDask:
         return name, dimension
 
     def chunk(self, articles: Sequence[Article], policy: ChunkPolicy) -> Iterator[ChunkedBatch]:
-        size = self._settings.execution.chunk_batch_articles
-        futures = [self._submit(chunk_batch_task, articles=batch, policy=policy) for batch in _batches(articles, size)]
-        return (future.result() for future in futures)  # in order; the build embeds one while the rest run
+        """The batches' chunks in order; the build embeds one while the next run. A few batches per worker are
+        sent ahead, each read (the run's staged articles) only when it is sent, so the articles are never all in
+        this process, nor all the chunk rows waiting in the cluster."""
+        size = max(1, self._settings.execution.chunk_batch_articles)
+        starts = range(0, len(articles), size)
+        ahead = max(_DASK_BATCHES_AHEAD, 2 * self._settings.execution.local_workers)
+        sent: deque[Any] = deque()
+        for start in starts:
+            sent.append(self._submit(chunk_batch_task, articles=list(articles[start : start + size]), policy=policy))
+            if len(sent) > ahead:
+                yield sent.popleft().result()
+        while sent:
+            yield sent.popleft().result()
 
     def embed(self, texts_by_hash: dict[str, str], model: str) -> tuple[dict[str, np.ndarray], int]:
         cache = EmbeddingCache(self._store)

@@ -34,7 +34,7 @@ def read_source_task(job: usecase.ReindexJob, source: SourceConfig) -> usecase.S
         "source %s (%s): %d articles (%d unchanged pages not parsed again), %d skipped",
         source.id,
         source.kind,
-        len(read.articles),
+        read.article_count,
         read.reused,
         len(read.rejected),
     )
@@ -44,17 +44,21 @@ def read_source_task(job: usecase.ReindexJob, source: SourceConfig) -> usecase.S
 def _read_and_build(job: usecase.ReindexJob, timings: dict[str, float]) -> tuple[ReleaseCandidate, list[Rejected]]:
     """Read every source here (a remote one with retries), then chunk and embed where the settings say."""
     logger = get_run_logger()
-    with executor_for(job.settings, job.store, on_progress=logger.info) as executor:
-        clock = time.perf_counter()
-        reads = [
-            read_source_task.with_options(retries=usecase.read_retries(s), retry_delay_seconds=10)(job, s)
-            for s in job.sources
-        ]
-        timings["read_s"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        # Not a task of its own: on Dask, its stages are the tasks (a task cannot carry the cluster's client).
-        candidate = usecase.build(job, [a for read in reads for a in read.articles], executor, on_progress=logger.info)
-        timings["build_s"] = time.perf_counter() - clock
+    try:
+        with executor_for(job.settings, job.store, on_progress=logger.info) as executor:
+            clock = time.perf_counter()
+            reads = [
+                read_source_task.with_options(retries=usecase.read_retries(s), retry_delay_seconds=10)(job, s)
+                for s in job.sources
+            ]
+            timings["read_s"] = time.perf_counter() - clock
+            clock = time.perf_counter()
+            # Not a task of its own: on Dask, its stages are the tasks (a task cannot carry the cluster's client).
+            candidate = usecase.build(job, usecase.staged_articles_of(job), executor, on_progress=logger.info)
+            timings["build_s"] = time.perf_counter() - clock
+    except BaseException:
+        usecase.release_staging(job)  # the articles staged as they were read
+        raise
     return candidate, [r for read in reads for r in read.rejected]
 
 
@@ -149,7 +153,7 @@ def reindex_flow(
         published = publish_task(job, candidate, decision, return_state=True)
         timings["publish_s"] = time.perf_counter() - clock
     except BaseException:
-        usecase.release_staging(candidate)  # finish would have dropped the candidate's staging tables
+        usecase.release_staging(job, candidate)  # finish would have dropped the candidate's staging tables
         raise
     release = published.result(raise_on_failure=False) if published.is_completed() else None
     result, summary = usecase.finish(job, candidate, rejected, report, decision, release, timings)

@@ -159,3 +159,41 @@ def test_a_kbcurator_error_in_a_chunking_process_is_raised_as_it_is(articles: li
     executor = InProcess(_settings(processes=2, parallel_min_articles=0), cast(IndexStore, None))
     with pytest.raises(EmbeddingError, match="no-such-model"):
         list(executor.chunk(articles[:2], ChunkPolicy(model="no-such-model")))
+
+
+class _CountingArticles(list[Article]):
+    """Articles whose slices record when they are read (as a run's staged articles are read back)."""
+
+    def __init__(self, items: list[Article], reads: list[int]) -> None:
+        super().__init__(items)
+        self.reads = reads
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return _ReadOnIteration(list.__getitem__(self, index), self.reads, index.start or 0)
+        return list.__getitem__(self, index)
+
+
+class _ReadOnIteration(list[Article]):
+    def __init__(self, items: list[Article], reads: list[int], start: int) -> None:
+        super().__init__(items)
+        self._reads, self._start = reads, start
+
+    def __iter__(self) -> Any:
+        self._reads.append(self._start)
+        return super().__iter__()
+
+
+def test_processes_are_sent_a_few_batches_ahead_of_the_build_not_all_of_them(articles: list[Article]) -> None:
+    """A build slower than its chunking (a real model) must not have every batch read and chunked into memory at
+    once: batches are read when sent, at most two per process ahead of the one the build takes next."""
+    reads: list[int] = []
+    lazy = _CountingArticles(articles, reads)
+    batches = chunk_batches(lazy, 2, 2)  # batches of 2 articles
+    assert len(batches) == 16 and reads == []  # slicing reads nothing
+    taken = []
+    for number, batch in enumerate(execution._chunk_in_processes(batches, ChunkPolicy(), 2, lambda _m: None)):
+        assert len(reads) <= number + 1 + 2 * 2, f"{len(reads)} batches read when the build took batch {number}"
+        taken.append(batch)
+    assert len(reads) == len(taken) == 16
+    assert [row for b in taken for row in b.rows] == list(chunk_batch(articles, ChunkPolicy()).rows)

@@ -44,3 +44,26 @@ def release_freed_memory() -> None:
     except (OSError, AttributeError, TypeError):  # no glibc (musl, macOS), or no CDLL(None) (Windows)
         return
     trim(0)
+
+
+_M_ARENA_MAX = -8  # glibc's malloc.h
+
+
+def cap_malloc_arenas(arenas: int = 2) -> None:
+    """Let glibc's malloc keep at most ``arenas`` heaps from now on, unless ``MALLOC_ARENA_MAX`` says otherwise.
+
+    For a process that builds a release (``usecases.reindex.start_reindex`` calls it, before it opens the index):
+    LanceDB decodes and writes on a pool of threads, each of which glibc gives a heap of its own (8 per core by
+    default); pages freed in one are not reused by another, so reading or writing a whole table a page at a time
+    left a peak that grew with the table. Measured reading 20,000 / 200,000 chunk rows a page at a time: +69 / +169 MB
+    with glibc's default, +56 / +103 MB with 2, at the same speed. A thread gets its heap when it first allocates,
+    so the cap holds for the threads started after it. A process that only searches is left as it is. Elsewhere
+    than glibc, nothing.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:  # glibc read it at start-up: the user's choice stands
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):  # no glibc (musl, macOS), or no CDLL(None) (Windows)
+        return
+    mallopt(_M_ARENA_MAX, arenas)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from kbcurator.chunking import ChunkPolicy, chunk_articles, embedding_input
 from kbcurator.embedding.base import Embedder
 from kbcurator.index import schema
+from kbcurator.index.article_rows import ArticleRows, articles_table
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
 from kbcurator.index.staging import Rows, StagedRows
 from kbcurator.index.store import IndexStore, manifest_of
@@ -58,27 +59,6 @@ class ReleaseCandidate:
     # release became current meanwhile: its change list and row-count checks were made against this one.
     # None: assembled by hand, base unknown, not checked.
     base_seq: int | None = None
-
-
-def articles_to_table(articles: Sequence[Article], chunk_policy: str) -> pa.Table:
-    rows = [
-        {
-            "article_id": a.article_id,
-            "source_id": a.source_id,
-            "url": a.url,
-            "title": a.title,
-            "section": a.section,
-            "locale": a.locale,
-            "body_html": a.body_html,
-            "text": a.text,
-            "updated_at": a.updated_at,
-            "content_hash": a.content_hash,
-            "links": list(a.links),
-            "chunk_policy": chunk_policy,
-        }
-        for a in articles
-    ]
-    return pa.Table.from_pylist(rows, schema=schema.articles_schema())
 
 
 def vector_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -127,7 +107,7 @@ _REUSE_READ_ROWS = 8_192
 
 
 def _reusable_article_ids(
-    store: IndexStore, current: IndexRelease | None, articles: Sequence[Article], model: str, policy: str
+    store: IndexStore, current: IndexRelease | None, keys: Iterable[tuple[str, str]], model: str, policy: str
 ) -> tuple[set[str], int]:
     """The unchanged articles the current release holds under this model and policy, and how many chunks it has
     of them (only the chunks' article ids are read here)."""
@@ -140,7 +120,7 @@ def _reusable_article_ids(
         schema.ARTICLES, current.articles_version, ["article_id", "content_hash", "chunk_policy"]
     )
     previous_hash = dict(zip(previous["article_id"].to_pylist(), previous["content_hash"].to_pylist(), strict=True))
-    reuse = {a.article_id for a in articles if previous_hash.get(a.article_id) == a.content_hash}
+    reuse = {article_id for article_id, content_hash in keys if previous_hash.get(article_id) == content_hash}
     if not reuse:
         return set(), 0
     owners = store.read_table(schema.CHUNKS, current.chunks_version, ["article_id"])["article_id"]
@@ -152,9 +132,10 @@ def _reusable_article_ids(
 class BuildPlan:
     """What a build starts from: the unique articles, and which of them the current release already holds."""
 
-    ordered: tuple[Article, ...]
+    # A tuple, or (a reindex) the articles the run staged as it read them (``ArticleRows``), read back when chunked.
+    ordered: Sequence[Article]
     reuse_ids: frozenset[str]
-    to_chunk: tuple[Article, ...]
+    to_chunk: Sequence[Article]
     rejected: tuple[Rejected, ...]
     current_tag: str
     current_seq: int = 0
@@ -176,18 +157,35 @@ class ChunkedBatch:
 
 
 def plan_build(articles: Iterable[Article], *, store: IndexStore, model: str, policy: ChunkPolicy) -> BuildPlan:
-    """Drop repeated article ids (the first occurrence wins) and find what the current release can give back."""
-    unique: dict[str, Article] = {}
+    """Drop repeated article ids (the first occurrence wins) and find what the current release can give back.
+
+    ``articles`` staged by the run (``ArticleRows``) are planned from their ids and hashes alone: only the
+    repeated ones are read, to name them."""
     rejected: list[Rejected] = []
-    for article in articles:
-        if article.article_id in unique:
-            reason = "duplicate of an article already read"
-            rejected.append(Rejected(article.url, "build", reason, article.source_id, code=RejectionCode.DUPLICATE))
-            continue
-        unique[article.article_id] = article
-    ordered = tuple(unique.values())
+    reason = "duplicate of an article already read"
+    ordered: Sequence[Article]
+    if isinstance(articles, ArticleRows):
+        seen: set[str] = set()
+        first: list[bool] = []
+        for position, article_id in enumerate(articles.ids()):
+            first.append(article_id not in seen)
+            seen.add(article_id)
+            if not first[-1]:
+                again = articles[position]
+                rejected.append(Rejected(again.url, "build", reason, again.source_id, code=RejectionCode.DUPLICATE))
+        ordered = articles.select(first)
+        keys = list(zip(ordered.ids(), ordered.hashes(), strict=True))
+    else:
+        unique: dict[str, Article] = {}
+        for article in articles:
+            if article.article_id in unique:
+                rejected.append(Rejected(article.url, "build", reason, article.source_id, code=RejectionCode.DUPLICATE))
+                continue
+            unique[article.article_id] = article
+        ordered = tuple(unique.values())
+        keys = [(a.article_id, a.content_hash) for a in ordered]
     current = store.current()
-    reuse_ids, reused_count = _reusable_article_ids(store, current, ordered, model, policy.policy_hash)
+    reuse_ids, reused_count = _reusable_article_ids(store, current, keys, model, policy.policy_hash)
     reused_batches = None
     if current is not None and reuse_ids:
         wanted = pa.array(sorted(reuse_ids), type=pa.string())
@@ -200,16 +198,36 @@ def plan_build(articles: Iterable[Article], *, store: IndexStore, model: str, po
                 if kept.num_rows:
                     yield kept
 
+    to_chunk = [article_id not in reuse_ids for article_id, _ in keys]
     return BuildPlan(
         ordered=ordered,
         reuse_ids=frozenset(reuse_ids),
-        to_chunk=tuple(a for a in ordered if a.article_id not in reuse_ids),
+        to_chunk=_chosen(ordered, to_chunk),
         rejected=tuple(rejected),
         current_tag=current.tag if current else "",
         current_seq=current.seq if current else 0,
         reused_count=reused_count,
         reused_batches=reused_batches,
     )
+
+
+def _chosen(articles: Sequence[Article], keep: list[bool]) -> Sequence[Article]:
+    """The articles for which ``keep`` is true, in order (a view, for staged articles)."""
+    if isinstance(articles, ArticleRows):
+        return articles.select(keep)
+    return tuple(a for a, kept in zip(articles, keep, strict=True) if kept)
+
+
+def _article_fields(
+    articles: Sequence[Article], wanted: Collection[str], names: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """``names`` of the articles whose ids are ``wanted``, by id (for staged articles, read as columns)."""
+    if isinstance(articles, ArticleRows):
+        chosen = articles.select(article_id in wanted for article_id in articles.ids())
+        return {
+            row["article_id"]: row for table in chosen.tables("", ["article_id", *names]) for row in table.to_pylist()
+        }
+    return {a.article_id: {name: getattr(a, name) for name in names} for a in articles if a.article_id in wanted}
 
 
 def chunk_batch(articles: Iterable[Article], policy: ChunkPolicy) -> ChunkedBatch:
@@ -237,6 +255,10 @@ def chunk_batch(articles: Iterable[Article], policy: ChunkPolicy) -> ChunkedBatc
     )
 
 
+def _ids_of(articles: Sequence[Article]) -> list[str]:
+    return articles.ids() if isinstance(articles, ArticleRows) else [a.article_id for a in articles]
+
+
 class CandidateParts:
     """The chunks table of a candidate, assembled part by part as the build goes: the rows reused from the current
     release, then each chunked batch with its vectors. Each part becomes Arrow columns when it is added, so a build
@@ -258,14 +280,14 @@ class CandidateParts:
             self._add_reused(plan.reused_batches())
 
     def _add_reused(self, reused: Iterable[pa.Table]) -> None:
-        articles = {a.article_id: a for a in self._plan.ordered if a.article_id in self._plan.reuse_ids}
+        articles = _article_fields(self._plan.ordered, self._plan.reuse_ids, _ARTICLE_FIELDS_ON_CHUNKS)
         for part in reused:
             rows = part.drop_columns(["vector"]).to_pylist()
             for row in rows:
                 article = articles[row["article_id"]]
                 # Metadata copied from the article may change without the text changing (updated_at, url).
                 for name in _ARTICLE_FIELDS_ON_CHUNKS:
-                    row[name] = getattr(article, name)
+                    row[name] = article[name]
             self._append(rows, vector_matrix(part["vector"]))
 
     def add(self, batch: ChunkedBatch, vectors: Mapping[str, np.ndarray]) -> None:
@@ -297,17 +319,21 @@ class CandidateParts:
     ) -> ReleaseCandidate:
         """The release candidate of every part added."""
         plan = self._plan
-        kept_in_order = [a for a in plan.ordered if a.article_id in self._article_ids]
+        kept_in_order = _chosen(plan.ordered, [a in self._article_ids for a in _ids_of(plan.ordered)])
         chunks: Rows
         articles: Rows
         if self._staged is not None:
             chunks, articles = self._staged
-            for start in range(0, len(kept_in_order), self._SLICE_ROWS):  # Arrow a slice at a time, not all at once
-                articles.append(articles_to_table(kept_in_order[start : start + self._SLICE_ROWS], policy.policy_hash))
+            if isinstance(kept_in_order, ArticleRows):  # copied from the run's read table, a slice at a time
+                for table in kept_in_order.tables(policy.policy_hash):
+                    articles.append(table)
+            else:
+                for start in range(0, len(kept_in_order), self._SLICE_ROWS):  # Arrow a slice at a time
+                    articles.append(articles_table(kept_in_order[start : start + self._SLICE_ROWS], policy.policy_hash))
             chunks.flush()
             articles.flush()
         else:
-            articles = articles_to_table(kept_in_order, policy.policy_hash)
+            articles = articles_table(kept_in_order, policy.policy_hash)
             if self._parts:
                 chunks = pa.concat_tables(self._parts).combine_chunks()
             else:

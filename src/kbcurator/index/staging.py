@@ -22,7 +22,7 @@ from typing import Any, TypeAlias
 import pyarrow as pa
 
 from kbcurator.index import schema
-from kbcurator.index.store import IndexStore, lance_errors
+from kbcurator.index.store import IDS_PER_FILTER, PAGE_ROWS, IndexStore, lance_errors, pages, sql_in
 
 logger = logging.getLogger(__name__)
 
@@ -63,18 +63,28 @@ class StagedRows:
         with lance_errors(f"cannot write the staged rows to {self.name!r}"):
             self._table.add(data)
 
-    def _query(self, columns: list[str] | None) -> Any:
+    def _table_now(self) -> Any:
         self.flush()
-        query = self._table.search()
-        return (query.select(columns) if columns else query).limit(None)
+        return self._table
 
     def columns(self, columns: list[str]) -> pa.Table:
         with lance_errors(f"cannot read the staged rows in {self.name!r}"):
-            return self._query(columns).to_arrow().select(columns)
+            table = self._table_now()
+            return table.search().select(columns).limit(None).to_arrow().select(columns)
 
     def batches(self, columns: list[str] | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        # A page (one query) at a time: a streaming scan reads ahead with the table's size (``store.pages``).
         with lance_errors(f"cannot read the staged rows in {self.name!r}"):
-            yield from self._query(columns).to_batches(batch_rows)
+            yield from pages(self._table_now(), columns, batch_rows)
+
+    def matching(self, column: str, values: list[str]) -> Iterator[pa.RecordBatch]:
+        """The rows whose ``column`` is one of ``values``, ``IDS_PER_FILTER`` values per query: the few rows a
+        publish rewrites, without reading the rest of the table."""
+        with lance_errors(f"cannot read the staged rows in {self.name!r}"):
+            table = self._table_now()
+            for start in range(0, len(values), IDS_PER_FILTER):
+                query = table.search().where(sql_in(column, values[start : start + IDS_PER_FILTER]))
+                yield from query.limit(None).to_arrow().to_batches()
 
     def drop(self) -> None:
         """Remove the table (the run is over). Best effort: a later run removes what is left."""
@@ -123,8 +133,8 @@ def batches_of(
 def reader_of(rows: Rows) -> pa.RecordBatchReader:
     """Every row and column of a candidate's table, as a stream (what a publish merges from)."""
     if isinstance(rows, pa.Table):
-        return rows.to_reader()
-    return pa.RecordBatchReader.from_batches(rows.schema, rows.batches(None, _WRITE_ROWS))
+        return rows.to_reader(max_chunksize=PAGE_ROWS)
+    return pa.RecordBatchReader.from_batches(rows.schema, rows.batches(None, PAGE_ROWS))
 
 
 def drop_staging(rows: Rows) -> None:

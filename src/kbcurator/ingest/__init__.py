@@ -13,7 +13,7 @@ from kbcurator.ingest.parse import MAX_ARTICLE_CHARS
 from kbcurator.records import Article, RawPage, Rejected
 from kbcurator.settings import SourceConfig
 
-__all__ = ["MAX_ARTICLE_CHARS", "ParseCache", "parse_pages", "read_articles", "read_source"]
+__all__ = ["MAX_ARTICLE_CHARS", "ParseCache", "iter_articles", "parse_pages", "read_articles", "read_source"]
 
 
 def read_source(source: SourceConfig) -> Iterator[RawPage | Rejected]:
@@ -55,23 +55,36 @@ def read_articles(
     An article whose text is longer than ``max_article_chars`` (pass ``checks.max_article_chars``) is rejected
     here, on its own, so that the release checks pass for the others.
     """
+    return _split(iter_articles(source, memo=memo, max_article_chars=max_article_chars))
+
+
+def iter_articles(
+    source: SourceConfig, *, memo: ParseCache | None = None, max_article_chars: int = MAX_ARTICLE_CHARS
+) -> Iterator[Article | Rejected]:
+    """``read_articles`` as it goes, in the source's order: a caller that writes each article away (a reindex
+    stages them in the index database) holds none of them whole."""
     if memo is None:
-        return _split(parse_pages(read_source(source), source, max_article_chars=max_article_chars))
-    outcomes: list[Article | Rejected] = []
-    parsed: list[tuple[str, Article]] = []  # recorded in one write at the end
+        yield from parse_pages(read_source(source), source, max_article_chars=max_article_chars)
+        return
+    parsed: list[tuple[str, Article]] = []  # recorded a few hundred at a time
     batch: list[RawPage | Rejected] = []
     for page in read_source(source):
         batch.append(page)
         if len(batch) == _MEMO_BATCH:
-            outcomes += _parse_with_memo(batch, source, memo, parsed, max_article_chars)
+            yield from _parse_with_memo(batch, source, memo, parsed, max_article_chars)
             batch = []
-    outcomes += _parse_with_memo(batch, source, memo, parsed, max_article_chars)
+            if len(parsed) >= _REMEMBER_BATCH:
+                memo.remember(parsed)
+                parsed = []
+    yield from _parse_with_memo(batch, source, memo, parsed, max_article_chars)
     memo.remember(parsed)
-    return _split(outcomes)
 
 
 # Pages looked up in the memo at a time: one read of their articles, without holding every raw page of a crawl.
 _MEMO_BATCH = 500
+# Parsed articles recorded in the memo at a time: each record is a write (a LanceDB version), and the articles wait
+# in memory until it.
+_REMEMBER_BATCH = 2_000
 
 
 def _parse_with_memo(

@@ -108,11 +108,15 @@ class InProcess:
         """
         chunking = self._settings.chunking
         processes = chunk_processes(chunking.processes)
+        max_batch = self._settings.execution.chunk_batch_articles
         if processes < 2 or len(articles) < max(2, chunking.parallel_min_articles):
             if articles:
                 self._say(f"chunking {len(articles):,} articles in this process")
-            return iter([chunk_batch(articles, policy)])
-        batches = chunk_batches(articles, processes, self._settings.execution.chunk_batch_articles)
+            if len(articles) <= max_batch:
+                return iter([chunk_batch(articles, policy)])
+            # A batch at a time, as the processes would: the build holds one batch's chunk rows, not all of them.
+            return (chunk_batch(batch, policy) for batch in chunk_batches(articles, 1, max_batch))
+        batches = chunk_batches(articles, processes, max_batch)
         processes = min(processes, len(batches))
         self._say(f"chunking {len(articles):,} articles in {processes} processes ({len(batches)} batches)")
         return _chunk_in_processes(batches, policy, processes, self._say)
@@ -156,18 +160,28 @@ def chunk_processes(setting: int | None) -> int:
     return max(1, min(available, AUTO_MAX_PROCESSES))
 
 
-def chunk_batches(articles: Sequence[Article], processes: int, max_batch: int) -> list[list[Article]]:
+def chunk_batches(articles: Sequence[Article], processes: int, max_batch: int) -> list[Sequence[Article]]:
     """Contiguous batches in the articles' order: at most ``max_batch`` articles each, and about
-    ``BATCHES_PER_PROCESS`` per process when the articles are fewer than that would fill."""
+    ``BATCHES_PER_PROCESS`` per process when the articles are fewer than that would fill. Slices of ``articles``:
+    articles a run staged are read only when their batch is sent."""
     size = max(1, min(max_batch, math.ceil(len(articles) / (processes * BATCHES_PER_PROCESS))))
-    return [list(articles[start : start + size]) for start in range(0, len(articles), size)]
+    return [articles[start : start + size] for start in range(0, len(articles), size)]
+
+
+# Batches sent to the chunking processes ahead of the one the build waits for, per process: enough that no process
+# waits for work, few enough that the batches waiting (articles sent, chunk rows come back) stay a handful.
+_BATCHES_AHEAD_PER_PROCESS = 2
 
 
 def _chunk_in_processes(
-    batches: list[list[Article]], policy: ChunkPolicy, processes: int, say: Callable[[str], None]
+    batches: list[Sequence[Article]], policy: ChunkPolicy, processes: int, say: Callable[[str], None]
 ) -> Iterator[ChunkedBatch]:
     """``chunk_batch`` over each batch in a pool of spawned processes; the results in the batches' order, each
     yielded as soon as it and every batch before it are done (and then let go: the pool keeps no finished batch).
+
+    At most ``_BATCHES_AHEAD_PER_PROCESS`` batches per process are sent ahead of the one yielded next, so a build
+    whose embedding is slower than its chunking does not pile up every batch's chunk rows, and a batch of articles
+    the run staged is read only when it is sent.
 
     Spawned, not forked: by now this process may hold threads of its own (OpenBLAS's and pyarrow's jemalloc thread
     from importing numpy and lancedb, ONNX Runtime's or torch's pools after an embedder was loaded, the tokenizer's),
@@ -177,13 +191,20 @@ def _chunk_in_processes(
     """
     context = multiprocessing.get_context("spawn")
     total = sum(len(batch) for batch in batches)
+    ahead = processes * _BATCHES_AHEAD_PER_PROCESS
     pool = ProcessPoolExecutor(max_workers=processes, mp_context=context)
     try:
-        futures: list[Future[ChunkedBatch] | None] = [pool.submit(chunk_batch, batch, policy) for batch in batches]
-        pending: set[Future[ChunkedBatch]] = {future for future in futures if future is not None}
-        sizes = {future: len(batch) for future, batch in zip(futures, batches, strict=True) if future is not None}
+        futures: list[Future[ChunkedBatch] | None] = []
+        pending: set[Future[ChunkedBatch]] = set()
+        sizes: dict[Future[ChunkedBatch], int] = {}
         done_articles = said = given = 0
-        while given < len(futures):
+        while given < len(batches):
+            while len(futures) < len(batches) and len(futures) - given < ahead:
+                batch = list(batches[len(futures)])  # read here (staged articles), pickled to the process
+                future = pool.submit(chunk_batch, batch, policy)
+                futures.append(future)
+                pending.add(future)
+                sizes[future] = len(batch)
             done, pending = wait(pending, return_when=FIRST_COMPLETED) if pending else (set(), pending)
             for future in done:
                 error = future.exception()

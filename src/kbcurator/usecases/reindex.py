@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,15 +27,16 @@ from kbcurator.errors import EmbeddingError, KBError, SourceError, ValidationFai
 from kbcurator.gaps.coverage import CoveragePolicy, ReleaseVectors, judge_tickets
 from kbcurator.gaps.report import GAPS_TABLE
 from kbcurator.index import golden, schema
+from kbcurator.index.article_rows import RunReads
 from kbcurator.index.build import CandidateParts, ReleaseCandidate, plan_build
 from kbcurator.index.embedding_cache import EmbeddingCache, embed_with_cache
 from kbcurator.index.parse_memo import ParseMemo
 from kbcurator.index.publish import publish
 from kbcurator.index.staging import batches_of, drop_staging, drop_stale_staging, staged_articles, staged_chunks
 from kbcurator.index.store import IndexStore, manifest_of
-from kbcurator.ingest import read_articles
+from kbcurator.ingest import iter_articles
 from kbcurator.records import Article, IndexRelease, Rejected, sha256_hex
-from kbcurator.runtime import release_freed_memory
+from kbcurator.runtime import cap_malloc_arenas, release_freed_memory
 from kbcurator.settings import Settings, SourceConfig
 from kbcurator.triage import TriageStore
 from kbcurator.usecases.execution import Executor, InProcess
@@ -61,6 +62,8 @@ class ReindexJob:
     force_publish: bool = False
     # Publish although the candidate fails the retrieval gate (the golden questions' recall floor or drop).
     allow_retrieval_drop: bool = False
+    # The articles the run reads, staged in the index database as they are read (None: a job made by hand).
+    reads: RunReads | None = None
 
     @property
     def base_counts(self) -> tuple[int | None, int | None]:
@@ -90,19 +93,22 @@ def start_reindex(
 ) -> ReindexJob:
     """Check the sources, open the index, pin the base release and make the run folder."""
     sources = steps.require_sources(settings, config_path)
+    cap_malloc_arenas()  # before the index is opened: a build's reads and writes hold less (runtime explains)
     store = IndexStore(settings.index_uri, storage_options=settings.index_storage_options)
     base = store.current()
     run = steps.start_run(settings.runs_dir)
     drop_stale_staging(store)
-    return ReindexJob(settings, store, tuple(sources), run, base, force_publish, allow_retrieval_drop)
+    reads = RunReads(store, run.run_id)
+    return ReindexJob(settings, store, tuple(sources), run, base, force_publish, allow_retrieval_drop, reads)
 
 
 @dataclass(frozen=True, slots=True)
 class SourceRead:
-    """One source read: its articles, the pages skipped, and how many unchanged pages were not parsed again."""
+    """One source read: how many articles it gave (staged in the run's read table, ``ReindexJob.reads``), the
+    pages skipped, and how many unchanged pages were not parsed again."""
 
     source: SourceConfig
-    articles: tuple[Article, ...]
+    article_count: int
     rejected: tuple[Rejected, ...]
     reused: int
 
@@ -114,10 +120,28 @@ def read_retries(source: SourceConfig) -> int:
 
 
 def read_source(job: ReindexJob, source: SourceConfig) -> SourceRead:
-    """Read one source's articles; pages unchanged since they were last parsed come from the parse memo."""
+    """Read one source's articles into the run's read table as they come (none is held: at 40,600 articles that
+    was 0.5 GB); pages unchanged since they were last parsed come from the parse memo."""
+    if job.reads is None:
+        raise ValueError("this reindex job has no read table: make it with start_reindex")
     memo = ParseMemo(job.store)
-    articles, rejected = read_articles(source, memo=memo, max_article_chars=job.settings.checks.max_article_chars)
-    return SourceRead(source, tuple(articles), tuple(rejected), memo.reused)
+    rejected: list[Rejected] = []
+
+    def articles() -> Iterator[Article]:
+        for item in iter_articles(source, memo=memo, max_article_chars=job.settings.checks.max_article_chars):
+            if isinstance(item, Rejected):
+                rejected.append(item)
+            else:
+                yield item
+
+    count = job.reads.write(articles())
+    return SourceRead(source, count, tuple(rejected), memo.reused)
+
+
+def staged_articles_of(job: ReindexJob) -> Sequence[Article]:
+    """Every article the run has read, in the order read: what :func:`build` takes (read back as it chunks)."""
+    staged = job.reads.articles() if job.reads is not None else None
+    return staged if staged is not None else ()
 
 
 def build(
@@ -172,6 +196,8 @@ def build(
     except BaseException:
         for table in staged:
             table.drop()
+        if job.reads is not None:
+            job.reads.drop()
         raise
     finally:
         close = getattr(batches, "close", None)
@@ -185,6 +211,8 @@ def build(
     candidate = parts.candidate(
         model=model, policy=policy, chunks_embedded=embedded, chunk_seconds=chunk_s, embed_seconds=embed_s
     )
+    if job.reads is not None:
+        job.reads.drop()  # the candidate's articles table holds what is kept of them
     release_freed_memory()  # the batches' rows are gone: the checks and the publish need not start from their peak
     return candidate
 
@@ -372,16 +400,17 @@ def run_reindex(
     job = start_reindex(settings, config_path, force_publish=force_publish, allow_retrieval_drop=allow_retrieval_drop)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    reads = [_read_with_retries(job, source) for source in job.sources]
-    timings["read_s"] = time.perf_counter() - clock
-    rejected = [r for read in reads for r in read.rejected]
-    articles = [a for read in reads for a in read.articles]
-    del reads  # the articles are let go once built: the candidate holds them in its staging table
-    clock = time.perf_counter()
-    with InProcess(settings, job.store, on_progress=on_progress) as executor:
-        candidate = build(job, articles, executor, on_progress=on_progress)
-    del articles
-    timings["build_s"] = time.perf_counter() - clock
+    try:
+        reads = [_read_with_retries(job, source) for source in job.sources]
+        timings["read_s"] = time.perf_counter() - clock
+        rejected = [r for read in reads for r in read.rejected]
+        clock = time.perf_counter()
+        with InProcess(settings, job.store, on_progress=on_progress) as executor:
+            candidate = build(job, staged_articles_of(job), executor, on_progress=on_progress)
+        timings["build_s"] = time.perf_counter() - clock
+    except BaseException:
+        release_staging(job)
+        raise
     rejected += candidate.rejected
     try:
         steps.write_rejections(job.run.run_dir, rejected)
@@ -397,7 +426,7 @@ def run_reindex(
             failure = exc
         timings["publish_s"] = time.perf_counter() - clock
     except BaseException:
-        release_staging(candidate)  # finish would have
+        release_staging(job, candidate)  # finish would have
         raise
     result, _summary = finish(job, candidate, rejected, report, decision, release, timings)
     if failure is not None:
@@ -543,7 +572,7 @@ def finish(
 ) -> tuple[dict[str, Any], str]:
     """Write the run folder's summary.md, result.json (and vanished.json when blocked); returns (result, summary).
     The candidate's staging table is dropped: the run is over."""
-    release_staging(candidate)
+    release_staging(job, candidate)
     run_dir = job.run.run_dir
     outcome = f"published {release.tag}" if release is not None else decision.outcome
     current = job.store.current()
@@ -590,10 +619,14 @@ def finish(
     return result, summary
 
 
-def release_staging(candidate: ReleaseCandidate) -> None:
-    """Drop the candidate's staging table, if it has one (its rows are published, or not to be)."""
-    drop_staging(candidate.chunks)
-    drop_staging(candidate.articles)
+def release_staging(job: ReindexJob, candidate: ReleaseCandidate | None = None) -> None:
+    """Drop the run's staging tables: its read table, and the candidate's tables if it has them (their rows are
+    published, or not to be)."""
+    if job.reads is not None:
+        job.reads.drop()
+    if candidate is not None:
+        drop_staging(candidate.chunks)
+        drop_staging(candidate.articles)
 
 
 def write_result(job: ReindexJob, result: dict[str, Any]) -> None:
