@@ -212,11 +212,27 @@ def _light_frame(table: pa.Table, keep: set[str] | None) -> pd.DataFrame:
     dropped = {*_HEAVY_TEXT_COLUMNS, *_LIST_COLUMNS}
     # article_id stays: prepare_for_checks derives the chunks' article_present from both frames' ids.
     wanted = [c for c in table.column_names if c not in dropped and (keep is None or c in keep or c == "article_id")]
-    frame = table.select(wanted).to_pandas()
+    frame = _owned(table.select(wanted)).to_pandas()
     for name, values in derived.items():
         if keep is None or name in keep:
             frame[name] = values
     return frame
+
+
+def _owned(table: pa.Table) -> pa.Table:
+    """``table``'s columns copied into buffers of their own.
+
+    A page read from LanceDB arrives as record batches whose columns share one release callback, so a zero-copy
+    view of any one column (pandas 3 keeps strings as Arrow arrays, numbers as views) keeps the whole page alive,
+    text and vectors included: the checks' frames of 200,000 chunk rows held 14 MB of their own and 580 MB of pages.
+    """
+    return pa.table(
+        {
+            name: pa.concat_arrays(column.chunks) if column.num_chunks else column
+            for name, column in zip(table.column_names, table.columns, strict=True)
+        },
+        schema=table.schema,
+    )
 
 
 def _vector_columns(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
