@@ -15,7 +15,6 @@ what the parser would.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -23,10 +22,11 @@ from collections.abc import Iterable, Sequence
 import pyarrow as pa
 
 from kbcurator.index import schema
-from kbcurator.index.store import IndexStore, lance_errors
+from kbcurator.index.article_rows import ARTICLE_FIELDS, article_of
+from kbcurator.index.store import IndexStore, lance_errors, sql_in
 from kbcurator.records import Article
 
-_ARTICLE_COLUMNS = tuple(field.name for field in dataclasses.fields(Article))
+_ARTICLE_COLUMNS = ARTICLE_FIELDS
 
 
 def article_hash(article: Article) -> str:
@@ -75,12 +75,11 @@ class ParseMemo:
         if not recorded or self._articles_version is None:
             return {}
         wanted = sorted({article_id for pairs in recorded.values() for article_id, _ in pairs})
-        quoted = ", ".join("'" + article_id.replace("'", "''") + "'" for article_id in wanted)
         table = self._store.open_at(schema.ARTICLES, self._articles_version)
         with lance_errors("cannot read the current release's articles"):
             rows = (
                 table.search()
-                .where(f"article_id IN ({quoted})")
+                .where(sql_in("article_id", wanted))
                 .select(list(_ARTICLE_COLUMNS))
                 .limit(None)
                 .to_arrow()
@@ -88,7 +87,7 @@ class ParseMemo:
             )
         by_id: dict[str, tuple[Article, str]] = {}
         for row in rows:
-            article = Article(**{**row, "links": tuple(row["links"] or ())})
+            article = article_of(row)
             by_id[article.article_id] = (article, article_hash(article))
         found: dict[str, Article] = {}
         for key, pairs in recorded.items():
