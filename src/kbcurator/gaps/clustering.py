@@ -28,12 +28,18 @@ Selection = Literal["auto", "eom", "leaf"]
 
 # Below this many points there is nothing to cluster: every point is long tail.
 _MIN_POINTS = 5
-# UMAP beat PCA from ~150 points on BANKING77 subsets, but its first call in a process compiles numba code
-# (10-20 s here); below a few hundred tickets PCA is close enough and instant. Not cliff-free: nested BANKING77
-# train subsamples gain 0.046 strict NMI from 299 to 300 tickets (3 seeds; HWU64 train +0.004), and below 300
-# which side wins depends on the set (BANKING77: UMAP +0.05 to +0.08 at 100-250; HWU64: PCA +0.03 at 100, +0.015
-# at 250), so moving the switch would move the cliff, not remove it.
-_UMAP_MIN_N = 300
+# Below this many distinct tickets the reducer is PCA, from it UMAP: UMAP's first call in a process compiles numba
+# code (~9 s here), which a small corpus should not pay. Measured for a cliff on nested BANKING77 / HWU64 train
+# subsamples (8 seeds, strict NMI): PCA to _PCA_COMPONENTS dims with "eom" at 199 tickets 0.776 / 0.831, UMAP with
+# "leaf" at 200 0.778 / 0.830, so crossing it moves NMI by under 0.002 either way. At 300 (the switch before) the
+# two paths were 0.013 apart on BANKING77 even with the better PCA below, and 0.036-0.046 with the old one.
+_UMAP_MIN_N = 200
+# PCA keeps this many dims (fewer only when the corpus has fewer points). It used to be about one per 15 points,
+# 5..50, on the idea that HDBSCAN's density thins out in dims a small corpus cannot fill; measured, 30 dims are
+# ahead at every size from 30 to 199 tickets on both train sets (8 seeds, strict NMI, BANKING77 / HWU64: 60
+# tickets 0.764 -> 0.837 / 0.885 -> 0.916; 100: 0.745 -> 0.815 / 0.862 -> 0.879; 150: 0.709 -> 0.771 / 0.839 ->
+# 0.851), and 30 dims with "eom" are ahead of "leaf" at 100 and below.
+_PCA_COMPONENTS = 30
 # "leaf" selection keeps small topics that excess-of-mass ("eom") folds into a neighbour. It used to give way to
 # "eom" from 5,000 tickets (eom's ARI was higher on BANKING77 train from 6,000), but a switch by size is a cliff:
 # crossing it cost an unseen 150-intent set about half its ARI loss, and on HWU64 train (3,000 and 9,960 queries)
@@ -136,10 +142,10 @@ class TicketClusterer:
       10,000 -> 30, 100,000 -> 95).
     - ``min_samples = max(2, min_cluster_size // 2)``: below HDBSCAN's default (= min_cluster_size), so fewer
       borderline queries are called noise; high enough that single links do not chain topics together.
-    - reducer: from 300 points UMAP (cosine, ``n_neighbors`` 15, ``min_dist`` 0, 5 dims); below, PCA to
-      ``clip(n // 15, 5, 50)`` dims, re-normalised so Euclidean distance ranks pairs as cosine does.
+    - reducer: from 200 points UMAP (cosine, ``n_neighbors`` 15, ``min_dist`` 0, 5 dims); below, PCA to 30 dims
+      (fewer for fewer points), re-normalised so Euclidean distance ranks pairs as cosine does.
     - selection: "leaf" on the UMAP path at every size (no switch by size, see ``SIZE_SWITCHES``), "eom" on the
-      PCA path below 300 points, and "leaf" whenever "eom" lets one cluster take over half of the corpus.
+      PCA path below 200 points, and "leaf" whenever "eom" lets one cluster take over half of the corpus.
     - membership, checked in the original space after HDBSCAN: each cluster gets a bar halfway
       (``membership_bar`` 0.5) between the median cosine of its members to its centroid and the median cosine
       of everything else to it. Members under the bar are trimmed to the long tail (UMAP gives every point
@@ -248,9 +254,8 @@ class TicketClusterer:
             selection = "leaf"
         else:
             selection = "eom"
-        # UMAP: 5 dims, as BERTopic (10 measured no better). PCA: about one dim per 15 points, 5..50: HDBSCAN's
-        # density estimate thins out in more dims than a small corpus can fill.
-        default_components = 5 if reducer == "umap" else min(50, max(5, n // 15))
+        # UMAP: 5 dims, as BERTopic (10 measured no better). PCA: see _PCA_COMPONENTS.
+        default_components = 5 if reducer == "umap" else _PCA_COMPONENTS
         return ClusterParams(
             n=n,
             reducer=reducer,
@@ -271,7 +276,7 @@ class TicketClusterer:
         # n_neighbors fill each other's neighbourhoods with zero distances, and UMAP scatters them over several
         # places. Copies get their original's coordinates back, so HDBSCAN still sees their weight.
         if params.reducer == "umap" and len(distinct) < _UMAP_MIN_N and self.reducer == "auto":
-            params = replace(params, reducer="pca", n_components=min(50, max(5, len(distinct) // 15)))
+            params = replace(params, reducer="pca", n_components=self.n_components or _PCA_COMPONENTS)
             if self.cluster_selection_method == "auto":
                 params = replace(params, cluster_selection_method="eom")
         if params.reducer == "umap":
@@ -309,7 +314,7 @@ class TicketClusterer:
 
 def pca_project(points: np.ndarray, n_components: int) -> np.ndarray:
     """``points`` projected on their first ``n_components`` principal axes, as scikit-learn's ``PCA`` with its
-    exact ("full") solver does, which is what it picks for the corpora this path sees (under 300 points of 384
+    exact ("full") solver does, which is what it picks for the corpora this path sees (under 200 points of 384
     dimensions), signs included. Written out here because importing ``sklearn.decomposition`` costs 1.5-2 s of
     every cold ``kbcurator gaps`` (it pulls in scikit-learn's linear models and scipy's optimisers)."""
     centred = np.asarray(points, dtype=np.float64) - np.mean(points, axis=0)
