@@ -54,7 +54,7 @@ import pyarrow as pa
 from kbcurator.config.tickets import TicketSourceConfig
 from kbcurator.errors import SourceError
 from kbcurator.index import schema
-from kbcurator.index.store import IndexStore, lance_errors
+from kbcurator.index.store import IndexStore, lance_errors, sql_text
 from kbcurator.records import Rejected, RejectionCode, Ticket
 from kbcurator.zendesk_export import parse_zendesk_time
 
@@ -138,10 +138,6 @@ class _Stored:
     updated_at: datetime | None
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 class TicketTables:
     """The ``tickets`` and ``ticket_cursors`` tables of one index database."""
 
@@ -171,7 +167,7 @@ class TicketTables:
             return []
         table = self._store.open_or_create(schema.TICKETS, schema.tickets_schema())
         with lance_errors(f"cannot read the {schema.TICKETS} table"):
-            rows = table.search().where(f"source_id = {_quote(source_id)}").limit(None).to_arrow().to_pylist()
+            rows = table.search().where(f"source_id = {sql_text(source_id)}").limit(None).to_arrow().to_pylist()
         result: list[tuple[datetime, str, Ticket]] = []
         for row in rows:
             created, updated = _aware(row["created_at"]), _aware(row["updated_at"])
@@ -211,7 +207,7 @@ class TicketTables:
         Each step is idempotent, so a process killed between them leaves a database that the next fetch (from the
         old cursor) brings to the same end. Returns how many stored tickets were removed.
         """
-        source = _quote(state.source_id)
+        source = sql_text(state.source_id)
         table = self._store.open_or_create(schema.TICKETS, schema.tickets_schema())
         with lance_errors(f"cannot write the {schema.TICKETS} table"):
             if tickets:
@@ -222,10 +218,10 @@ class TicketTables:
             before = int(table.count_rows(f"source_id = {source}"))
             gone = sorted(set(deleted))
             for start in range(0, len(gone), 500):
-                ids = ", ".join(_quote(ticket_id) for ticket_id in gone[start : start + 500])
+                ids = ", ".join(sql_text(ticket_id) for ticket_id in gone[start : start + 500])
                 table.delete(f"source_id = {source} AND ticket_id IN ({ids})")
             if drop_others:
-                table.delete(f"source_id = {source} AND fetch_id <> {_quote(state.fetch_id)}")
+                table.delete(f"source_id = {source} AND fetch_id <> {sql_text(state.fetch_id)}")
             removed = before - int(table.count_rows(f"source_id = {source}"))
         cursors = self._store.open_or_create(schema.TICKET_CURSORS, schema.ticket_cursors_schema())
         row = {

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from kbcurator.embedding.base import Embedder
 from kbcurator.index import schema
-from kbcurator.index.store import IndexStore, lance_errors
+from kbcurator.index.store import IndexStore, lance_errors, sql_text
 
 
 class EmbeddingCache:
@@ -29,9 +29,8 @@ class EmbeddingCache:
 
     def _hashes(self, table: Any, model: str) -> pa.Table:
         """``content_hash`` and LanceDB's ``_rowid`` of every row of ``model``: no vector is read."""
-        quoted = model.replace("'", "''")
         with lance_errors("cannot read the embedding cache"):
-            query = table.search().where(f"model = '{quoted}'").select(["content_hash"]).with_row_id(True)
+            query = table.search().where(f"model = {sql_text(model)}").select(["content_hash"]).with_row_id(True)
             rows: pa.Table = query.limit(None).to_arrow()
         return rows
 

@@ -28,7 +28,7 @@ from kbcurator.errors import ConfigError
 from kbcurator.index import schema
 from kbcurator.index.build import ReleaseCandidate, vector_matrix
 from kbcurator.index.staging import batches_of, columns_of
-from kbcurator.index.store import IndexStore, lance_errors
+from kbcurator.index.store import IndexStore, lance_errors, sql_text
 from kbcurator.records import IndexRelease, Ticket, sha256_hex
 
 Origin = Literal["file", "ticket_link", "resolved_gap"]
@@ -135,7 +135,7 @@ class GoldenStore:
         refs = sorted({q.origin_ref for q in changed})
         with lance_errors("cannot write the golden questions"):
             for start in range(0, len(refs), 500):
-                listed = ", ".join(_sql_text(ref) for ref in refs[start : start + 500])
+                listed = ", ".join(sql_text(ref) for ref in refs[start : start + 500])
                 table.delete(f"origin = '{origin}' AND origin_ref IN ({listed})")
             table.add(_rows(changed))
         return len(changed)
@@ -149,10 +149,6 @@ def ticket_link_questions(tickets: Iterable[Ticket]) -> list[GoldenQuestion]:
         for t in tickets
         if t.solved_by and t.text.strip()
     ]
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _rows(questions: Iterable[GoldenQuestion]) -> pa.Table:

@@ -37,7 +37,7 @@ from kbcurator.errors import PublishError
 from kbcurator.index import schema
 from kbcurator.index.ann import VECTOR_COLUMN, has_vector_index, is_hnsw, tune_query
 from kbcurator.index.build import vector_matrix
-from kbcurator.index.store import CURRENT, IndexStore, lance_errors, manifest_of
+from kbcurator.index.store import CURRENT, IndexStore, lance_errors, manifest_of, sql_text
 from kbcurator.records import IndexRelease
 from kbcurator.runtime import release_freed_memory
 
@@ -125,7 +125,7 @@ def sql_string(value: str) -> str:
     """``value`` as a SQL string literal: single quotes doubled, control characters refused."""
     if not _SQL_SAFE_TEXT.match(value):
         raise ValueError(f"a filter value may not hold control characters: {value[:40]!r}")
-    return "'" + value.replace("'", "''") + "'"
+    return sql_text(value)
 
 
 def sql_timestamp(moment: datetime) -> str:

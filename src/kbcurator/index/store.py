@@ -274,10 +274,14 @@ class IndexStore:
 IDS_PER_FILTER = 1_000
 
 
+def sql_text(value: str) -> str:
+    """``value`` as a SQL (DataFusion) string literal, a quote inside doubled: the one quoting of every filter."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def sql_in(column: str, values: list[str]) -> str:
-    """A filter for the rows whose ``column`` is one of ``values`` (string literals, a quote inside doubled)."""
-    quoted = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
-    return f"{column} IN ({quoted})"
+    """A filter for the rows whose ``column`` is one of ``values`` (string literals, see ``sql_text``)."""
+    return f"{column} IN ({', '.join(sql_text(value) for value in values)})"
 
 
 # Rows per page for a read or a write of whole rows (a MiniLM chunk row is ~2.5 KB in Arrow): measured streaming
