@@ -480,18 +480,15 @@ def main() -> int:
                 print(f"\n== {case['name']}: n={len(case['texts'])}", flush=True)
                 results.append(run_case(case, train_seeds if split == "train" else seeds, peer, args.model))
     switches: list[dict[str, Any]] = []
-    if not args.no_switch and "train" in args.splits:
-        print("\n== size switches (nested subsamples of train)", flush=True)
-        for dataset in args.sets:
-            texts, truth = read_split(dataset, "train")
-            vectors, _ = embed_cached(dataset, "train", texts, args.model)
-            switches += switch_check(dataset, vectors, truth, seeds)
     small: list[dict[str, Any]] = []
-    if not args.no_small and "train" in args.splits:
-        print("\n== small corpora (nested subsamples of train)", flush=True)
-        for dataset in args.sets:
-            texts, truth = read_split(dataset, "train")
-            vectors, _ = embed_cached(dataset, "train", texts, args.model)
+    for dataset in args.sets if "train" in args.splits and not (args.no_switch and args.no_small) else []:
+        texts, truth = read_split(dataset, "train")
+        vectors, _ = embed_cached(dataset, "train", texts, args.model)
+        if not args.no_switch:
+            print(f"\n== size switches ({dataset}, nested subsamples of train)", flush=True)
+            switches += switch_check(dataset, vectors, truth, seeds)
+        if not args.no_small:
+            print(f"\n== small corpora ({dataset}, nested subsamples of train)", flush=True)
             small += small_check(dataset, texts, vectors, truth, seeds, peer)
     total_s = time.perf_counter() - total_started
     table = markdown(results, switches, small)
