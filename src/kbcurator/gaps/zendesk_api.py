@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
-from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 import pyarrow as pa
@@ -56,6 +56,14 @@ from kbcurator.errors import SourceError
 from kbcurator.index import schema
 from kbcurator.index.store import IndexStore, lance_errors, sql_text
 from kbcurator.records import Rejected, RejectionCode, Ticket
+from kbcurator.urls import (
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    host_allowed,
+    keeps_credentials,
+    normalize_url,
+    redirect_target,
+)
 from kbcurator.zendesk_export import parse_zendesk_time
 
 __all__ = [
@@ -74,10 +82,7 @@ log = logging.getLogger(__name__)
 STAGE = "tickets"
 INCREMENTAL_PATH = "/api/v2/incremental/tickets/cursor.json"
 COMMENTS_PATH = "/api/v2/tickets/{ticket_id}/comments.json"
-MAX_REDIRECTS = 5
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRY = frozenset({429, 500, 502, 503, 504})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -303,7 +308,7 @@ class _Http:
         self._clock = clock
         self._origin = _origin(config.location)
         configured = [host.strip().lower() for host in api.allowed_hosts if host.strip()]
-        self._hosts = frozenset(configured or [urlsplit(_normalize(config.location) or "").netloc])
+        self._hosts = frozenset(configured or [urlsplit(normalize_url(config.location) or "").netloc])
         self._interval = 60.0 / api.requests_per_minute
         self._next_at: dict[str, float] = {}  # host -> the earliest time of its next request
         self._deadline = clock() + api.deadline_s
@@ -326,17 +331,17 @@ class _Http:
         current, credentials = url, True
         for _ in range(MAX_REDIRECTS + 1):
             response = self._get(current, credentials)
-            if response.status_code in _REDIRECTS:
+            if response.status_code in REDIRECT_STATUSES:
                 location = response.headers.get("location", "").strip()
-                target = _normalize(urljoin(current, location)) if location else None
+                target = redirect_target(current, location)
                 if target is None:
                     raise self._fail(f"GET {_safe(current)} answered HTTP {response.status_code} without a Location")
-                if not _host_allowed(target, self._hosts):
+                if not host_allowed(target, self._hosts):
                     raise _Refused(
                         f"ticket source {self._config.id!r}: GET {_safe(url)} redirects to a host not allowed: "
                         f"{_safe(target)} (nothing was sent there)"
                     )
-                credentials = credentials and _keeps_credentials(current, target)
+                credentials = credentials and keeps_credentials(current, target)
                 current = target
                 continue
             if response.status_code in (401, 403):
@@ -421,45 +426,10 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def _normalize(url: str) -> str | None:
-    """Scheme and host lowercased, default port and user info dropped; None for anything but absolute http(s)."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        return None
-    host = parts.hostname.lower()
-    if ":" in host:
-        host = f"[{host}]"
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
-        host = f"{host}:{port}"
-    return urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
-
-
 def _origin(url: str) -> str:
-    normalized = _normalize(url) or ""
+    normalized = normalize_url(url) or ""
     parts = urlsplit(normalized)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _host_allowed(url: str, hosts: frozenset[str]) -> bool:
-    parts = urlsplit(url)
-    return parts.netloc in hosts or (parts.hostname or "") in hosts
-
-
-def _keeps_credentials(source: str, target: str) -> bool:
-    """Same origin, or the same host moved from http to https on the default ports (httpx's own rule)."""
-    old, new = urlsplit(source), urlsplit(target)
-    if (old.hostname or "") != (new.hostname or ""):
-        return False
-    old_port = old.port or _DEFAULT_PORTS.get(old.scheme)
-    new_port = new.port or _DEFAULT_PORTS.get(new.scheme)
-    if (old.scheme, old_port) == (new.scheme, new_port):
-        return True
-    return (old.scheme, old_port, new.scheme, new_port) == ("http", 80, "https", 443)
 
 
 def _safe(url: str) -> str:
@@ -480,7 +450,7 @@ def _authorization(config: TicketSourceConfig, token: str) -> str:
 
 def endpoint_for(config: TicketSourceConfig) -> str:
     """The incremental export URL of the source (a location naming the endpoint is taken as it is)."""
-    base = (_normalize(config.location) or config.location).split("?", 1)[0].rstrip("/")
+    base = (normalize_url(config.location) or config.location).split("?", 1)[0].rstrip("/")
     return base if base.endswith(INCREMENTAL_PATH) else base + INCREMENTAL_PATH
 
 
