@@ -7,6 +7,8 @@ One run clusters, each SEPARATELY, with the same default (size-adaptive) TicketC
     train split, a fifth of the in-scope count for a test split (616 into BANKING77 test, 215 into HWU64 test),
     sampled with a fixed seed. Scored on the in-scope queries only; "noise kept" is the share of the mixed-in
     queries left in the long tail (a noise query in a cluster of its own counts as not kept);
+  - and again with as many junk queries mixed in (``junk_queries``: keyboard mash and word salad of the set's
+    own words, made at run time), scored the same way;
   - BERTopic with its defaults (UMAP 5 dims, hdbscan min_cluster_size 10, no outlier reduction), on the same
     vectors and the same seeds, side by side (`pip install -e ".[bench]"`; skipped with a note otherwise);
   - the size-switch check: nested subsamples of each train split just below and at every corpus size where the
@@ -152,12 +154,26 @@ def bertopic_labels(texts: list[str], vectors: np.ndarray, seed: int) -> np.ndar
     return np.asarray(topics, dtype=np.int64)
 
 
-def ours_labels(vectors: np.ndarray, seed: int, texts: list[str], **pinned: Any) -> tuple[np.ndarray, dict[str, Any]]:
+def ours_labels(
+    vectors: np.ndarray, seed: int, texts: list[str], model: str = MODEL, **pinned: Any
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Our labels as ``kbcurator gaps`` clusters: texts ``model``'s vocabulary calls unreadable stay in the long
+    tail (when ``texts`` are given), the rest go to the clusterer."""
     from kbcurator.gaps.clustering import TicketClusterer
+    from kbcurator.usecases.gaps import ticket_vocabulary
 
-    result = TicketClusterer(random_state=seed, **pinned).fit_predict(vectors)
+    vocabulary = ticket_vocabulary(model) if texts else None
+    skip = vocabulary.unreadable(texts) if vocabulary is not None else np.zeros(len(vectors), dtype=bool)
+    rows = np.flatnonzero(~skip)
+    result = TicketClusterer(random_state=seed, **pinned).fit_predict(vectors[rows])
+    labels = np.full(len(vectors), -1, dtype=np.int64)
+    labels[rows] = result.labels
     params = {k: getattr(result.params, k) for k in result.params.__slots__}
-    return result.labels, {"params": params, "noise_share_before": round(result.noise_share_before, 4)}
+    return labels, {
+        "params": params,
+        "noise_share_before": round(result.noise_share_before, 4),
+        "unreadable": int(skip.sum()),
+    }
 
 
 def evaluate(labels: np.ndarray, truth: list[str | None]) -> dict[str, Any]:
@@ -180,26 +196,53 @@ def evaluate(labels: np.ndarray, truth: list[str | None]) -> dict[str, Any]:
     return out
 
 
-def build_case(dataset: str, split: str, noisy: bool, model: str) -> dict[str, Any]:
+def junk_queries(vocabulary_of: list[str], count: int) -> list[str]:
+    """``count`` queries with no intent, made at run time (fixed seed): half keyboard mash (1-4 runs of 3-10
+    random letters), half word salad (4-12 words drawn from the in-scope queries' own vocabulary, so they share
+    its words but ask nothing)."""
+    rng = np.random.default_rng(19)
+    vocabulary = sorted({word for text in vocabulary_of for word in re.findall(r"[a-z']+", text.lower())})
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    out = []
+    for index in range(count):
+        if index % 2:
+            words = rng.choice(vocabulary, size=int(rng.integers(4, 13)))
+            out.append(" ".join(words))
+        else:
+            out.append(
+                " ".join("".join(rng.choice(letters, int(rng.integers(3, 11)))) for _ in range(rng.integers(1, 5)))
+            )
+    return out
+
+
+def build_case(dataset: str, split: str, noise: str, model: str) -> dict[str, Any]:
+    """One case: the split alone (``noise`` ""), with the other set's queries mixed in ("other"), or with junk
+    queries mixed in ("junk", see ``junk_queries``)."""
     texts, truth_in = read_split(dataset, split)
     vectors, embed_meta = embed_cached(dataset, split, texts, model)
     truth: list[str | None] = list(truth_in)
     name = f"{dataset}_{split}"
-    if noisy:
-        other = OTHER[dataset]
-        other_texts, _ = read_split(other, split)
-        other_vectors, _ = embed_cached(other, split, other_texts, model)
+    if noise:
         count = NOISE_TRAIN if split == "train" else round(NOISE_TEST_SHARE * len(texts))
-        picked = np.sort(np.random.default_rng(17).choice(len(other_texts), size=count, replace=False))
+        if noise == "other":
+            source = OTHER[dataset]
+            other_texts, _ = read_split(source, split)
+            other_vectors, _ = embed_cached(source, split, other_texts, model)
+            picked = np.sort(np.random.default_rng(17).choice(len(other_texts), size=count, replace=False))
+            noise_texts, noise_vectors = [other_texts[i] for i in picked], other_vectors[picked]
+        else:
+            source = "junk"
+            noise_texts = junk_queries(texts, count)
+            noise_vectors, _ = embed_cached(f"junk_{dataset}", split, noise_texts, model)
         # Mixed in, not appended: a clusterer must not be able to lean on row order.
         order = np.random.default_rng(18).permutation(len(texts) + count)
-        texts = [*texts, *(other_texts[i] for i in picked)]
-        vectors = np.vstack([vectors, other_vectors[picked]])
+        texts = [*texts, *noise_texts]
+        vectors = np.vstack([vectors, noise_vectors])
         truth = [*truth, *([None] * count)]
         texts = [texts[i] for i in order]
         vectors = vectors[order]
         truth = [truth[i] for i in order]
-        name += f"+{count}_{other}"
+        name += f"+{count}_{source}"
     return {
         "name": name,
         "dataset": dataset,
@@ -221,7 +264,7 @@ def run_case(case: dict[str, Any], seeds: list[int], peer: bool, model: str) -> 
     ours, theirs = [], []
     for seed in seeds:
         started = time.perf_counter()
-        labels, info = ours_labels(vectors, seed, texts)
+        labels, info = ours_labels(vectors, seed, texts, model)
         seconds = round(time.perf_counter() - started, 2)
         run = {"seed": seed, "seconds": seconds, **evaluate(labels, truth), **info}
         if seed == seeds[0]:
@@ -438,6 +481,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3, help="seeds in all, for ours and BERTopic alike")
     parser.add_argument("--train-seeds", type=int, help="seeds for the train splits (default: --seeds)")
     parser.add_argument("--no-noise", action="store_true", help="skip the sets with the other set mixed in")
+    parser.add_argument("--no-junk", action="store_true", help="skip the sets with junk queries mixed in")
     parser.add_argument("--no-clean", action="store_true", help="skip the sets without noise")
     parser.add_argument("--no-switch", action="store_true", help="skip the size-switch check")
     parser.add_argument("--no-small", action="store_true", help="skip the small corpora (nested train subsamples)")
@@ -475,8 +519,9 @@ def main() -> int:
     results = []
     for dataset in args.sets:
         for split in args.splits:
-            for noisy in [flag for flag, skip in ((False, args.no_clean), (True, args.no_noise)) if not skip]:
-                case = build_case(dataset, split, noisy, args.model)
+            kinds = (("", args.no_clean), ("other", args.no_noise), ("junk", args.no_junk))
+            for noise in [kind for kind, skip in kinds if not skip]:
+                case = build_case(dataset, split, noise, args.model)
                 print(f"\n== {case['name']}: n={len(case['texts'])}", flush=True)
                 results.append(run_case(case, train_seeds if split == "train" else seeds, peer, args.model))
     switches: list[dict[str, Any]] = []

@@ -99,18 +99,26 @@ GAP_VERDICTS: tuple[Verdict, ...] = ("unanswered", "partly")
 
 
 def cluster_gaps(
-    vectors: np.ndarray, verdicts: Sequence[Verdict], clusterer: TicketClusterer | None = None
+    vectors: np.ndarray,
+    verdicts: Sequence[Verdict],
+    clusterer: TicketClusterer | None = None,
+    *,
+    unreadable: np.ndarray | None = None,
 ) -> GapLabels:
     """Coverage first, then clusters: cluster only the tickets the release does not answer, the unanswered and
     the partly answered ones separately; answered tickets join no gap (``-1``). Cluster ids are unique across
-    the two groups, unanswered first."""
+    the two groups, unanswered first. Tickets flagged ``unreadable`` (``gaps.readable``) join no gap either:
+    they stay in the long tail, where the report lists them."""
     if len(verdicts) != len(vectors):
         raise ValueError(f"{len(verdicts)} verdicts but {len(vectors)} vectors")
+    if unreadable is not None and len(unreadable) != len(vectors):
+        raise ValueError(f"{len(unreadable)} readability flags but {len(vectors)} vectors")
+    skip = np.zeros(len(vectors), dtype=bool) if unreadable is None else np.asarray(unreadable, dtype=bool)
     clusterer = clusterer or TicketClusterer()
     labels = np.full(len(vectors), LONG_TAIL, dtype=np.int64)
     offset, noise, clustered = 0, 0.0, 0
     for verdict in GAP_VERDICTS:
-        rows = np.asarray([i for i, v in enumerate(verdicts) if v == verdict], dtype=np.int64)
+        rows = np.asarray([i for i, v in enumerate(verdicts) if v == verdict and not skip[i]], dtype=np.int64)
         if len(rows) < 2:  # one question is no cluster; it stays in the long tail
             continue
         result = clusterer.fit_predict(vectors[rows])
