@@ -160,9 +160,9 @@ def ours_labels(
     """Our labels as ``kbcurator gaps`` clusters: texts ``model``'s vocabulary calls unreadable stay in the long
     tail (when ``texts`` are given), the rest go to the clusterer."""
     from kbcurator.gaps.clustering import TicketClusterer
-    from kbcurator.usecases.gaps import ticket_vocabulary
+    from kbcurator.gaps.readable import Vocabulary
 
-    vocabulary = ticket_vocabulary(model) if texts else None
+    vocabulary = Vocabulary.for_model(model) if texts else None
     skip = vocabulary.unreadable(texts) if vocabulary is not None else np.zeros(len(vectors), dtype=bool)
     rows = np.flatnonzero(~skip)
     result = TicketClusterer(random_state=seed, **pinned).fit_predict(vectors[rows])

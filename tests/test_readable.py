@@ -9,7 +9,6 @@ from kbcurator.gaps.clustering import LONG_TAIL, TicketClusterer
 from kbcurator.gaps.pipeline import cluster_gaps
 from kbcurator.gaps.readable import Vocabulary
 from kbcurator.model_files import resolve_model_path
-from kbcurator.usecases.gaps import ticket_vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +43,7 @@ def test_word_pieces_decide_words_the_vocabulary_does_not_hold_whole() -> None:
 
 def test_a_model_without_a_vocabulary_flags_nothing(tmp_path) -> None:
     assert Vocabulary.of_model(tmp_path) is None
-    assert ticket_vocabulary("no-such-model-here") is None
+    assert Vocabulary.for_model("no-such-model-here") is None
 
 
 def test_unreadable_tickets_join_no_gap_and_the_rest_cluster_as_before() -> None:

@@ -2,9 +2,9 @@
 
 An embedding model still gives such a text a vector, and vectors of mash sit close to each other: mixed into
 BANKING77's test queries, 91% of 308 keyboard-mash queries formed 4 clusters of their own, which ``kbcurator gaps``
-would report as knowledge gaps. A text is unreadable when most of its words (runs of 3 or more letters) are not
-wordlike by the embedding model's own vocabulary (its WordPiece ``vocab.txt``): a word is wordlike when the
-vocabulary holds it whole, or splits it into pieces of 3 letters or more on average ("contactless" is contact + less,
+would report as knowledge gaps. A text is unreadable when under a third of its words (runs of 3 or more letters)
+are wordlike by the embedding model's own vocabulary (its WordPiece ``vocab.txt``): a word is wordlike when the
+vocabulary holds it whole, or splits it into pieces of 2.5 letters or more on average ("contactless" is contact + less,
 "troubleshoot" trouble + sho + ot; mash such as "jyjhwb" falls apart into single letters). No word list is
 shipped, and a typo or a product name among real words does not count against a ticket.
 """
@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from kbcurator.errors import EmbeddingError
+from kbcurator.model_files import resolve_model_path
 
 __all__ = ["READABLE_SHARE", "Vocabulary"]
 
@@ -48,8 +51,17 @@ class Vocabulary:
         suffixes = frozenset(w[2:] for w in lines if w.startswith("##") and w[2:].isalpha() and w[2:].islower())
         return cls(words, suffixes)
 
+    @classmethod
+    def for_model(cls, model: str) -> Vocabulary | None:
+        """``of_model`` for an ``embedding.model`` setting; None for a model not installed here (a rerun over cached
+        vectors needs no model, and then no ticket is flagged)."""
+        try:
+            return cls.of_model(resolve_model_path(model))
+        except EmbeddingError:
+            return None
+
     def unreadable(self, texts: Sequence[str]) -> np.ndarray:
-        """One flag per text: True when under ``READABLE_SHARE`` of its words are words (a text with no word of
+        """One flag per text: True when under ``READABLE_SHARE`` of its words are wordlike (a text with no word of
         3 or more letters is not flagged: "ok", "1234" are for the clusterer to judge)."""
         flags = np.zeros(len(texts), dtype=bool)
         for index, text in enumerate(texts):

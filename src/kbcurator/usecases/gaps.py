@@ -22,7 +22,7 @@ import numpy as np
 from kbcurator.config.tickets import TicketSourceConfig
 from kbcurator.embedding import embedder_for, load_embedder
 from kbcurator.embedding.base import Embedder, LazyEmbedder
-from kbcurator.errors import ConfigError, EmbeddingError
+from kbcurator.errors import ConfigError
 from kbcurator.gaps.clustering import LONG_TAIL, TicketClusterer
 from kbcurator.gaps.coverage import VERDICTS, CoveragePolicy, ReleaseVectors, TicketJudgement, judge_tickets
 from kbcurator.gaps.labels import gap_title, label_clusters
@@ -56,7 +56,6 @@ from kbcurator.gaps.tracking import PreviousCluster
 from kbcurator.index import golden
 from kbcurator.index.embedding_cache import EmbeddingCache
 from kbcurator.index.store import IndexStore, manifest_of
-from kbcurator.model_files import resolve_model_path
 from kbcurator.records import GapCluster, IndexRelease, Rejected, Ticket
 from kbcurator.reindex import RunContext, start_run
 from kbcurator.settings import Settings
@@ -243,15 +242,6 @@ def coverage_policy(settings: Settings) -> CoveragePolicy:
     )
 
 
-def ticket_vocabulary(model: str) -> Vocabulary | None:
-    """The model's word vocabulary that tells unreadable tickets (``gaps.readable``); None for a model without
-    one, or one not installed here (a rerun over cached vectors needs no model, and then no ticket is flagged)."""
-    try:
-        return Vocabulary.of_model(resolve_model_path(model))
-    except EmbeddingError:
-        return None
-
-
 def cluster(job: GapsJob, tickets: TicketSet, *, embedder: Embedder | None = None) -> Clustering:
     """Coverage first, then clusters: embed the run's tickets with the release's own model (or ``embedder``, which
     must be it), decide per ticket whether the pinned release answers it, and cluster only the tickets it does not
@@ -266,7 +256,7 @@ def cluster(job: GapsJob, tickets: TicketSet, *, embedder: Embedder | None = Non
     vectors, embedded = embed_tickets(tickets.tickets, embedder, EmbeddingCache(job.store))
     judgement = judge_tickets(vectors, ReleaseVectors(job.store, job.release), coverage_policy(job.settings))
     texts = [t.text for t in tickets.tickets]
-    vocabulary = ticket_vocabulary(job.model)
+    vocabulary = Vocabulary.for_model(job.model)
     unreadable = vocabulary.unreadable(texts) if vocabulary is not None else None
     gap_labels = cluster_gaps(vectors, judgement.verdicts, unreadable=unreadable)
     names = label_clusters(texts, gap_labels.labels, vectors, n_representatives=job.settings.gaps.representatives)
