@@ -24,6 +24,9 @@ ADVERSARIAL = {
     "221b baker street": "send my new card to 221b baker street",
 }
 
+# Keyboard mash, which the model embeds close together: without the readability check it forms clusters.
+MASH = ["asdfgh jkl qwerty", "qwerty asdf zxcv", "jkjkjk hjhj lklk", "sdfsdf sdf sdfg", "zxcvbn mnbv", "hjkl hjkl jkl"]
+
 
 def test_cluster_a_text_only_csv(tmp_path) -> None:
     rows = list(csv.DictReader((REPO / "kb_sources" / "sample_tickets" / "tickets.csv").open(encoding="utf-8")))
@@ -34,13 +37,14 @@ def test_cluster_a_text_only_csv(tmp_path) -> None:
         writer.writerows([r["text"]] for r in rows)
         writer.writerow(["Where is my refund? Call me on +44 20 7946 0958"])
         writer.writerows([text] for text in ADVERSARIAL.values())
+        writer.writerows([text] for text in MASH)
     out = tmp_path / "out"
     result = CliRunner().invoke(
         app, ["cluster", "--tickets", str(export), "--out", str(out), "--cache-uri", str(tmp_path / "cache")]
     )
     assert result.exit_code == 0, result.output
     assignments = list(csv.DictReader((out / "assignments.csv").open()))
-    total = len(rows) + 1 + len(ADVERSARIAL)
+    total = len(rows) + 1 + len(ADVERSARIAL) + len(MASH)
     assert len(assignments) == total
     assert assignments[0]["ticket_id"] == "row-1" and assignments[-1]["ticket_id"] == f"row-{total}"
     clusters = json.loads((out / "clusters.json").read_text())
@@ -48,6 +52,9 @@ def test_cluster_a_text_only_csv(tmp_path) -> None:
     assert sum(c["size"] for c in clusters["clusters"]) + clusters["long_tail"]["size"] == total
     for cluster in clusters["clusters"]:
         assert cluster["label"] and 1 <= len(cluster["representative_queries"]) <= 5
+    # Keyboard mash joins no cluster, as in `kbcurator gaps`, and is counted.
+    assert {row["cluster_id"] for row in assignments[-len(MASH) :]} == {"-1"}
+    assert clusters["unreadable"] == len(MASH) and f"{len(MASH)} unreadable (in no gap)" in result.output
     everything = "".join(path.read_text(encoding="utf-8") for path in sorted(out.iterdir()))
     assert "7946" not in everything  # the phone number was redacted before clustering
     assert [value for value in ADVERSARIAL if value in everything] == []

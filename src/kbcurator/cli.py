@@ -480,7 +480,7 @@ def gaps(
         f"{result['tickets']} tickets against {result['release']}" + (f" ({judged})" if judged else "") + ": "
         f"{result['n_clusters']} clusters of the ones not answered (long tail {result['long_tail_share']:.0%}), "
         f"{result['open_gaps']} open gaps, {result['resolved']} resolved; "
-        f"{result['long_tail_unanswered']} one-off questions unanswered"
+        f"{result['long_tail_unanswered']} one-off questions unanswered" + _unreadable_note(result.get("unreadable"))
     )
     shown = [g for g in result["gaps"] if g["action"] != "covered"][:top]
     for rank, gap in enumerate(shown, start=1):
@@ -489,6 +489,11 @@ def gaps(
             f" ({gap['label']}) -> {gap['suggestion']}"
         )
     typer.echo(f"report: {result['run_dir']}/gaps.md  exports: {result['exports']['json']}, {result['exports']['csv']}")
+
+
+def _unreadable_note(count: int | None) -> str:
+    """Said only when some tickets were unreadable (keyboard mash, pasted codes): they are in no gap."""
+    return f", {count} unreadable (in no gap)" if count else ""
 
 
 @app.command()
@@ -520,8 +525,9 @@ def cluster(
     done = usecase.cluster_export(loaded, Path(out), model=model, cache_uri=cache_uri, name=tickets)
     clusters = done.clustering.clusters
     typer.echo(
-        f"{len(clusters)} clusters, long tail {done.clustering.long_tail} ({done.summary['long_tail_share']:.0%}); "
-        f"wrote {done.paths['assignments']} and {done.paths['clusters']}"
+        f"{len(clusters)} clusters, long tail {done.clustering.long_tail} ({done.summary['long_tail_share']:.0%})"
+        + _unreadable_note(done.clustering.unreadable_count)
+        + f"; wrote {done.paths['assignments']} and {done.paths['clusters']}"
     )
     for gap in clusters[:10]:
         typer.echo(f"  {gap.size:>5}  {gap.label}  — e.g. {gap.central_query[:80]!r}")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +36,9 @@ from kbcurator.spreadsheet import sheet_text
 
 GAPS_TABLE = GAPS
 
+# Why an unanswered ticket is in no gap: asked too rarely to cluster, or unreadable (``gaps.readable``).
+LongTailReason = Literal["one_off", "unreadable"]
+
 
 @dataclass(frozen=True, slots=True)
 class ScoredGap:
@@ -52,13 +55,17 @@ class ScoredGap:
 
 @dataclass(frozen=True, slots=True)
 class LongTailQuestion:
-    """A query no cluster took, which the KB does not answer either: reviewed one by one."""
+    """A query no cluster took, which the KB does not answer either: reviewed one by one.
+
+    ``reason`` says why it is in no gap: ``one_off`` (asked too rarely to cluster) or ``unreadable`` (keyboard
+    mash or a pasted code, kept out of every gap by ``gaps.readable``; not a question to answer)."""
 
     ticket_id: str
     text: str  # redacted
     lift: float
     closest_title: str
     closest_url: str
+    reason: LongTailReason = "one_off"
 
 
 def unanswered_long_tail(
@@ -67,8 +74,12 @@ def unanswered_long_tail(
     labels: np.ndarray,
     kb: ReleaseVectors,
     policy: CoveragePolicy,
+    *,
+    unreadable: np.ndarray | None = None,
 ) -> list[LongTailQuestion]:
-    """Long-tail queries whose lift is below the answered threshold, least answered first.
+    """Long-tail queries whose lift is below the answered threshold: one-off questions least answered first, then
+    the ``unreadable`` ones (flags per ticket, ``gaps.readable``), which would otherwise head the list: mash has
+    the lowest lift of all.
 
     Clustering leaves one-off questions out of every cluster; a question asked once can still be a gap.
     """
@@ -84,11 +95,12 @@ def unanswered_long_tail(
             lift=round(float(lf), 4),
             closest_title=kb.titles[int(c)] if c >= 0 else "",
             closest_url=kb.urls[int(c)] if c >= 0 else "",
+            reason="unreadable" if unreadable is not None and unreadable[r] else "one_off",
         )
         for r, lf, c in zip(rows.tolist(), lift.tolist(), chunk_rows.tolist(), strict=True)
         if lf < policy.answered_lift
     ]
-    return sorted(found, key=lambda q: (q.lift, q.ticket_id))
+    return sorted(found, key=lambda q: (q.reason == "unreadable", q.lift, q.ticket_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +134,7 @@ class TicketOutcome:
 
 LONG_TAIL_LABEL = "long tail"
 ANSWERED_LABEL = "answered"
+UNREADABLE_LABEL = "unreadable"
 
 
 def ticket_outcomes(
@@ -132,9 +145,11 @@ def ticket_outcomes(
     kb: ReleaseVectors,
     policy: CoveragePolicy,
     *,
+    unreadable: np.ndarray | None = None,
     batch_rows: int = 1024,
 ) -> list[TicketOutcome]:
-    """One outcome per ticket, in the tickets' order. ``labels`` are the gap clusters' (``-1``: in no gap)."""
+    """One outcome per ticket, in the tickets' order. ``labels`` are the gap clusters' (``-1``: in no gap); a ticket
+    flagged ``unreadable`` that the release does not answer is labelled ``unreadable``, not ``long tail``."""
     gap_of = {g.cluster.cluster_id: g for g in gaps}
     judged = judge_tickets(vectors, kb, policy, batch_rows=batch_rows)
     outcomes: list[TicketOutcome] = []
@@ -144,7 +159,8 @@ def ticket_outcomes(
         cluster_id = int(labels[position])
         gap = gap_of.get(cluster_id)
         own_answer = verdict == "answered"
-        outside = ANSWERED_LABEL if own_answer else LONG_TAIL_LABEL
+        flagged = unreadable is not None and bool(unreadable[position])
+        outside = ANSWERED_LABEL if own_answer else UNREADABLE_LABEL if flagged else LONG_TAIL_LABEL
         label = gap.cluster.label if gap is not None else outside
         outcomes.append(
             TicketOutcome(
@@ -569,16 +585,25 @@ def gaps_markdown(
             "|---|---|---|---|",
         ]
         lines += [f"| {table_cell(a.title)} | {a.answered} | {a.partly} | {a.unanswered} |" for a in articles[:top]]
-    if long_tail:
+    one_offs = [q for q in long_tail if q.reason == "one_off"]
+    if one_offs:
         lines += [
             "",
-            f"Asked once or twice, and not answered by the KB: {len(long_tail)} long-tail questions "
+            f"Asked once or twice, and not answered by the KB: {len(one_offs)} long-tail questions "
             "(least answered first).",
             "",
             "| question | closest article |",
             "|---|---|",
         ]
-        lines += [f"| {table_cell(q.text)} | {table_cell(q.closest_title)} |" for q in long_tail[:top]]
+        lines += [f"| {table_cell(q.text)} | {table_cell(q.closest_title)} |" for q in one_offs[:top]]
+    unreadable = len(long_tail) - len(one_offs)
+    if unreadable:
+        lines += [
+            "",
+            f"Unreadable, kept out of every gap: {unreadable} tickets (keyboard mash or pasted codes; under a third "
+            "of their words are words the embedding model knows). Listed in gaps.json under "
+            "`long_tail_unanswered` with reason `unreadable`.",
+        ]
     if resolved:
         lines += ["", f"Resolved since the last run: {len(resolved)} gaps."]
     return "\n".join(lines) + "\n"
@@ -634,6 +659,7 @@ def write_gap_exports(
                 "lift": q.lift,
                 "closest_article": q.closest_title,
                 "closest_url": q.closest_url,
+                "reason": q.reason,
             }
             for q in long_tail
         ],

@@ -23,8 +23,15 @@ from kbcurator.config.tickets import TicketSourceConfig
 from kbcurator.embedding import embedder_for, load_embedder
 from kbcurator.embedding.base import Embedder, LazyEmbedder
 from kbcurator.errors import ConfigError
-from kbcurator.gaps.clustering import LONG_TAIL, TicketClusterer
-from kbcurator.gaps.coverage import VERDICTS, CoveragePolicy, ReleaseVectors, TicketJudgement, judge_tickets
+from kbcurator.gaps.clustering import LONG_TAIL
+from kbcurator.gaps.coverage import (
+    VERDICTS,
+    CoveragePolicy,
+    ReleaseVectors,
+    TicketJudgement,
+    Verdict,
+    judge_tickets,
+)
 from kbcurator.gaps.labels import gap_title, label_clusters
 from kbcurator.gaps.pipeline import (
     LoadedTickets,
@@ -101,6 +108,13 @@ class Clustering:
     embedded: int  # texts embedded now (the rest came from the cache)
     noise_share_before: float
     judgement: TicketJudgement | None = None
+    # One flag per ticket: unreadable (``gaps.readable``), kept in the long tail; None when the model has no
+    # vocabulary to tell (every ticket then counts as readable).
+    unreadable: np.ndarray | None = None
+
+    @property
+    def unreadable_count(self) -> int:
+        return int(self.unreadable.sum()) if self.unreadable is not None else 0
 
     @property
     def clustered(self) -> int:
@@ -152,7 +166,7 @@ class GapsResult:
             "open_gaps": self.open_gaps,
             "covered": len(self.gaps) - self.open_gaps,
             "resolved": len(self.resolved),
-            "long_tail_unanswered": len(self.long_tail),
+            "long_tail_unanswered": sum(q.reason == "one_off" for q in self.long_tail),
             "run_dir": str(self.run_dir),
             "exports": {k: str(v) for k, v in self.exports.items()},
             "gaps": [
@@ -216,12 +230,22 @@ def gather(job: GapsJob, loaded: Sequence[LoadedTickets]) -> TicketSet:
 
 
 def cluster_tickets(
-    tickets: Sequence[Ticket], embedder: Embedder, cache: EmbeddingCache, *, representatives: int = 5
+    tickets: Sequence[Ticket],
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    *,
+    vocabulary: Vocabulary | None = None,
+    representatives: int = 5,
 ) -> Clustering:
-    """Embed (through the cache), cluster and name the tickets: the sequence ``gaps`` and ``cluster`` share."""
+    """Embed (through the cache), cluster and name every ticket, as ``kbcurator cluster`` does without a release:
+    each ticket counts as not answered, and those ``vocabulary`` calls unreadable stay in the long tail, as in
+    ``gaps``."""
     vectors, embedded = embed_tickets(tickets, embedder, cache)
-    result = TicketClusterer().fit_predict(vectors)
-    names = label_clusters([t.text for t in tickets], result.labels, vectors, n_representatives=representatives)
+    texts = [t.text for t in tickets]
+    unreadable = vocabulary.unreadable(texts) if vocabulary is not None else None
+    not_answered: list[Verdict] = ["unanswered" for _ in tickets]
+    result = cluster_gaps(vectors, not_answered, unreadable=unreadable)
+    names = label_clusters(texts, result.labels, vectors, n_representatives=representatives)
     return Clustering(
         tickets=tuple(tickets),
         vectors=vectors,
@@ -230,7 +254,8 @@ def cluster_tickets(
         model=embedder.name,
         dimension=embedder.dimension,
         embedded=embedded,
-        noise_share_before=float(result.noise_share_before),
+        noise_share_before=result.noise_share_before,
+        unreadable=unreadable,
     )
 
 
@@ -242,10 +267,13 @@ def coverage_policy(settings: Settings) -> CoveragePolicy:
     )
 
 
-def cluster(job: GapsJob, tickets: TicketSet, *, embedder: Embedder | None = None) -> Clustering:
+def cluster(
+    job: GapsJob, tickets: TicketSet, *, embedder: Embedder | None = None, vocabulary: Vocabulary | None = None
+) -> Clustering:
     """Coverage first, then clusters: embed the run's tickets with the release's own model (or ``embedder``, which
     must be it), decide per ticket whether the pinned release answers it, and cluster only the tickets it does not
-    answer, the partly answered ones apart from the rest, into gaps."""
+    answer, the partly answered ones apart from the rest, into gaps. Tickets the model's ``vocabulary`` (default:
+    read from the release's model) calls unreadable join no gap."""
     embedding = job.settings.embedding
     if embedder is None:
         # Loaded only if a ticket's text is not in the embedding cache yet: a rerun over the same tickets (or a
@@ -256,7 +284,7 @@ def cluster(job: GapsJob, tickets: TicketSet, *, embedder: Embedder | None = Non
     vectors, embedded = embed_tickets(tickets.tickets, embedder, EmbeddingCache(job.store))
     judgement = judge_tickets(vectors, ReleaseVectors(job.store, job.release), coverage_policy(job.settings))
     texts = [t.text for t in tickets.tickets]
-    vocabulary = Vocabulary.for_model(job.model)
+    vocabulary = vocabulary or Vocabulary.for_model(job.model)
     unreadable = vocabulary.unreadable(texts) if vocabulary is not None else None
     gap_labels = cluster_gaps(vectors, judgement.verdicts, unreadable=unreadable)
     names = label_clusters(texts, gap_labels.labels, vectors, n_representatives=job.settings.gaps.representatives)
@@ -270,6 +298,7 @@ def cluster(job: GapsJob, tickets: TicketSet, *, embedder: Embedder | None = Non
         embedded=embedded,
         noise_share_before=gap_labels.noise_share_before,
         judgement=judgement,
+        unreadable=unreadable,
     )
 
 
@@ -286,6 +315,7 @@ def score(job: GapsJob, tickets: TicketSet, clustering: Clustering) -> GapsResul
         "n_clusters": len(clustering.clusters),
         "noise_share_before_reassignment": round(clustering.noise_share_before, 4),
         "long_tail_share": clustering.long_tail_share,
+        "unreadable": clustering.unreadable_count,
     }
     if clustering.judgement is not None:
         summary["verdicts"] = {v: len(clustering.judgement.rows(v)) for v in VERDICTS}
@@ -311,8 +341,9 @@ def score(job: GapsJob, tickets: TicketSet, clustering: Clustering) -> GapsResul
         resolved=resolved,
         dimension=clustering.dimension,
     )
-    long_tail = unanswered_long_tail(clustering.tickets, vectors, labels, kb, policy)
-    outcomes = ticket_outcomes(clustering.tickets, vectors, labels, scored, kb, policy)
+    flags = clustering.unreadable
+    long_tail = unanswered_long_tail(clustering.tickets, vectors, labels, kb, policy, unreadable=flags)
+    outcomes = ticket_outcomes(clustering.tickets, vectors, labels, scored, kb, policy, unreadable=flags)
     hit_rates = HitRateStore(job.store)
     hit_rate = kb_hit_rate(outcomes, run_id=job.run.run_id, release_tag=job.release.tag, previous=hit_rates.latest())
     hit_rates.write(hit_rate, run_at=job.run_at)
@@ -353,17 +384,18 @@ def run_gaps(
     *,
     config_path: str | None = None,
     embedder: Embedder | None = None,
+    vocabulary: Vocabulary | None = None,
     environ: Mapping[str, str] | None = None,
     full: bool = False,
 ) -> GapsResult:
     """The whole gaps run in this process (the flow runs the same steps as tasks).
 
-    ``embedder``: the release's embedding model already loaded (default: loaded by the name the release records).
-    ``environ`` and ``full``: see :func:`read_source`.
+    ``embedder``: the release's embedding model already loaded (default: loaded by the name the release records);
+    ``vocabulary``: its word pieces (default: read from it). ``environ`` and ``full``: see :func:`read_source`.
     """
     job = start_gaps(settings, version, config_path=config_path)
     tickets = gather(job, [read_source(source, job, environ=environ, full=full) for source in settings.tickets])
-    return score(job, tickets, cluster(job, tickets, embedder=embedder))
+    return score(job, tickets, cluster(job, tickets, embedder=embedder, vocabulary=vocabulary))
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,7 +416,12 @@ def cluster_export(
     """
     if len(loaded.tickets) < 2:
         raise ConfigError(f"{name}: fewer than 2 usable tickets, nothing to cluster")
-    clustering = cluster_tickets(loaded.tickets, load_embedder(model), EmbeddingCache(IndexStore(cache_uri)))
+    clustering = cluster_tickets(
+        loaded.tickets,
+        load_embedder(model),
+        EmbeddingCache(IndexStore(cache_uri)),
+        vocabulary=Vocabulary.for_model(model),
+    )
     summary = {
         "tickets": len(loaded.tickets),
         "quarantined": len(loaded.rejected),
@@ -393,6 +430,7 @@ def cluster_export(
         "n_clusters": len(clustering.clusters),
         "noise_share_before_reassignment": round(clustering.noise_share_before, 4),
         "long_tail_share": clustering.long_tail_share,
+        "unreadable": clustering.unreadable_count,
     }
     paths = write_cluster_outputs(
         out_dir, loaded.tickets, clustering.labels, clustering.clusters, loaded.rejected, summary
