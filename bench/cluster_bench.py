@@ -14,7 +14,10 @@ One run clusters, each SEPARATELY, with the same default (size-adaptive) TicketC
   - the size-switch check: nested subsamples of each train split just below and at every corpus size where the
     clusterer changes how it works (``SIZE_SWITCHES`` in kbcurator.gaps.clustering) and 10% either side, one
     nested subsample per seed; the mean drop in NMI from one side to the other is what a user sees when their
-    corpus crosses it (beside it, the drop between two sizes below it, on the same path, as the baseline).
+    corpus crosses it (beside it, the drop between two sizes below it, on the same path, as the baseline);
+  - small corpora, the sizes of a night's unanswered tickets, one corpus per seed, from every set and split:
+    nested uniform subsamples of 60-150 queries, and skewed draws of 50-150 (``skewed_draw``: a few intents
+    asked often, most once or twice), each beside the former small-corpus rule and BERTopic's defaults.
 
 Vectors: the real MiniLM model, or the model --model names, cached in bench/results/<set>_<split>[_<model>].npy,
 keyed by a hash of the model name and the texts, so a changed file is re-embedded. For seed --seed the
@@ -40,6 +43,7 @@ import re
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -379,38 +383,89 @@ def switch_check(dataset: str, vectors: np.ndarray, truth: list[str], seeds: lis
 
 
 SMALL_SIZES = (60, 100, 150)
+# Skewed small corpora: intents drawn with weights 1/rank (a few asked often, most once or twice), as a night's
+# unanswered tickets are; the uniform draws above give most of 77 intents one ticket each, nothing to cluster.
+SKEWED_SIZES = (50, 100, 150)
+
+
+def skewed_draw(truth: list[str], size: int, seed: int) -> np.ndarray:
+    """Row indices of ``size`` tickets: each picks an intent with probability ∝ 1/rank (a random order of the
+    intents per seed), then an unused query of it."""
+    rng = np.random.default_rng(seed)
+    intents = sorted(set(truth))
+    rng.shuffle(intents)
+    rows_of: dict[str, list[int]] = {}
+    for row, intent in enumerate(truth):
+        rows_of.setdefault(intent, []).append(row)
+    weights = 1.0 / np.arange(1, len(intents) + 1)
+    counts = np.bincount(rng.choice(len(intents), size=size, p=weights / weights.sum()), minlength=len(intents))
+    take: list[int] = []
+    for index, count in enumerate(counts.tolist()):
+        pool = rows_of[intents[index]]
+        take += rng.choice(pool, size=min(count, len(pool)), replace=False).tolist()
+    return np.asarray(take, dtype=np.int64)
+
+
+# The commit before session 14's small-corpus change (smallest gap 5, "eom" below 200 tickets with its fallback to
+# "leaf" when one cluster took over half the corpus): the small corpora are also clustered by that code, read
+# from git, so "before" is what the clusterer did, not a re-creation of it.
+FORMER_REV = "99fe2bc"
+
+
+def former_clusterer() -> Any:
+    """``TicketClusterer`` as it was at ``FORMER_REV``; None (with a note) when git cannot show it."""
+    name = "kbcurator_former_clustering"
+    if name in sys.modules:
+        return sys.modules[name].TicketClusterer
+    shown = subprocess.run(
+        ["git", "show", f"{FORMER_REV}:src/kbcurator/gaps/clustering.py"], cwd=REPO, capture_output=True, text=True
+    )
+    if shown.returncode != 0:
+        print(f"the former clusterer ({FORMER_REV}) is not in this checkout's history: 'before' is skipped")
+        return None
+    module = types.ModuleType(name)
+    sys.modules[name] = module  # dataclasses look their module up while the class is made
+    exec(compile(shown.stdout, f"{FORMER_REV}:clustering.py", "exec"), module.__dict__)
+    return module.TicketClusterer
 
 
 def small_check(
-    dataset: str, texts: list[str], vectors: np.ndarray, truth: list[str], seeds: list[int], peer: bool
+    dataset: str, split: str, texts: list[str], vectors: np.ndarray, truth: list[str], seeds: list[int], peer: bool
 ) -> list[dict[str, Any]]:
-    """Strict NMI/ARI on nested subsamples of a train split at the sizes a nightly's unanswered tickets often
-    have (one subsample per seed): ours, ours with the PCA dims it kept before (about one per 15 tickets, 5..50),
-    and BERTopic's defaults, on the same subsamples."""
+    """Strict NMI/ARI at the sizes a nightly's unanswered tickets often have, one corpus per seed: nested uniform
+    subsamples, and skewed draws (``skewed_draw``). Ours, the clusterer before this change (``former_clusterer``)
+    and BERTopic's defaults, on the same corpora."""
     rows = []
-    for size in SMALL_SIZES:
+    former_class = former_clusterer()
+    draws = [("uniform", size) for size in SMALL_SIZES] + [("skewed", size) for size in SKEWED_SIZES]
+    for kind, size in draws:
         ours: list[dict[str, float]] = []
         former: list[dict[str, float]] = []
         theirs: list[dict[str, float]] = []
         for index, seed in enumerate(seeds):
-            take = np.random.default_rng(23 + index).permutation(len(vectors))[:size]
+            if kind == "uniform":
+                take = np.random.default_rng(23 + index).permutation(len(vectors))[:size]
+            else:
+                take = skewed_draw(truth, size, 23 + index)
             sub_truth = [truth[i] for i in take]
             labels, _ = ours_labels(vectors[take], seed, [])
             ours.append(strict_scores(sub_truth, labels))
-            labels, _ = ours_labels(vectors[take], seed, [], n_components=min(50, max(5, size // 15)))
-            former.append(strict_scores(sub_truth, labels))
+            if former_class is not None:
+                former.append(
+                    strict_scores(sub_truth, former_class(random_state=seed).fit_predict(vectors[take]).labels)
+                )
             if peer:
                 theirs.append(strict_scores(sub_truth, bertopic_labels([texts[i] for i in take], vectors[take], seed)))
-        row: dict[str, Any] = {"dataset": dataset, "size": size, "corpora": len(seeds)}
-        for name, runs in (("ours", ours), ("former_pca_dims", former), ("bertopic", theirs)):
+        row: dict[str, Any] = {"dataset": dataset, "split": split, "draw": kind, "size": size, "corpora": len(seeds)}
+        for name, runs in (("ours", ours), ("before", former), ("bertopic", theirs)):
             if runs:
                 row[name] = {k: round(float(np.mean([r[k] for r in runs])), 4) for k in ("nmi", "ari")}
         rows.append(row)
         peer_text = f"; BERTopic {row['bertopic']['nmi']:.4f} / {row['bertopic']['ari']:.4f}" if theirs else ""
+        former_text = f" (before {row['before']['nmi']:.4f} / {row['before']['ari']:.4f})" if former else ""
         print(
-            f"  {dataset} {size} tickets ({len(seeds)} nested corpora): ours NMI / ARI "
-            f"{row['ours']['nmi']:.4f} / {row['ours']['ari']:.4f} (with the former PCA dims "
-            f"{row['former_pca_dims']['nmi']:.4f} / {row['former_pca_dims']['ari']:.4f}){peer_text}",
+            f"  {dataset} {split} {kind} {size} tickets ({len(seeds)} corpora): ours NMI / ARI "
+            f"{row['ours']['nmi']:.4f} / {row['ours']['ari']:.4f}{former_text}{peer_text}",
             flush=True,
         )
     return rows
@@ -460,15 +515,16 @@ def markdown(results: list[dict[str, Any]], switches: list[dict[str, Any]], smal
     if small:
         lines += [
             "",
-            "| set | tickets | TicketClusterer NMI / ARI | with the former PCA dims | BERTopic defaults NMI / ARI |",
-            "|---|---|---|---|---|",
+            f"| set | draw | tickets | TicketClusterer NMI / ARI | before ({FORMER_REV}) "
+            "| BERTopic defaults NMI / ARI |",
+            "|---|---|---|---|---|---|",
         ]
         for row in small:
             peer_cell = f"{row['bertopic']['nmi']:.4f} / {row['bertopic']['ari']:.4f}" if "bertopic" in row else ""
+            before_cell = f"{row['before']['nmi']:.4f} / {row['before']['ari']:.4f}" if "before" in row else ""
             lines.append(
-                f"| {row['dataset']} train ({row['corpora']} nested) | {row['size']} "
-                f"| {row['ours']['nmi']:.4f} / {row['ours']['ari']:.4f} "
-                f"| {row['former_pca_dims']['nmi']:.4f} / {row['former_pca_dims']['ari']:.4f} | {peer_cell} |"
+                f"| {row['dataset']} {row['split']} ({row['corpora']} corpora) | {row['draw']} | {row['size']} "
+                f"| {row['ours']['nmi']:.4f} / {row['ours']['ari']:.4f} | {before_cell} | {peer_cell} |"
             )
     return "\n".join(lines)
 
@@ -484,7 +540,7 @@ def main() -> int:
     parser.add_argument("--no-junk", action="store_true", help="skip the sets with junk queries mixed in")
     parser.add_argument("--no-clean", action="store_true", help="skip the sets without noise")
     parser.add_argument("--no-switch", action="store_true", help="skip the size-switch check")
-    parser.add_argument("--no-small", action="store_true", help="skip the small corpora (nested train subsamples)")
+    parser.add_argument("--no-small", action="store_true", help="skip the small corpora (uniform and skewed draws)")
     parser.add_argument(
         "--model",
         default=MODEL,
@@ -526,15 +582,16 @@ def main() -> int:
                 results.append(run_case(case, train_seeds if split == "train" else seeds, peer, args.model))
     switches: list[dict[str, Any]] = []
     small: list[dict[str, Any]] = []
-    for dataset in args.sets if "train" in args.splits and not (args.no_switch and args.no_small) else []:
+    for dataset in args.sets if "train" in args.splits and not args.no_switch else []:
         texts, truth = read_split(dataset, "train")
         vectors, _ = embed_cached(dataset, "train", texts, args.model)
-        if not args.no_switch:
-            print(f"\n== size switches ({dataset}, nested subsamples of train)", flush=True)
-            switches += switch_check(dataset, vectors, truth, seeds)
-        if not args.no_small:
-            print(f"\n== small corpora ({dataset}, nested subsamples of train)", flush=True)
-            small += small_check(dataset, texts, vectors, truth, seeds, peer)
+        print(f"\n== size switches ({dataset}, nested subsamples of train)", flush=True)
+        switches += switch_check(dataset, vectors, truth, seeds)
+    for dataset, split in [(d, s) for d in args.sets for s in args.splits] if not args.no_small else []:
+        texts, truth = read_split(dataset, split)
+        vectors, _ = embed_cached(dataset, split, texts, args.model)
+        print(f"\n== small corpora ({dataset} {split}: nested uniform subsamples, skewed draws)", flush=True)
+        small += small_check(dataset, split, texts, vectors, truth, seeds, peer)
     total_s = time.perf_counter() - total_started
     table = markdown(results, switches, small)
     print(f"\nTotal wall time {total_s:.1f} s (warm-up {warm_s:.1f} s included)\n")

@@ -44,8 +44,13 @@ def test_finds_the_topics_without_being_told_how_many(seed: int) -> None:
     vectors, truth, kind = topics(seed)
     result = TicketClusterer(random_state=0).fit_predict(vectors)
     on_topic = kind != STRAY
-    assert result.n_clusters == len(SIZES)
-    assert adjusted_rand_score(truth[on_topic], result.labels[on_topic]) > 0.95
+    # Every topic is found, and no cluster mixes two: a mixed gap gets the wrong advice. "leaf" selection may cut
+    # one of these isotropic blobs in two (seeds 1 and 2 here: 7 clusters, ARI 0.94 / 0.90; "eom" finds 6), the
+    # cost of keeping real topics of three tickets apart (bench/cluster_bench.py's small corpora).
+    assert len(SIZES) <= result.n_clusters <= len(SIZES) + 1
+    for cluster in range(result.n_clusters):
+        assert len(set(truth[on_topic & (result.labels == cluster)].tolist())) == 1
+    assert adjusted_rand_score(truth[on_topic], result.labels[on_topic]) > 0.85
     # Ids read as a ranking: cluster 0 is the biggest topic.
     assert np.bincount(result.labels[result.labels >= 0]).argmax() == 0
 
@@ -89,13 +94,25 @@ def test_min_cluster_size_follows_corpus_size_and_small_corpora_still_cluster() 
     vectors, truth, _ = topics(4, sizes=(10,) * 6, n_fringe=0, n_stray=0)
     small = TicketClusterer(random_state=0).fit_predict(vectors)
     assert small.params.n == 60
-    assert small.params.min_cluster_size == 5
+    assert small.params.min_cluster_size == 3
     # Six topics of ten: a fixed min_cluster_size of 10-15 would find one or two clusters, or none.
     assert small.n_clusters >= 5
     assert adjusted_rand_score(truth, small.labels) > 0.8
 
     bigger = TicketClusterer(random_state=0, reducer="pca").fit_predict(np.vstack([topics(s)[0] for s in range(4)]))
     assert bigger.params.min_cluster_size > small.params.min_cluster_size
+
+
+def test_a_small_corpus_keeps_topics_of_three_tickets_apart() -> None:
+    # A night's unanswered tickets: a few questions asked three or four times, the rest once. With a smallest
+    # gap of 5, HDBSCAN could only fold such topics together (or drop them); each is a gap of its own.
+    vectors, truth, kind = topics(5, sizes=(4, 3, 3, 3), spread=0.5, n_fringe=0, n_stray=30)
+    result = TicketClusterer(random_state=0).fit_predict(vectors)
+    assert result.params.min_cluster_size == 3
+    on_topic = kind == TOPIC
+    assert result.n_clusters == 4
+    assert adjusted_rand_score(truth[on_topic], result.labels[on_topic]) == 1.0
+    assert (result.labels[kind == STRAY] == LONG_TAIL).all()
 
 
 def test_parameters_can_be_pinned() -> None:

@@ -131,8 +131,11 @@ def test_a_covered_topic_is_no_gap_and_a_withheld_topic_is_reported(workspace) -
         t["ticket_id"] for t in document["tickets"] if topic_of.get(t["ticket_id"]) == "pets" and not t["answered"]
     }
     assert pets_unanswered and pets_unanswered <= reported
-    assert _action_for(results["full"], topic_of, "symptoms") == set()
-    assert _action_for(results["withheld"], topic_of, "symptoms") == set()
+    # The KB answers symptoms: no "write a new article" gap about them. A few symptom questions it answers only
+    # partly ("what should I do if a family member displays symptoms?") may form a gap of their own, whose
+    # advice is to extend the article that comes closest.
+    assert _action_for(results["full"], topic_of, "symptoms") <= {"extend"}
+    assert _action_for(results["withheld"], topic_of, "symptoms") <= {"extend"}
     for result in results.values():  # a gap holds only questions the release does not answer
         in_gaps = [t for t in _listing(result) if t["cluster_id"] != -1]
         assert in_gaps and not any(t["answered"] for t in in_gaps)

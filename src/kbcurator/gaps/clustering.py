@@ -29,27 +29,32 @@ Selection = Literal["auto", "eom", "leaf"]
 # Below this many points there is nothing to cluster: every point is long tail.
 _MIN_POINTS = 5
 # Below this many distinct tickets the reducer is PCA, from it UMAP: UMAP's first call in a process compiles numba
-# code (~9 s here), which a small corpus should not pay. Measured for a cliff on nested BANKING77 / HWU64 train
-# subsamples (8 seeds, strict NMI): PCA to _PCA_COMPONENTS dims with "eom" at 199 tickets 0.776 / 0.831, UMAP with
-# "leaf" at 200 0.778 / 0.830, so crossing it moves NMI by under 0.002 either way. At 300 (the switch before) the
-# two paths were 0.013 apart on BANKING77 even with the better PCA below, and 0.036-0.046 with the old one.
+# code (~9 s here), which a small corpus should not pay. Both paths select "leaf" with the same min_cluster_size,
+# so crossing this size changes only the reducer. Measured for a cliff on nested BANKING77 / HWU64 train
+# subsamples (8 seeds, strict NMI): PCA/leaf at 199 tickets 0.794 / 0.838, UMAP/leaf at 200 0.794 / 0.836. With
+# "eom" on the PCA path, as before, 199 tickets scored 0.770 / 0.831, a drop of 0.024 on BANKING77 at the switch.
 _UMAP_MIN_N = 200
 # PCA keeps this many dims (fewer only when the corpus has fewer points). It used to be about one per 15 points,
 # 5..50, on the idea that HDBSCAN's density thins out in dims a small corpus cannot fill; measured, 30 dims are
 # ahead at every size from 30 to 199 tickets on both train sets (8 seeds, strict NMI, BANKING77 / HWU64: 60
 # tickets 0.764 -> 0.837 / 0.885 -> 0.916; 100: 0.745 -> 0.815 / 0.862 -> 0.879; 150: 0.709 -> 0.771 / 0.839 ->
-# 0.851), and 30 dims with "eom" are ahead of "leaf" at 100 and below.
+# 0.851; all with the former smallest gap of 5 and "eom").
 _PCA_COMPONENTS = 30
-# "leaf" selection keeps small topics that excess-of-mass ("eom") folds into a neighbour. It used to give way to
-# "eom" from 5,000 tickets (eom's ARI was higher on BANKING77 train from 6,000), but a switch by size is a cliff:
-# crossing it cost an unseen 150-intent set about half its ARI loss, and on HWU64 train (3,000 and 9,960 queries)
-# leaf is ahead in NMI (+0.016, +0.005) where on BANKING77 train it is behind by 0.003-0.004. So the UMAP path is
-# "leaf" at every size, and the only switch left is the reducer's (PCA with "eom" below _UMAP_MIN_N).
+# "leaf" selection keeps small topics that excess-of-mass ("eom") folds into a neighbour, and is the selection at
+# every size. It used to give way to "eom" from 5,000 tickets (eom's ARI was higher on BANKING77 train from
+# 6,000), but a switch by size is a cliff: crossing it cost an unseen 150-intent set about half its ARI loss, and
+# on HWU64 train (3,000 and 9,960 queries) leaf is ahead in NMI (+0.016, +0.005) where on BANKING77 train it is
+# behind by 0.003-0.004. Below 200 tickets "eom" was the selection until the smallest gap went from 5 to 3
+# tickets; with 3, leaf is ahead of eom at 100 / 150 / 199 tickets (nested train subsamples, 8 seeds, BANKING77
+# +0.005 / +0.009 / +0.024 NMI, HWU64 +0.002 / +0.000 / +0.007), and eom put 27 of the sample's 54 unanswered
+# tickets (vaccines, severity, transmission, national responses) in one "gap", the first a KB owner read.
 # Corpus sizes where the clusterer changes how it works (the benchmark checks each for a cliff).
 SIZE_SWITCHES = (_UMAP_MIN_N,)
-# "eom" letting one cluster take more than this share of the corpus is its known collapse on dense
-# embeddings (PCA-10 + eom put BANKING77 into 2 clusters): fall back to "leaf".
-_COLLAPSE_SHARE = 0.5
+# The smallest gap: three tickets asking one thing. min_cluster_size is max(this, 0.3 sqrt(n)), so it only
+# matters below ~280 tickets, where a floor of 5 made HDBSCAN fold topics of 3-4 tickets into one mixed cluster
+# or drop them (skewed small corpora of BANKING77 train, 8 seeds, strict NMI at 50 / 100 / 150 tickets: 0.807 /
+# 0.829 / 0.808 with 5, 0.833 / 0.844 / 0.823 with 3).
+_MIN_CLUSTER_FLOOR = 3
 # A cluster's members must be alike beyond what any two tickets of the corpus are: their mean pairwise cosine at
 # least this share of the way from the corpus's mean pairwise cosine to 1. UMAP finds "clusters" in pure noise
 # (cohesion 0.02-0.06 over a corpus at 0.0); BANKING77's weakest real cluster sits at 0.47 over 0.21 (bar 0.37).
@@ -137,15 +142,15 @@ class TicketClusterer:
 
     What ``None``/``"auto"`` resolves to when ``fit_predict`` runs:
 
-    - ``min_cluster_size = max(5, round(0.3 * sqrt(n)))``: the smallest gap worth a report grows with the
-      corpus, slower than it, since the number of distinct topics grows too (60 tickets -> 5, 3,000 -> 16,
-      10,000 -> 30, 100,000 -> 95).
+    - ``min_cluster_size = max(3, round(0.3 * sqrt(n)))``: the smallest gap worth a report grows with the
+      corpus, slower than it, since the number of distinct topics grows too (60 tickets -> 3, 200 -> 4,
+      3,000 -> 16, 10,000 -> 30, 100,000 -> 95).
     - ``min_samples = max(2, min_cluster_size // 2)``: below HDBSCAN's default (= min_cluster_size), so fewer
       borderline queries are called noise; high enough that single links do not chain topics together.
     - reducer: from 200 points UMAP (cosine, ``n_neighbors`` 15, ``min_dist`` 0, 5 dims); below, PCA to 30 dims
       (fewer for fewer points), re-normalised so Euclidean distance ranks pairs as cosine does.
-    - selection: "leaf" on the UMAP path at every size (no switch by size, see ``SIZE_SWITCHES``), "eom" on the
-      PCA path below 200 points, and "leaf" whenever "eom" lets one cluster take over half of the corpus.
+    - selection: "leaf" at every size, on both paths (no switch by size but the reducer's, see
+      ``SIZE_SWITCHES``).
     - membership, checked in the original space after HDBSCAN: each cluster gets a bar halfway
       (``membership_bar`` 0.5) between the median cosine of its members to its centroid and the median cosine
       of everything else to it. Members under the bar are trimmed to the long tail (UMAP gives every point
@@ -217,11 +222,6 @@ class TicketClusterer:
         inverse = inverse.reshape(-1)
         reduced, params = self._reduce(unit, distinct, inverse, params)
         labels, probabilities = _hdbscan(reduced, inverse, params)
-        if params.cluster_selection_method == "eom" and self.cluster_selection_method == "auto":
-            clustered = labels[labels != LONG_TAIL]
-            if len(clustered) and np.bincount(clustered).max() > _COLLAPSE_SHARE * n:
-                params = replace(params, cluster_selection_method="leaf")
-                labels, probabilities = _hdbscan(reduced, inverse, params)
         hdbscan_noise = labels == LONG_TAIL
 
         checked = _check_in_original_space(unit, labels, params)
@@ -241,19 +241,15 @@ class TicketClusterer:
         )
 
     def _params(self, n: int) -> ClusterParams:
-        mcs = self.min_cluster_size or max(5, round(0.3 * math.sqrt(max(n, 1))))
+        mcs = self.min_cluster_size or max(_MIN_CLUSTER_FLOOR, round(0.3 * math.sqrt(max(n, 1))))
         reducer: Literal["umap", "pca"]
         if self.reducer == "auto":
             reducer = "umap" if n >= _UMAP_MIN_N and _umap_installed() else "pca"
         else:
             reducer = self.reducer
-        selection: Literal["eom", "leaf"]
-        if self.cluster_selection_method != "auto":
-            selection = self.cluster_selection_method
-        elif reducer == "umap":
-            selection = "leaf"
-        else:
-            selection = "eom"
+        selection: Literal["eom", "leaf"] = (
+            "leaf" if self.cluster_selection_method == "auto" else self.cluster_selection_method
+        )
         # UMAP: 5 dims, as BERTopic (10 measured no better). PCA: see _PCA_COMPONENTS.
         default_components = 5 if reducer == "umap" else _PCA_COMPONENTS
         return ClusterParams(
@@ -277,8 +273,6 @@ class TicketClusterer:
         # places. Copies get their original's coordinates back, so HDBSCAN still sees their weight.
         if params.reducer == "umap" and len(distinct) < _UMAP_MIN_N and self.reducer == "auto":
             params = replace(params, reducer="pca", n_components=self.n_components or _PCA_COMPONENTS)
-            if self.cluster_selection_method == "auto":
-                params = replace(params, cluster_selection_method="eom")
         if params.reducer == "umap":
             if not _umap_installed():
                 raise ImportError("reducer='umap' needs umap-learn: pip install umap-learn")
