@@ -166,6 +166,8 @@ def test_a_kb_owner_works_through_the_queue_in_chromium(review_db, tmp_path) -> 
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
             assert page.locator("#queue tr.item").count() >= 5
+            # The queue fits a 1280-pixel window: no column (the owner) is pushed off its right side.
+            assert page.evaluate("document.querySelector('#queue').getBoundingClientRect().right") <= 1280
             kinds = set(page.locator("#queue tr.item").evaluate_all("rows => rows.map(r => r.dataset.kind)"))
             assert len(kinds) >= 3
             # ticket and article text with a <script> in it is text on the page
