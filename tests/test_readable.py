@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kbcurator.errors import EmbeddingError
 from kbcurator.gaps.clustering import LONG_TAIL, TicketClusterer
 from kbcurator.gaps.pipeline import cluster_gaps
 from kbcurator.gaps.readable import Vocabulary
@@ -44,6 +45,15 @@ def test_word_pieces_decide_words_the_vocabulary_does_not_hold_whole() -> None:
 def test_a_model_without_a_vocabulary_flags_nothing(tmp_path) -> None:
     assert Vocabulary.of_model(tmp_path) is None
     assert Vocabulary.for_model("no-such-model-here") is None
+
+
+def test_a_damaged_vocabulary_turns_the_check_off_with_a_warning_not_the_run(tmp_path, caplog) -> None:
+    (tmp_path / "vocab.txt").write_bytes(b"card\n\xff\xfe broken\n")
+    with pytest.raises(EmbeddingError, match="cannot read the model's vocabulary"):
+        Vocabulary.of_model(tmp_path)
+    with caplog.at_level("WARNING", logger="kbcurator.gaps.readable"):
+        assert Vocabulary.for_model(str(tmp_path)) is None
+    assert "no ticket is flagged unreadable" in caplog.text and "vocab.txt" in caplog.text
 
 
 def test_unreadable_tickets_join_no_gap_and_the_rest_cluster_as_before() -> None:

@@ -31,8 +31,9 @@ _MIN_POINTS = 5
 # Below this many distinct tickets the reducer is PCA, from it UMAP: UMAP's first call in a process compiles numba
 # code (~9 s here), which a small corpus should not pay. Both paths select "leaf" with the same min_cluster_size,
 # so crossing this size changes only the reducer. Measured for a cliff on nested BANKING77 / HWU64 train
-# subsamples (8 seeds, strict NMI): PCA/leaf at 199 tickets 0.794 / 0.838, UMAP/leaf at 200 0.794 / 0.836. With
-# "eom" on the PCA path, as before, 199 tickets scored 0.770 / 0.831, a drop of 0.024 on BANKING77 at the switch.
+# subsamples (8 seeds, strict NMI, bench/cluster_bench.py): PCA/leaf at 199 tickets 0.794 / 0.838, UMAP/leaf at
+# 200 0.794 / 0.836. With "eom" on the PCA path and the smallest gap of 3, BANKING77 at 199 scored 0.770, a drop
+# of 0.024 at the switch (bench/small_corpus_choices.py).
 _UMAP_MIN_N = 200
 # PCA keeps this many dims (fewer only when the corpus has fewer points). It used to be about one per 15 points,
 # 5..50, on the idea that HDBSCAN's density thins out in dims a small corpus cannot fill; measured, 30 dims are
@@ -45,15 +46,17 @@ _PCA_COMPONENTS = 30
 # 6,000), but a switch by size is a cliff: crossing it cost an unseen 150-intent set about half its ARI loss, and
 # on HWU64 train (3,000 and 9,960 queries) leaf is ahead in NMI (+0.016, +0.005) where on BANKING77 train it is
 # behind by 0.003-0.004. Below 200 tickets "eom" was the selection until the smallest gap went from 5 to 3
-# tickets; with 3, leaf is ahead of eom at 100 / 150 / 199 tickets (nested train subsamples, 8 seeds, BANKING77
-# +0.005 / +0.009 / +0.024 NMI, HWU64 +0.002 / +0.000 / +0.007), and eom put 27 of the sample's 54 unanswered
-# tickets (vaccines, severity, transmission, national responses) in one "gap", the first a KB owner read.
+# tickets; with 3, leaf is ahead of eom on nested BANKING77 train subsamples of 100 / 150 / 199 tickets (+0.005 /
+# +0.009 / +0.024 NMI, 8 seeds, bench/small_corpus_choices.py; eom is ahead at 50, +0.032), and eom put 27 of the
+# sample's 54 unanswered tickets (vaccines, severity, transmission, national responses) in one "gap", the first a
+# KB owner read.
 # Corpus sizes where the clusterer changes how it works (the benchmark checks each for a cliff).
 SIZE_SWITCHES = (_UMAP_MIN_N,)
 # The smallest gap: three tickets asking one thing. min_cluster_size is max(this, 0.3 sqrt(n)), so it only
 # matters below ~280 tickets, where a floor of 5 made HDBSCAN fold topics of 3-4 tickets into one mixed cluster
-# or drop them (skewed small corpora of BANKING77 train, 8 seeds, strict NMI at 50 / 100 / 150 tickets: 0.807 /
-# 0.829 / 0.808 with 5, 0.833 / 0.844 / 0.823 with 3).
+# or drop them. Skewed draws of BANKING77 train (8 seeds, strict NMI at 50 / 100 / 150 / 199 tickets,
+# bench/small_corpus_choices.py): floor 5 with eom 0.861 / 0.806 / 0.796 / 0.787; floor 3 with leaf (these
+# defaults) 0.836 / 0.830 / 0.816 / 0.791: behind at 50 tickets, ahead from 100.
 _MIN_CLUSTER_FLOOR = 3
 # A cluster's members must be alike beyond what any two tickets of the corpus are: their mean pairwise cosine at
 # least this share of the way from the corpus's mean pairwise cosine to 1. UMAP finds "clusters" in pure noise

@@ -11,6 +11,7 @@ shipped, and a typo or a product name among real words does not count against a 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from kbcurator.errors import EmbeddingError
 from kbcurator.model_files import resolve_model_path
 
 __all__ = ["READABLE_SHARE", "Vocabulary"]
+
+log = logging.getLogger(__name__)
 
 # A ticket is readable when at least this share of its words is wordlike, and a word the vocabulary splits into
 # pieces this long on average (letters per piece) is wordlike. Over the 24,119 queries of BANKING77 and HWU64
@@ -46,7 +49,10 @@ class Vocabulary:
         path = model_dir / "vocab.txt"
         if not path.is_file():
             return None
-        lines = path.read_text(encoding="utf-8").split()
+        try:
+            lines = path.read_text(encoding="utf-8").split()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EmbeddingError(f"cannot read the model's vocabulary {path}: {exc}") from exc
         words = frozenset(word for word in lines if word.isalpha() and word.islower())
         suffixes = frozenset(w[2:] for w in lines if w.startswith("##") and w[2:].isalpha() and w[2:].islower())
         return cls(words, suffixes)
@@ -56,8 +62,13 @@ class Vocabulary:
         """``of_model`` for an ``embedding.model`` setting; None for a model not installed here (a rerun over cached
         vectors needs no model, and then no ticket is flagged)."""
         try:
-            return cls.of_model(resolve_model_path(model))
+            model_dir = resolve_model_path(model)
         except EmbeddingError:
+            return None
+        try:
+            return cls.of_model(model_dir)
+        except EmbeddingError as exc:  # the check is an extra: a damaged vocabulary turns it off, not the run
+            log.warning("%s; no ticket is flagged unreadable", exc)
             return None
 
     def unreadable(self, texts: Sequence[str]) -> np.ndarray:
