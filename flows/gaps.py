@@ -39,10 +39,11 @@ def load_tickets_task(job: usecase.GapsJob, source: TicketSourceConfig, full: bo
 def cluster_task(job: usecase.GapsJob, tickets: usecase.TicketSet) -> usecase.Clustering:
     clustering = usecase.cluster(job, tickets)
     get_run_logger().info(
-        "%d gaps, long tail %d of %d tickets not answered",
+        "%d gaps, long tail %d of %d tickets not answered (%d unreadable, in no gap)",
         len(clustering.clusters),
         clustering.long_tail,
         clustering.clustered,
+        clustering.unreadable_count,
     )
     return clustering
 

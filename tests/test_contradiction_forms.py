@@ -307,3 +307,32 @@ def test_a_line_whose_figures_all_overlap_is_a_statement_not_a_template():
 
     # 30 days sits inside both ranges; the two ranges with different ends conflict
     assert [sorted(f.article_ids) for f in findings] == [sorted([articles[4].article_id, articles[5].article_id])]
+
+
+@pytest.mark.parametrize(
+    ("pair_lines", "edited", "edit"),
+    [
+        # two labels that differ by a negating prefix, both in each copy
+        (("Safe example", "Unsafe example"), "Launch won't work properly without a scheme.", "won't -> will not"),
+        # a search operator and its negation, documented side by side
+        (
+            (
+                "organizationid:* will search for all vault items that belong to an organization.",
+                "-organizationid:* will search for all vault items that do not belong to an organization.",
+            ),
+            "The first 8 characters of the item's ID are its short id.",
+            "8 -> 8 to 16",
+        ),
+    ],
+)
+def test_a_sentence_with_a_word_for_word_twin_is_compared_with_that_twin_only(pair_lines, edited, edit):
+    # Found blind (health_bench --draws): an article and its copy both say "Safe example" and "Unsafe example";
+    # with negations left out of the alignment, each label was also aligned, at 1.0, with the other one of the
+    # copy and reported as a polarity contradiction, although its word-for-word twin is right there.
+    before, after = edit.split(" -> ")
+    body = "\n\n".join(pair_lines) + "\n\n" + edited
+    copy = "\n\n".join(pair_lines) + "\n\n" + edited.replace(before, after, 1)
+
+    findings = detect([make_article("a", "URI match detection", body), make_article("b", "URI matching", copy)])
+
+    assert not [f for f in findings if {e.text for e in f.evidence} & set(pair_lines)]

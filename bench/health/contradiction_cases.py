@@ -40,7 +40,10 @@ near-identical to their originals, so these figures measure the rules for figure
 not how well paraphrased statements are aligned. Seconds are the detector alone (chunking and embedding
 excluded; vectors are cached in bench/results/).
 
-    python bench/health/contradiction_cases.py [--split report|tune|all] [--details] [--propose FILE]
+``--draw N`` (N > 0) plants the injected classes in other articles and sentences (a salted draw) and scores
+only those, without the CSV cases: the blind replication ``bench/health_bench.py --draws`` runs over several.
+
+    python bench/health/contradiction_cases.py [--split report|tune|all] [--details] [--propose FILE] [--draw N]
 """
 
 from __future__ import annotations
@@ -135,9 +138,9 @@ def read_cases(path: Path = EDITS) -> list[Case]:
         return [Case(**{k: row.get(k, "") for k in FIELDS}) for row in csv.DictReader(handle)]
 
 
-def dataset(name: str, cases: Sequence[Case], *, inject: bool = True) -> Dataset:
+def dataset(name: str, cases: Sequence[Case], *, inject: bool = True, draw: int = 0) -> Dataset:
     """Every untouched article of the help center plus one edited copy per case (the labelled CSV's and, with
-    ``inject``, those :func:`injected_cases` makes)."""
+    ``inject``, those :func:`injected_cases` makes from ``draw``)."""
     from kbcurator.ingest.parse import parse_page
     from kbcurator.records import Article, RawPage, make_article_id
 
@@ -150,7 +153,7 @@ def dataset(name: str, cases: Sequence[Case], *, inject: bool = True) -> Dataset
         for case in cases:
             if case.dataset == name:
                 taken.setdefault(case.location, []).append(case.before)
-        cases = [*cases, *injected_cases(name, pages, originals, taken)]
+        cases = [*cases, *injected_cases(name, pages, originals, taken, draw=draw)]
 
     def planted(page: RawPage, content: str, tag: str, case: Case) -> Article:
         made = parse_page(
@@ -245,7 +248,7 @@ INJECTIONS: dict[str, tuple[str, str, str, int]] = {
 
 
 def injected_cases(
-    name: str, pages: dict[str, Any], articles: dict[str, Any], taken: dict[str, list[str]]
+    name: str, pages: dict[str, Any], articles: dict[str, Any], taken: dict[str, list[str]], *, draw: int = 0
 ) -> list[Case]:
     """Labelled edits of the three classes issue 17 found missed on an unseen help center, planted at run time
     in real articles (the help centers' text is read, never stored): each class's edit is a contradiction or an
@@ -263,12 +266,15 @@ def injected_cases(
     Each copy differs from its original by its own edit only, so an article the CSV edits may also get one
     injected edit. A range case plants its range in the original too, never in a sentence a CSV case edits (the
     CSV's copy then states a single figure inside the planted range: they agree). One injected edit per article,
-    articles drawn in a fixed hashed order per class.
+    articles drawn in a fixed hashed order per class. ``draw`` 0 is the set the rules were written against; each
+    other draw salts that order, so it plants the same classes in other articles and sentences, never seen while
+    the rules were written: a blind replication (``--draws``).
     """
+    salt = f"|draw{draw}" if draw else ""
     out: list[Case] = []
     used: set[str] = set()
     for kind, (check, label, where, budget) in INJECTIONS.items():
-        order = sorted(pages, key=lambda loc: hashlib.sha256(f"{name}|{kind}|{loc}".encode()).hexdigest())
+        order = sorted(pages, key=lambda loc: hashlib.sha256(f"{name}|{kind}|{loc}{salt}".encode()).hexdigest())
         for location in order:
             if budget == 0:
                 break
@@ -425,21 +431,30 @@ def score(data: Dataset, findings: Iterable[Any], url_of: dict[str, str]) -> tup
     return counts, details
 
 
-def evaluate(split: str = "report", settings: Any = None, *, details: list[dict[str, Any]] | None = None) -> list[dict]:
-    """One row per check (and ``any``): tune = DuckDuckGo, report = Bitwarden, all = both."""
+def evaluate(
+    split: str = "report",
+    settings: Any = None,
+    *,
+    details: list[dict[str, Any]] | None = None,
+    draw: int = 0,
+    injected_only: bool = False,
+) -> list[dict]:
+    """One row per check (and ``any``): tune = DuckDuckGo, report = Bitwarden, all = both. ``draw`` picks the
+    injected cases' draw; ``injected_only`` leaves the hand-labelled CSV cases out (a blind redraw scores only
+    what it planted)."""
     from kbcurator.analysis.config import ContradictionSettings
 
     if not SHARED.is_dir():
         print(f"skipped: {SHARED} not found (the shared evaluation data is not part of a clone)")
         return []
     settings = settings or ContradictionSettings()
-    cases = read_cases()
+    cases = [] if injected_only else read_cases()
     embedder = CachedEmbedder(CACHE, MODEL)
     totals: dict[str, dict[str, int]] = {}
     articles = 0
     seconds = 0.0
     for name in SPLITS[split]:
-        data = dataset(name, cases)
+        data = dataset(name, cases, draw=draw)
         corpus = corpus_of(data, embedder)
         findings, took = run_detector(corpus, settings)
         articles += len(corpus.articles)
@@ -477,6 +492,7 @@ def evaluate(split: str = "report", settings: Any = None, *, details: list[dict[
                 "seconds": round(seconds, 2),
                 "seconds_per_1000_articles": round(1000 * seconds / articles, 2) if articles else 0.0,
                 "split": split,
+                "draw": draw,
             }
         )
     return rows
@@ -685,6 +701,7 @@ def main() -> None:
     parser.add_argument("--split", choices=tuple(SPLITS), default="report")
     parser.add_argument("--details", action="store_true", help="list misses, false alarms and unlabelled findings")
     parser.add_argument("--propose", type=Path, help="write candidate edits (unlabelled) to this CSV and stop")
+    parser.add_argument("--draw", type=int, default=0, help="plant the cases by this draw (0: the set tuned on)")
     args = parser.parse_args()
     if not SHARED.is_dir():
         print(f"skipped: {SHARED} not found (the shared evaluation data is not part of a clone)")
@@ -693,7 +710,7 @@ def main() -> None:
         propose(args.propose)
         return
     details: list[dict[str, Any]] = []
-    rows = evaluate(args.split, details=details)
+    rows = evaluate(args.split, details=details, draw=args.draw, injected_only=bool(args.draw))
     print(f"Contradiction detector, {args.split} split\n")
     print(markdown_table(rows))
     if args.details:

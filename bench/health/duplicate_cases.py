@@ -54,7 +54,10 @@ in the same run: rows ``minhash_lsh`` / ``article`` and ``any``; its seconds inc
 Thresholds (``DuplicateSettings`` defaults) were chosen with ``--sweep`` on the TUNING split only; the report
 split was run with them unchanged.
 
-    python bench/health/duplicate_cases.py [--split report|tune|all] [--details] [--sweep]
+``--draw N`` (N > 0) plants every kind of case again in other articles (a salted draw); the real labelled pairs
+and the COVID snapshots are the same in every draw. ``bench/health_bench.py --draws`` runs several.
+
+    python bench/health/duplicate_cases.py [--split report|tune|all] [--details] [--sweep] [--draw N]
 """
 
 from __future__ import annotations
@@ -170,8 +173,12 @@ def _sections(body: str) -> list[str]:
 
 
 def _retitle(front: str, suffix: str) -> str:
+    # quoted as JSON (a YAML double-quoted scalar): a title holding ": " stays one value
     return re.sub(
-        r"(?m)^title:\s*(.*)$", lambda m: f"title: {m.group(1).strip().strip(chr(34))} {suffix}", front, count=1
+        r"(?m)^title:\s*(.*)$",
+        lambda m: "title: " + json.dumps(f"{m.group(1).strip().strip(chr(34))} {suffix}"),
+        front,
+        count=1,
     )
 
 
@@ -233,10 +240,13 @@ def _insert_middle(body: str, block: str) -> str:
     return "".join(parts[:middle]).rstrip() + "\n\n" + block.rstrip() + "\n\n" + "".join(parts[middle:])
 
 
-def markdown_dataset(name: str) -> Dataset:
+def markdown_dataset(name: str, draw: int = 0) -> Dataset:
+    """The help center with its planted cases. ``draw`` 0 is the set the thresholds and rules were chosen on;
+    each other draw salts every pick and edit, planting the same kinds of case in other articles (a blind
+    replication, ``health_bench.py --draws``)."""
     from kbcurator.ingest import read_source
     from kbcurator.ingest.parse import parse_page
-    from kbcurator.records import Article, RawPage, Rejected
+    from kbcurator.records import Article, RawPage, Rejected, make_article_id
     from kbcurator.settings import SourceConfig
 
     folder, include, base = {
@@ -261,16 +271,24 @@ def markdown_dataset(name: str) -> Dataset:
             base_url=base,
         )
         assert isinstance(made, Article), made
+        if location is not None and made.url in originals:
+            # a permalink in the front matter would give a planted page its original's address (and id), so it
+            # would replace the original instead of sitting beside it: give it its own
+            url = f"{made.url}?planted={location.rsplit('-', 2)[-2]}-{location.rsplit('-', 1)[-1]}"
+            fields = {f: getattr(made, f) for f in made.__slots__}
+            fields.update(url=url, article_id=make_article_id(made.source_id, url))
+            made = Article(**fields)
         return made
 
     data = Dataset(name)
     articles = dict(originals)
     used: set[str] = set()
-    rng = random.Random(f"duplicates|{name}")
+    salt = f"#draw{draw}" if draw else ""
+    rng = random.Random(f"duplicates|{name}{salt}")
     urls = sorted(originals)
     sized = [u for u in urls if 600 <= len(originals[u].text) <= 12000]
 
-    for n, url in enumerate(_pick(sized, 6, "exact", used, str)):
+    for n, url in enumerate(_pick(sized, 6, "exact" + salt, used, str)):
         front, body = _split_markdown(pages[url].content)
         copy = build(
             pages[url], _retitle(front, "(copy)") + _typographic_noise(body), f"{pages[url].location}-copy-{n}"
@@ -280,12 +298,16 @@ def markdown_dataset(name: str) -> Dataset:
         data.touched.add(copy.url)
         data.copies.setdefault(url, []).append(copy.url)
 
-    for n, url in enumerate(_pick(sized, 10, "near", used, str)):
+    for n, url in enumerate(_pick(sized, 10, "near" + salt, used, str)):
         front, body = _split_markdown(pages[url].content)
         edited, done = _near_edit(body, rng, RENAMES[name])
-        while len(done) < 2:  # some edits find nothing to change (no numbers, no section to move): draw again
+        for _ in range(50):  # some edits find nothing to change (no numbers, no section to move): draw again
+            if len(done) >= 2:
+                break
             edited, more = _near_edit(edited, rng, RENAMES[name])
             done += more
+        if not done:  # nothing in it any edit can change (a redraw can pick such a page): no near copy of it
+            continue
         # An old copy: dated before the original so the detector can tell which one to keep.
         copy = build(pages[url], _retitle(front, "(old)") + edited, f"{pages[url].location}-old-{n}", OLD_COPY_AT)
         articles[copy.url] = copy
@@ -303,8 +325,8 @@ def markdown_dataset(name: str) -> Dataset:
             for s in _sections(_split_markdown(pages[u].content)[1])[1:]
         )
     ]
-    donors = _pick(with_sections, 10, "section-donor", used, str)
-    hosts = _pick(sized, 10, "section-host", used, str)
+    donors = _pick(with_sections, 10, "section-donor" + salt, used, str)
+    hosts = _pick(sized, 10, "section-host" + salt, used, str)
     for donor, host in zip(donors, hosts, strict=True):
         candidates = [
             s
@@ -321,7 +343,7 @@ def markdown_dataset(name: str) -> Dataset:
         data.touched.add(host)
 
     for label, block, count in (("boilerplate", BOILERPLATE, 10), ("template", TEMPLATE, 6)):
-        chosen = _pick(sized, count, label, used, str)
+        chosen = _pick(sized, count, label + salt, used, str)
         for url in chosen:
             front, body = _split_markdown(pages[url].content)
             content = front + (
@@ -335,7 +357,7 @@ def markdown_dataset(name: str) -> Dataset:
 
     # Short notes quoting a real article: its opening or one section under a title of its own, and a link back.
     long_enough = [u for u in sized if len(originals[u].text) >= 1500]
-    for n, url in enumerate(_pick(long_enough, EXCERPTS, "excerpt", used, str)):
+    for n, url in enumerate(_pick(long_enough, EXCERPTS, "excerpt" + salt, used, str)):
         front, body = _split_markdown(pages[url].content)
         limit = EXCERPT_SHARE * len(originals[url].text)
         parts = [p for p in _sections(body) if 150 <= len(p.strip()) <= limit]
@@ -517,25 +539,28 @@ def run_detector(corpus: Any, settings: Any) -> tuple[list[Any], float]:
 SPLITS = {"tune": (("ddg", "all"), ("covid", "tune")), "report": (("bitwarden", "all"), ("covid", "report"))}
 
 
-def _datasets(names: Iterable[str]) -> dict[str, Dataset]:
-    makers = {"ddg": lambda: markdown_dataset("ddg"), "bitwarden": lambda: markdown_dataset("bitwarden")}
+def _datasets(names: Iterable[str], draw: int = 0) -> dict[str, Dataset]:
+    makers = {"ddg": lambda: markdown_dataset("ddg", draw), "bitwarden": lambda: markdown_dataset("bitwarden", draw)}
     makers["covid"] = covid_dataset
     return {name: makers[name]() for name in names}
 
 
-def evaluate(split: str = "report", settings: Any = None, *, details: list[dict[str, Any]] | None = None) -> list[dict]:
+def evaluate(
+    split: str = "report", settings: Any = None, *, details: list[dict[str, Any]] | None = None, draw: int = 0
+) -> list[dict]:
     """One row per check (and ``any``) over the split's datasets: tune = DuckDuckGo + covid even half,
     report = Bitwarden + covid odd half."""
     if not SHARED.is_dir():
         print(f"skipped: {SHARED} not found (the shared evaluation data is not part of a clone)")
         return []
-    return _evaluate(_prepared(split), split, settings, details)
+    rows = _evaluate(_prepared(split, draw), split, settings, details)
+    return [{**row, "draw": draw} for row in rows]
 
 
-def _prepared(split: str) -> list[tuple[Dataset, Any, list[str]]]:
+def _prepared(split: str, draw: int = 0) -> list[tuple[Dataset, Any, list[str]]]:
     """(dataset, corpus, halves to score) for each dataset of the split."""
     parts = SPLITS[split] if split in SPLITS else (*SPLITS["tune"], *SPLITS["report"])
-    datasets = _datasets(sorted({name for name, _ in parts}))
+    datasets = _datasets(sorted({name for name, _ in parts}), draw)
     embedder = CachedEmbedder(CACHE, MODEL)
     return [(data, corpus_of(data, embedder), [h for n, h in parts if n == name]) for name, data in datasets.items()]
 
@@ -717,6 +742,7 @@ def main() -> None:
     parser.add_argument("--split", choices=("report", "tune", "all"), default="report")
     parser.add_argument("--details", action="store_true", help="list misses and false positives")
     parser.add_argument("--sweep", action="store_true", help="vary each threshold on the tuning split")
+    parser.add_argument("--draw", type=int, default=0, help="plant the cases by this draw (0: the set tuned on)")
     args = parser.parse_args()
     if not SHARED.is_dir():
         print(f"skipped: {SHARED} not found (the shared evaluation data is not part of a clone)")
@@ -733,7 +759,7 @@ def main() -> None:
         (RESULTS / "duplicate_sweep_tune.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
         return
     details: list[dict[str, Any]] = []
-    rows = evaluate(args.split, details=details)
+    rows = evaluate(args.split, details=details, draw=args.draw)
     print(f"Duplicate detector, {args.split} split\n")
     print(markdown_table(rows))
     if args.details:

@@ -506,11 +506,13 @@ class ContradictionDetector:
         31 days")."""
         scored: list[tuple[tuple[int, int], tuple[int, int], float, float]] = []
         best: dict[tuple[str, int, int], float] = {}
+        twinned: set[tuple[str, int, int]] = set()
         for i, j in chunk_pairs:
             for m, a in enumerate(sentences[i]):
                 for n, b in enumerate(sentences[j]):
                     if a.text == b.text:
                         jaccard, aligned = 1.0, 1.0
+                        twinned.update((("a", i, m), ("b", j, n)))
                     else:
                         shared = sum(weights(w) for w in a.words & b.words)
                         jaccard, aligned = _alignment_of(shared, totals[i][m], totals[j][n])
@@ -525,7 +527,11 @@ class ContradictionDetector:
             if ((i, m), (j, n)) in seen:
                 continue
             seen.add(((i, m), (j, n)))
-            # a sentence with a word-for-word twin in the other article is compared with nothing else there
+            # a sentence with a word-for-word twin in the other article is compared with nothing else there; an
+            # alignment of 1.0 is not enough to tell the twin, since negations are left out of it ("Safe example"
+            # aligns fully with "Unsafe example" when a copy holds both)
+            if (("a", i, m) in twinned or ("b", j, n) in twinned) and sentences[i][m].text != sentences[j][n].text:
+                continue
             slack_a = margin if best["a", i, m] < 1.0 else 0.0
             slack_b = margin if best["b", j, n] < 1.0 else 0.0
             if aligned >= best["a", i, m] - slack_a and aligned >= best["b", j, n] - slack_b:
