@@ -336,3 +336,34 @@ def test_a_sentence_with_a_word_for_word_twin_is_compared_with_that_twin_only(pa
     findings = detect([make_article("a", "URI match detection", body), make_article("b", "URI matching", copy)])
 
     assert not [f for f in findings if {e.text for e in f.evidence} & set(pair_lines)]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        (
+            "The identity provider cannot and will not have access to your vault.",
+            "The identity provider cannot and will have access to your vault.",
+        ),
+        (
+            "Your IdP confirms who Alice is, but cannot and should not have the tools to decrypt her vault.",
+            "Your IdP confirms who Alice is, but can and should not have the tools to decrypt her vault.",
+        ),
+    ],
+)
+def test_each_of_two_coordinated_modals_is_a_claim_of_its_own(one, other):
+    # Found blind (health_bench --draws 6-10, three draws): "cannot and will not have access" against "cannot and
+    # will have access" denies "access" in both, so only the modal each denial belongs to tells them apart.
+    assert _checks(one, other) == ["polarity"]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("Admins cannot and should not see member passwords.", "Admins can't and shouldn't see member passwords."),
+        ("Decide whether you can or cannot share the item.", "Decide whether members can or cannot share the item."),
+        ("Admins can and should rotate keys.", "Admins can and should rotate the keys."),
+    ],
+)
+def test_the_same_coordinated_modals_or_a_choice_between_them_are_quiet(one, other):
+    assert _checks(one, other) == []

@@ -399,6 +399,59 @@ def _polarity(tokens: Sequence[_Token], sub: Sequence[bool], content: Sequence[s
         if token.word in {"charge", "fee"} and m >= 2 and (tokens[m - 2].word, tokens[m - 1].word) == ("free", "of"):
             continue  # "free of charge" is one claim
         yield _Polar(concept, sign, start, token.end, not sub[m], _near(content, m, _POLAR_WIDTH), m)
+    yield from _coordinated_modals(tokens, sub, content, text)
+
+
+# A modal, plain or denied, and the modal it is: "can't" and "cannot" are "can" denied.
+_MODAL_BASE = {
+    "can": "can", "cannot": "can", "can't": "can", "will": "will", "won't": "will", "should": "should",
+    "shouldn't": "should", "must": "must", "mustn't": "must", "would": "would", "wouldn't": "would",
+}  # fmt: skip
+
+
+def _coordinated_modals(
+    tokens: Sequence[_Token], sub: Sequence[bool], content: Sequence[str], text: str
+) -> Iterator[_Polar]:
+    """Two modals joined by "and"/"or" before one verb ("cannot and will not have access", "can and should not
+    have the tools"): each says its own thing of that verb's object, so each is a claim of its own ("will" with
+    "access"), affirmed or denied, and "cannot and will have access" contradicts "cannot and will not"."""
+    k = 0
+    while k < len(tokens):
+        first = _MODAL_BASE.get(tokens[k].word)
+        if first is None:
+            k += 1
+            continue
+        modals: list[tuple[str, int, int]] = []  # (modal, sign, token index)
+        m = k
+        while m < len(tokens) and (base := _MODAL_BASE.get(tokens[m].word)) is not None:
+            denied = tokens[m].word != base or (m + 1 < len(tokens) and tokens[m + 1].word == "not")
+            modals.append((base, -1 if denied else 1, m))
+            m += 2 if m + 1 < len(tokens) and tokens[m + 1].word == "not" else 1
+            if m < len(tokens) - 1 and tokens[m].word in {"and", "or"} and tokens[m + 1].word in _MODAL_BASE:
+                if _CLAUSE_BREAK.search(text, tokens[m - 1].end, tokens[m + 1].start):
+                    break
+                m += 1
+                continue
+            break
+        if len(modals) < 2 or len({base for base, _, _ in modals}) < len(modals):
+            k += 1  # one modal, or a choice between a modal and its denial ("can or cannot share"): no claim
+            continue
+        # what the modals say something of: the first content word after them, within their clause
+        target = next(
+            (n for n in _reach(tokens, m - 1, text) if content[n] and not tokens[n].word.startswith("<")), None
+        )
+        if target is not None:
+            for base, sign, at in modals:
+                yield _Polar(
+                    f"{base}:{tokens[target].word}",
+                    sign,
+                    tokens[at].start,
+                    tokens[target].end,
+                    not sub[target],
+                    _near(content, target, _POLAR_WIDTH),
+                    target,
+                )
+        k = m
 
 
 # Words that say which of a thing's figures is meant.
