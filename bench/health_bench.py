@@ -52,10 +52,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("report", "tune", "all"), default="report")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "health_bench.json")
-    parser.add_argument("--draws", help="a blind replication over these draws instead (e.g. 1-5 or 1,3)")
+    parser.add_argument("--draws", type=_draws, help="a blind replication over these draws instead (e.g. 1-5 or 1,3)")
     args = parser.parse_args()
     if args.draws:
-        return redraw(_draws(args.draws), args.split, args.out.with_name("health_draws.json"))
+        return redraw(args.draws, args.split, args.out.with_name("health_draws.json"))
 
     from bench.health import contradiction_cases, duplicate_cases, stale_cases
 
@@ -108,9 +108,12 @@ def main() -> int:
 
 
 def _draws(spec: str) -> list[int]:
+    """ "1-5" or "1,3": the draws to run; anything else is a usage error, said in one line."""
     out: list[int] = []
     for part in spec.split(","):
-        low, _, high = part.partition("-")
+        low, _, high = part.strip().partition("-")
+        if not low.isdigit() or not (high or low).isdigit() or int(high or low) < int(low):
+            raise argparse.ArgumentTypeError(f"{part!r} is not a draw or a range of draws such as 1-5")
         out += list(range(int(low), int(high or low) + 1))
     return out
 
